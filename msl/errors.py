@@ -1,0 +1,134 @@
+"""Diagnostics: errors that carry a span and render themselves.
+
+Every user-facing problem is an :class:`MslError` (or a list of them in
+:class:`SpecErrors`). The CLI catches these and prints ``file:line:col: message``,
+the source line and a caret, never a Python traceback. The exit code comes from the
+error's class, following the CLI contract of the brief.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+from msl.source import Source, Span
+
+#: Specs larger than this are refused before parsing, so hostile input stays cheap.
+MAX_SPEC_BYTES = 1_000_000
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the CLI contract (see the brief)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    RUNTIME = 3
+
+
+class Severity(IntEnum):
+    WARNING = 1
+    ERROR = 2
+
+
+class MslError(Exception):
+    """An error with a location; ``render`` shows it the way a compiler would."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(
+        self,
+        message: str,
+        span: Span | None = None,
+        hint: str | None = None,
+        severity: Severity = Severity.ERROR,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+        self.severity = severity
+
+    def render(self, source: Source | None = None) -> str:
+        """``file:line:col: error: message``, then the quoted line, a caret and the hint."""
+        label = "warning" if self.severity is Severity.WARNING else "error"
+        where = f"{self.span}: " if self.span else ""
+        out = [f"{where}{label}: {self.message}"]
+        if self.span and source is not None and source.name == self.span.file:
+            text = source.line(self.span.line)
+            if text or self.span.line <= len(source.lines):
+                shown = printable(text.expandtabs(1))
+                width = 1
+                if self.span.end_line == self.span.line:
+                    width = max(1, self.span.end_column - self.span.column)
+                width = min(width, max(1, len(shown) - self.span.column + 1))
+                out.append(f"  {shown}")
+                out.append("  " + " " * (self.span.column - 1) + "^" * width)
+        if self.hint:
+            out.append(f"  hint: {self.hint}")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return f"{self.span}: {self.message}" if self.span else self.message
+
+
+class SpecError(MslError):
+    """A problem in a spec: syntax, names, types (exit code 2)."""
+
+
+class UsageError(MslError):
+    """A problem with the command line or an input file that is not a spec (exit code 2)."""
+
+
+class RuntimeFailure(MslError):
+    """A model or runtime failure outside any single claim (exit code 3)."""
+
+    exit_code = ExitCode.RUNTIME
+
+
+@dataclass
+class SpecErrors(Exception):
+    """Several diagnostics at once (a parse with recovery, a checking pass)."""
+
+    errors: Sequence[MslError]
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
+def printable(text: str) -> str:
+    """Escape control and other non-printable characters so a message is safe to print."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+
+
+def decode_utf8(name: str, data: bytes) -> str:
+    """Decode spec bytes strictly; a bad byte is reported at its line and column."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SpecError(
+            f"file is not valid UTF-8 text (byte 0x{data[exc.start]:02x})",
+            Span.point(name, line, column),
+            hint="MSL specs are UTF-8 text files",
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def check_size(name: str, size: int) -> None:
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"file is too large for a spec ({size / 1e6:.1f} MB; the limit is {MAX_SPEC_BYTES / 1e6:.0f} MB)",
+            Span.point(name),
+            hint="put large data in a JSONL or CSV dataset and load it with dataset(...)",
+        )
+
+
+def errors_in(items: Iterable[MslError]) -> list[MslError]:
+    """Only the errors (not warnings) of ``items``."""
+    return [e for e in items if e.severity is Severity.ERROR]
