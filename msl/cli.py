@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from msl import __version__
-from msl.errors import ExitCode, MslError, SpecErrors
+from msl.errors import ExitCode, MslError, Severity, SpecErrors
 
 EXAMPLES = """
 \b
@@ -59,6 +59,113 @@ def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
 def cli() -> None:
     """MSL, the Model Specification Language: state claims about how trained models
     behave (verify, explore, steer, refine) and check them against the real model."""
+
+
+def _paths_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))(fn)
+
+
+def _report(problems: list[MslError]) -> None:
+    """Print diagnostics in file order, errors and warnings together, to stderr."""
+    for problem in sorted(problems, key=_location):
+        click.echo(problem.render(), err=True)
+
+
+def _location(e: MslError) -> tuple[str, int, int]:
+    return (e.span.file, e.span.line, e.span.column) if e.span else ("", 0, 0)
+
+
+@cli.command()
+@_paths_argument
+@_guarded
+def lint(paths: tuple[Path, ...]) -> int:
+    """Parse and check specs without running any model.
+
+    Reports syntax and type errors, names unknown across imports, measurements used on
+    the wrong kind of model, percent/fraction mix-ups, and — with z3 — expectations that
+    contradict each other or can never fail. Exit 0 when clean (warnings allowed), 2 on
+    any error.
+
+    \b
+    Example:
+      msl lint specs/
+    """
+    from msl.check import any_errors, check_paths
+    from msl.lint import lint_spec
+
+    specs, problems = check_paths(list(paths))
+    for spec in specs:
+        problems.extend(lint_spec(spec))
+    _report(problems)
+    errors = sum(1 for p in problems if p.severity is Severity.ERROR)
+    warnings = len(problems) - errors
+    click.echo(f"{len(specs)} spec(s) checked: {errors} error(s), {warnings} warning(s)", err=True)
+    return ExitCode.USAGE if any_errors(problems) else ExitCode.OK
+
+
+@cli.command()
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would change.")
+@click.option("--diff", is_flag=True, help="Show what would change as a unified diff.")
+@_paths_argument
+@_guarded
+def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
+    """Rewrite specs in the canonical layout (comments are kept).
+
+    Formatting never changes what a spec means, and formatting twice changes nothing.
+    Files are replaced atomically. Exit 0, 1 when --check finds a file to change, 2 on
+    a file that does not parse.
+
+    \b
+    Examples:
+      msl fmt specs/
+      msl fmt --check specs/        # in CI
+    """
+    import difflib
+
+    from msl.check import display_path, iter_specs
+    from msl.fmt import format_parsed
+    from msl.parse import parse_file
+
+    changed, broken = 0, 0
+    for path in iter_specs(list(paths)):
+        try:
+            parsed = parse_file(path, display_path(path))
+        except SpecErrors as exc:
+            _report(list(exc.errors))
+            broken += 1
+            continue
+        formatted = format_parsed(parsed)
+        if formatted == parsed.source.text:
+            continue
+        changed += 1
+        if diff:
+            click.echo("".join(difflib.unified_diff(
+                parsed.source.text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+                parsed.source.name, parsed.source.name + " (formatted)",
+            )))
+        if check_only:
+            click.echo(f"would reformat {parsed.source.name}", err=True)
+        else:
+            _write_atomic(path, formatted)
+            click.echo(f"reformatted {parsed.source.name}", err=True)
+    if broken:
+        return ExitCode.USAGE
+    return ExitCode.FAILED if check_only and changed else ExitCode.OK
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so a crash never leaves half a file."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 @cli.command()

@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from msl.source import Source, Span
+from msl.source import Source, Span, lookup
 
-#: Specs larger than this are refused before parsing, so hostile input stays cheap.
-MAX_SPEC_BYTES = 1_000_000
+#: Specs larger than this are refused before parsing, so hostile input stays cheap
+#: (the pure-Python LALR parser reads about 60 KB a second; data belongs in datasets).
+MAX_SPEC_BYTES = 256 * 1024
 
 
 class ExitCode(IntEnum):
@@ -53,6 +54,8 @@ class MslError(Exception):
     def render(self, source: Source | None = None) -> str:
         """``file:line:col: error: message``, then the quoted line, a caret and the hint."""
         label = "warning" if self.severity is Severity.WARNING else "error"
+        if source is None and self.span is not None:
+            source = lookup(self.span.file)
         where = f"{self.span}: " if self.span else ""
         out = [f"{where}{label}: {self.message}"]
         if self.span and source is not None and source.name == self.span.file:
@@ -123,7 +126,7 @@ def decode_utf8(name: str, data: bytes) -> str:
 def check_size(name: str, size: int) -> None:
     if size > MAX_SPEC_BYTES:
         raise SpecError(
-            f"file is too large for a spec ({size / 1e6:.1f} MB; the limit is {MAX_SPEC_BYTES / 1e6:.0f} MB)",
+            f"file is too large for a spec ({size // 1024} KB; the limit is {MAX_SPEC_BYTES // 1024} KB)",
             Span.point(name),
             hint="put large data in a JSONL or CSV dataset and load it with dataset(...)",
         )

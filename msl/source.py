@@ -32,6 +32,15 @@ class Span:
         return Span(self.file, self.line, self.column, other.end_line, other.end_column)
 
 
+#: Every source read in this process, by name, so any diagnostic can quote its line.
+_SOURCES: dict[str, Source] = {}
+
+
+def lookup(name: str) -> Source | None:
+    """The source text of a file read earlier in this process (for diagnostics)."""
+    return _SOURCES.get(name)
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """A decoded source file; ``lines`` is kept so diagnostics can quote the text."""
@@ -41,7 +50,12 @@ class Source:
     lines: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lines", tuple(self.text.splitlines()))
+        object.__setattr__(self, "lines", tuple(self.text.split("\n")))
+
+    def register(self) -> Source:
+        """Make this text the one diagnostics about ``name`` quote."""
+        _SOURCES[self.name] = self
+        return self
 
     def line(self, number: int) -> str:
         """The text of 1-based line ``number``, or ``""`` past the end."""

@@ -1,0 +1,67 @@
+"""Domains of ``forall`` claims over network inputs: boxes and norm balls.
+
+Linear constraints on the inputs go in the claim's ``where`` clause. Over these domains
+the formal engine proves or refutes; elsewhere a claim is searched, never proved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from msl.builtins import builtin
+from msl.values import Context, EvalError
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A box ``lower ≤ x ≤ upper``, or a ball of ``radius`` around ``center`` (norm "linf"/"l2")."""
+
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    norm: str = "box"
+    center: tuple[float, ...] = ()
+    radius: float = 0.0
+
+    @property
+    def dims(self) -> int:
+        return len(self.lower)
+
+
+def _point(values: Any, what: str) -> tuple[float, ...]:
+    array = np.asarray(list(values), dtype=np.float64).ravel()
+    if array.size == 0 or not np.all(np.isfinite(array)):
+        raise EvalError(f"{what} must be a non-empty list of finite numbers")
+    return tuple(float(v) for v in array)
+
+
+@builtin("box(lower: vector, upper: vector) -> domain")
+def box(ctx: Context, lower: Any, upper: Any) -> Domain:
+    """All points with ``lower[i] <= x[i] <= upper[i]``."""
+    lo, hi = _point(lower, "box lower"), _point(upper, "box upper")
+    if len(lo) != len(hi):
+        raise EvalError(f"box bounds have different sizes ({len(lo)} and {len(hi)})")
+    if any(a > b for a, b in zip(lo, hi)):
+        raise EvalError("box: a lower bound is above its upper bound")
+    return Domain(lo, hi)
+
+
+@builtin("linf_ball(center: vector, radius: number) -> domain")
+def linf_ball(ctx: Context, center: Any, radius: float) -> Domain:
+    """All points within ``radius`` of ``center`` in every coordinate (L∞)."""
+    c = _point(center, "linf_ball center")
+    if radius < 0:
+        raise EvalError("a ball's radius must be ≥ 0")
+    return Domain(tuple(v - radius for v in c), tuple(v + radius for v in c), "linf", c, float(radius))
+
+
+@builtin("l2_ball(center: vector, radius: number) -> domain")
+def l2_ball(ctx: Context, center: Any, radius: float) -> Domain:
+    """All points within Euclidean distance ``radius`` of ``center``; the formal engine
+    bounds it by its enclosing box, so it can refute but only prove via the box."""
+    c = _point(center, "l2_ball center")
+    if radius < 0:
+        raise EvalError("a ball's radius must be ≥ 0")
+    return Domain(tuple(v - radius for v in c), tuple(v + radius for v in c), "l2", c, float(radius))

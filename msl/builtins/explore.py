@@ -1,0 +1,166 @@
+"""Explore: linear probes over layers, and the direction a probe learns.
+
+A probe is a logistic regression (torch, seeded) on the activations of a site, trained on
+one part of a labelled set and scored on the rest. ``probe(lm.resid_post, ...)`` gives a
+per-layer series of test accuracies, which the report shows as a table and a plot and
+expectations can test (``max(acc) >= 0.85``, ``first(acc >= 0.8) <= 12``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from msl import queries as q
+from msl.builtins import builtin
+from msl.builtins.steer import _check_tokens, token_selector
+from msl.values import Context, DataSet, EvalError, Record, Series, SiteFamily, SiteRef, as_text
+
+#: Probe training: full-batch optimisation, fixed budget, L2 penalty — deterministic.
+_EPOCHS = 300
+_L2 = 1e-3
+
+
+@dataclass(frozen=True)
+class ProbeFit:
+    accuracy: float
+    weights: np.ndarray  # (classes, features), in the units of the raw activations
+    classes: tuple[Any, ...]
+
+
+def _labels(data: DataSet, field: str) -> tuple[list[str], list[Any]]:
+    texts, labels = [], []
+    for item in data:
+        if not isinstance(item, Record) or not item.has(field):
+            raise EvalError(f"probe: every item needs a `{field}` field")
+        texts.append(as_text(item))
+        labels.append(item.get(field))
+    if len(set(labels)) < 2:
+        raise EvalError("probe: the data has fewer than two classes")
+    return texts, labels
+
+
+def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < fraction < 1:
+        raise EvalError(f"probe: split must be a fraction in (0, 1), got {fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    cut = min(max(1, round(n * fraction)), n - 1)
+    return order[:cut], order[cut:]
+
+
+def fit_probe(features: np.ndarray, labels: list[Any], train: np.ndarray, test: np.ndarray, seed: int) -> ProbeFit:
+    """Multinomial logistic regression on standardised features; test accuracy."""
+    import torch
+
+    classes = tuple(sorted(set(labels), key=str))
+    y = np.array([classes.index(v) for v in labels])
+    mean = features[train].mean(axis=0)
+    scale = features[train].std(axis=0) + 1e-6
+    x = (features - mean) / scale
+    generator = torch.Generator().manual_seed(seed)
+    xt = torch.tensor(x[train], dtype=torch.float64)
+    yt = torch.tensor(y[train])
+    weight = (torch.randn(x.shape[1], len(classes), generator=generator, dtype=torch.float64) * 0.01).requires_grad_()
+    bias = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.Adam([weight, bias], lr=0.05)
+    for _ in range(_EPOCHS):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ weight + bias, yt) + _L2 * (weight**2).sum()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        logits = torch.tensor(x[test], dtype=torch.float64) @ weight + bias
+        accuracy = float((logits.argmax(dim=1).numpy() == y[test]).mean())
+        raw = (weight.numpy() / scale[:, None]).T
+    return ProbeFit(accuracy, raw, classes)
+
+
+def _captures(ctx: Context, family: SiteFamily, layer: int, texts: list[str], tokens: Any, then: Any) -> Any:
+    selector = token_selector(tokens)
+    queries = [q.Capture(t, q.Site(family.point, layer), selector) for t in texts]
+
+    def features(results: list[Any]) -> Any:
+        rows = [np.asarray(r, np.float64).reshape(-1, np.asarray(r).shape[-1]).mean(axis=0) for r in results]
+        return then(np.stack(rows))
+
+    return ctx.query_all(family.model, queries, features)
+
+
+@builtin(
+    'probe(at: sites, data: set[record], label: str = "label", layers: set[number] = None, '
+    'tokens: tokens = "last", split: number = 0.7, seed: number = None) -> series[number]',
+    validate=_check_tokens,
+)
+def probe(
+    ctx: Context,
+    at: SiteFamily,
+    data: DataSet,
+    label: str = "label",
+    layers: DataSet | None = None,
+    tokens: Any = "last",
+    split: float = 0.7,
+    seed: float | None = None,
+) -> Any:
+    """Test accuracy of a linear probe for ``label`` at each layer of a site family.
+
+    ``probe(lm.resid_post, data: reviews, layers: range(0, 30, 3))``; the split and the
+    probe's initialisation are seeded (``seed``, else the run's ``--seed``).
+    """
+    texts, labels = _labels(data, label)
+    chosen = [int(v) for v in layers] if layers is not None else list(range(at.model.model.num_layers))
+    if not chosen:
+        raise EvalError("probe: no layers to probe")
+    key = int(seed) if seed is not None else ctx.rng("probe").getrandbits(31)
+    train, test = _split(len(texts), split, key)
+    accuracies: dict[int, float] = {}
+
+    for layer in chosen:
+        def fit(features: np.ndarray, layer: int = layer) -> float:
+            accuracies[layer] = fit_probe(features, labels, train, test, key).accuracy
+            return accuracies[layer]
+
+        _captures(ctx, at, layer, texts, tokens, fit)
+    if len(accuracies) < len(chosen):
+        from msl.plan import PENDING
+
+        return PENDING
+    return Series(tuple(chosen), tuple(accuracies[layer] for layer in chosen), f"probe accuracy ({label})")
+
+
+@builtin(
+    'probe_direction(at: site, data: set[record], label: str = "label", positive: str = None, '
+    'tokens: tokens = "last", seed: number = None) -> vector',
+    validate=_check_tokens,
+)
+def probe_direction(
+    ctx: Context,
+    at: SiteRef,
+    data: DataSet,
+    label: str = "label",
+    positive: str | None = None,
+    tokens: Any = "last",
+    seed: float | None = None,
+) -> Any:
+    """The direction a two-class probe at one site learns (toward ``positive``), usable
+    as a steering vector or for ``project_out``."""
+    texts, labels = _labels(data, label)
+    classes = sorted(set(labels), key=str)
+    if len(classes) != 2:
+        raise EvalError("probe_direction needs exactly two classes")
+    target = positive if positive is not None else classes[1]
+    if target not in classes:
+        raise EvalError(f"probe_direction: no class {target!r} among {classes}")
+    key = int(seed) if seed is not None else ctx.rng("probe").getrandbits(31)
+    everything = np.arange(len(texts))
+    family = SiteFamily(at.model, at.point)
+
+    def direction(features: np.ndarray) -> np.ndarray:
+        fit = fit_probe(features, labels, everything, everything, key)
+        w = fit.weights[fit.classes.index(target)] - fit.weights[1 - fit.classes.index(target)]
+        vector = (w / np.linalg.norm(w)).astype(np.float32)
+        ctx.save_vector(f"probe_direction at {at.point}[{at.layer}]", vector)
+        return vector
+
+    return _captures(ctx, family, at.layer, texts, tokens, direction)

@@ -1,0 +1,293 @@
+"""Lint: find expectations that can never hold together, or can never fail (z3).
+
+Two claims over overlapping sets whose expectations no input can satisfy at once — say
+``expect s(x) >= 1`` and ``expect s(x) <= 0`` over the same ``x`` — cannot both pass,
+whatever the model does; an expectation that no measurement can falsify, or a tolerance
+of 100%, would pass without evidence. Both are spec errors, found before any model runs.
+
+Expectations are read as formulas over *atoms*: each measurement (``lm.logprob(_, " a")``,
+with the claim's variable written ``_``) is an unknown real, string or condition, with the
+range its built-in guarantees (a rate is in [0, 1]). Lets and measures are inlined, so
+``score(x)`` and its definition are the same atom. Linear arithmetic, comparisons,
+``and``/``or``/``not``, ``abs``, ``min`` and ``max`` are exact; anything else is an atom.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
+
+import z3
+
+from msl import ast
+from msl import types as T
+from msl.check import CheckedClaim, CheckedSpec
+from msl.errors import MslError, SpecError
+from msl.fmt import expr as show
+
+#: Each satisfiability question gets this long; an unknown answer reports nothing.
+SOLVER_TIMEOUT_MS = 2000
+
+#: Ranges that built-ins guarantee, by name: (lower, upper).
+_RANGES = {"rate": (0, 1), "prob": (0, 1), "cosine": (-1, 1), "count": (0, None), "abs": (0, None),
+           "perplexity": (1, None), "kl": (0, None), "norm": (0, None), "len": (0, None)}
+
+
+class _Untranslatable(Exception):
+    """Raised inside translation: this expectation is not a formula lint can read."""
+
+
+@dataclass(frozen=True)
+class _Fact:
+    claim: CheckedClaim
+    expect: ast.Expect
+    group: str  # the set the claim ranges over ("" for closed expectations)
+    formula: z3.BoolRef
+    axioms: z3.BoolRef  # the ranges of the formula's atoms
+
+
+def lint_spec(spec: CheckedSpec) -> list[MslError]:
+    """Contradictions and vacuous expectations in one checked spec."""
+    problems: list[MslError] = []
+    facts: list[_Fact] = []
+    for claim in spec.claims:
+        if claim.tolerance >= 1:
+            tolerate = claim.claim.statements(ast.Tolerate)[0]
+            problems.append(SpecError(
+                "tolerating 100% of violations makes this claim pass whatever the model does",
+                tolerate.span,
+            ))
+        for fact in _facts(spec, claim):
+            facts.append(fact)
+            if _unsat(z3.And(fact.axioms, z3.Not(fact.formula))):
+                problems.append(SpecError(
+                    "this expectation holds whatever the model does, so it checks nothing",
+                    fact.expect.span,
+                    hint="compare the measurement with a threshold that a model could miss",
+                ))
+    problems.extend(_contradictions(facts))
+    return problems
+
+
+def _contradictions(facts: list[_Fact]) -> Iterator[MslError]:
+    by_group: dict[str, list[_Fact]] = defaultdict(list)
+    for f in facts:
+        by_group[f.group].append(f)
+    for group in by_group.values():
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                same = a.claim is b.claim
+                budget = a.claim.tolerance + (0 if same else b.claim.tolerance)
+                if budget >= 1 or not _unsat(z3.And(a.formula, b.formula, a.axioms, b.axioms)):
+                    continue
+                if same:
+                    message = "this expectation contradicts another of the same claim"
+                else:
+                    message = f"this expectation contradicts claim `{a.claim.name}` ({a.expect.span})"
+                yield SpecError(
+                    message,
+                    b.expect.span,
+                    hint=f"no input satisfies both `{show(_cond(a.expect))}` and `{show(_cond(b.expect))}`",
+                )
+
+
+def _cond(e: ast.Expect) -> ast.Expr:
+    assert not isinstance(e.condition, ast.Invariant | ast.Directional | ast.Agree)
+    return e.condition
+
+
+def _solve(formula: z3.BoolRef) -> z3.CheckSatResult:
+    solver = z3.Solver()
+    solver.set("timeout", SOLVER_TIMEOUT_MS)
+    solver.add(formula)
+    return solver.check()
+
+
+def _unsat(formula: z3.BoolRef) -> bool:
+    return _solve(formula) == z3.unsat
+
+
+def _facts(spec: CheckedSpec, claim: CheckedClaim) -> Iterator[_Fact]:
+    fors = [q for q in claim.quantifiers if isinstance(q, ast.For)]
+    if len(claim.quantifiers) > 1 or claim.quantifiers and not fors:
+        return
+    group = _set_key(fors[0].iterable) if fors else ""
+    translator = _Translator(spec)
+    lets: dict[str, ast.Node] = {}
+    if fors:
+        lets[fors[0].var] = translator.typed(ast.Name("_"), fors[0])
+    for stmt in claim.claim.body:
+        try:
+            if isinstance(stmt, ast.Let):
+                lets[stmt.name] = translator.subst(stmt.value, lets, 0)
+            if not isinstance(stmt, ast.Expect) or isinstance(
+                stmt.condition, ast.Invariant | ast.Directional | ast.Agree
+            ):
+                continue
+            translator.axioms = []
+            formula = translator.bool(translator.subst(stmt.condition, lets, 0))
+        except (_Untranslatable, z3.Z3Exception, RecursionError):
+            continue
+        yield _Fact(claim, stmt, group, formula, z3.And(*translator.axioms))
+
+
+def _set_key(iterable: ast.Expr) -> str:
+    """What a claim ranges over, with samples reduced to the set they are drawn from."""
+    while isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name) and iterable.func.id == "sample":
+        if not iterable.args:
+            break
+        iterable = iterable.args[0]
+    return show(iterable)
+
+
+#: Measures inlined inside measures deeper than this are left as atoms.
+_MAX_INLINE = 20
+
+
+class _Translator:
+    """An expectation as a z3 formula over atoms (see the module docstring)."""
+
+    def __init__(self, spec: CheckedSpec) -> None:
+        self.spec = spec
+        self.types: dict[int, T.Type] = {}
+        self.keep: list[ast.Node] = []  # keeps substituted nodes alive: their ids key `types`
+        self.axioms: list[z3.BoolRef] = []
+
+    def subst(self, node: ast.Node, env: dict[str, ast.Node], depth: int) -> ast.Node:
+        """``node`` with lets, the claim variable (``_``) and measure bodies substituted.
+
+        The values in ``env`` are substituted already.
+        """
+        match node:
+            case ast.Name() if node.id in env:
+                return env[node.id]
+            case ast.Call(func=ast.Name(id=name)) if name not in env and self.measure(name) and depth < _MAX_INLINE:
+                measure = self.measure(name)
+                assert measure is not None
+                if len(node.args) != len(measure.params) or node.kwargs:
+                    raise _Untranslatable
+                inner = {p: self.subst(a, env, depth) for p, a in zip(measure.params, node.args)}
+                return self.typed(self.subst(measure.body, inner, depth + 1), node)  # type: ignore[arg-type]
+            case ast.Comprehension():
+                inner = {k: v for k, v in env.items() if k != node.var}
+                changes = {"iterable": self.subst(node.iterable, env, depth), "element": self.subst(node.element, inner, depth)}
+                if node.condition is not None:
+                    changes["condition"] = self.subst(node.condition, inner, depth)
+                return self.typed(replace(node, **changes), node)
+        changes = {}
+        for f in fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, ast.Node) and f.compare:
+                changes[f.name] = self.subst(value, env, depth)
+            elif isinstance(value, tuple) and value and isinstance(value[0], ast.Node):
+                changes[f.name] = tuple(self.subst(v, env, depth) for v in value)
+        return self.typed(replace(node, **changes) if changes else node, node)
+
+    def typed(self, new: ast.Node, old: ast.Node) -> ast.Node:
+        if id(new) not in self.types:
+            self.types[id(new)] = self.spec.types.get(id(old), self.types.get(id(old), T.ANY))
+        self.keep.append(new)
+        return new
+
+    def measure(self, name: str) -> ast.MeasureDecl | None:
+        symbol = self.spec.symbols.get(name)
+        return symbol.node if symbol is not None and isinstance(symbol.node, ast.MeasureDecl) else None
+
+    def type_of(self, node: ast.Node) -> T.Type:
+        return self.types.get(id(node), T.ANY)
+
+    def bool(self, node: ast.Node) -> z3.BoolRef:
+        match node:
+            case ast.Bool():
+                return z3.BoolVal(node.value)
+            case ast.Unary(op="not"):
+                return z3.Not(self.bool(node.operand))
+            case ast.Binary(op="and"):
+                return z3.And(self.bool(node.left), self.bool(node.right))
+            case ast.Binary(op="or"):
+                return z3.Or(self.bool(node.left), self.bool(node.right))
+            case ast.Compare():
+                return self.compare(node)
+        if self.type_of(node) != T.BOOL:
+            raise _Untranslatable
+        return z3.Bool(show(node))
+
+    def compare(self, node: ast.Compare) -> z3.BoolRef:
+        terms = [self.term(o) for o in node.operands]
+        parts = []
+        for op, a, b in zip(node.ops, terms, terms[1:]):
+            if op in ("==", "!="):
+                if a.sort() != b.sort():
+                    raise _Untranslatable
+                parts.append(a == b if op == "==" else a != b)
+            else:
+                if not (z3.is_arith(a) and z3.is_arith(b)):
+                    raise _Untranslatable
+                parts.append({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op])
+        return z3.And(*parts) if len(parts) > 1 else parts[0]
+
+    def term(self, node: ast.Node) -> z3.ExprRef:
+        match node:
+            case ast.Number():
+                return z3.RealVal(str(node.fraction if node.percent else node.value))
+            case ast.String():
+                return z3.StringVal(node.value)
+            case ast.Bool():
+                return z3.BoolVal(node.value)
+            case ast.Unary(op="-"):
+                return -self.number(node.operand)
+            case ast.Binary(op="+" | "-") if self.type_of(node) == T.NUMBER:
+                a, b = self.number(node.left), self.number(node.right)
+                return a + b if node.op == "+" else a - b
+            case ast.Binary(op="*" | "/") if self.type_of(node) == T.NUMBER:
+                return self.product(node)
+            case ast.Call(func=ast.Name(id="abs"), args=(arg,)) if self.type_of(node) == T.NUMBER:
+                v = self.number(arg)
+                return z3.If(v >= 0, v, -v)
+            case ast.Call(func=ast.Name(id="min" | "max" as name), args=(first, second)):
+                a, b = self.number(first), self.number(second)
+                return z3.If(a <= b if name == "min" else a >= b, a, b)
+        return self.atom(node)
+
+    def number(self, node: ast.Node) -> z3.ArithRef:
+        t = self.term(node)
+        if not z3.is_arith(t):
+            raise _Untranslatable
+        return t  # type: ignore[return-value]
+
+    def product(self, node: ast.Binary) -> z3.ExprRef:
+        a, b = self.number(node.left), self.number(node.right)
+        if node.op == "/":
+            if not z3.is_rational_value(b) or b.as_fraction() == 0:
+                return self.atom(node)
+            return a / b
+        if z3.is_rational_value(a) or z3.is_rational_value(b):
+            return a * b
+        return self.atom(node)
+
+    def atom(self, node: ast.Node) -> z3.ExprRef:
+        t = self.type_of(node)
+        name = show(node)
+        if t == T.NUMBER:
+            v = z3.Real(name)
+            self.bounds(node, v)
+            return v
+        if t in (T.STR, T.TEXT):
+            return z3.String(name)
+        if t == T.BOOL:
+            return z3.Bool(name)
+        raise _Untranslatable
+
+    def bounds(self, node: ast.Node, v: z3.ArithRef) -> None:
+        if not isinstance(node, ast.Call):
+            return
+        f = node.func
+        fname = f.id if isinstance(f, ast.Name) else f.name if isinstance(f, ast.Attribute) else ""
+        if fname == "logprob":
+            self.axioms.append(v <= 0)
+        lo, hi = _RANGES.get(fname, (None, None))
+        if lo is not None:
+            self.axioms.append(v >= lo)
+        if hi is not None:
+            self.axioms.append(v <= hi)
