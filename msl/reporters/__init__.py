@@ -1,0 +1,110 @@
+"""Reporters: a findings document rendered for people (text, HTML) and machines (JSON,
+JUnit XML, SARIF).
+
+Each format is one function decorated with :func:`reporter`; it turns a
+:class:`~msl.findings.FindingsDocument` into text. :func:`write_report` picks the format
+by name and writes to a file (atomically) or to standard output, so ``msl check``,
+``msl report`` and anything else share one code path. Adding a format is one decorated
+function in a module imported at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from msl.errors import UsageError
+from msl.findings import FindingsDocument
+from msl.jsonio import write_text_atomic
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOptions:
+    """What a reporter may need besides the findings.
+
+    ``strict``: inconclusive counts as failure (JUnit failure instead of skipped).
+    ``color``: the text reporter may emit ANSI colours (only for a terminal).
+    ``width``: the text reporter's line width (None: the terminal's).
+    """
+
+    strict: bool = False
+    color: bool = False
+    width: int | None = 120
+
+
+Render = Callable[[FindingsDocument, ReportOptions], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    name: str
+    suffix: str
+    description: str
+    render: Render
+
+
+REPORTERS: dict[str, Reporter] = {}
+
+
+def reporter(name: str, suffix: str) -> Callable[[Render], Render]:
+    """Register ``render`` as the reporter for format ``name`` (files end in ``suffix``).
+
+    The first line of the function's docstring describes the format in ``--help``.
+    """
+
+    def register(render: Render) -> Render:
+        if name in REPORTERS:
+            raise ValueError(f"reporter {name!r} is already registered")
+        description = (render.__doc__ or name).strip().splitlines()[0]
+        REPORTERS[name] = Reporter(name, suffix, description, render)
+        return render
+
+    return register
+
+
+def formats() -> list[str]:
+    """The registered format names, for ``--format`` choices."""
+    return sorted(REPORTERS)
+
+
+def render_report(doc: FindingsDocument, fmt: str, options: ReportOptions | None = None) -> str:
+    """``doc`` rendered in format ``fmt``; an unknown format is a :class:`UsageError`."""
+    try:
+        chosen = REPORTERS[fmt]
+    except KeyError:
+        raise UsageError(f"unknown report format {fmt!r}", hint=f"choose one of {', '.join(formats())}") from None
+    return chosen.render(doc, options or ReportOptions())
+
+
+def write_report(
+    doc: FindingsDocument,
+    fmt: str,
+    path: str | Path | None = None,
+    *,
+    strict: bool = False,
+) -> None:
+    """Write ``doc`` in format ``fmt`` to ``path`` (atomically), or to stdout when ``path``
+    is None or ``-``. Text to a terminal is coloured unless ``NO_COLOR`` is set."""
+    to_stdout = path is None or str(path) == "-"
+    tty = to_stdout and sys.stdout.isatty()
+    options = ReportOptions(
+        strict=strict,
+        color=tty and "NO_COLOR" not in os.environ,
+        width=None if tty else 120,
+    )
+    text = render_report(doc, fmt, options)
+    if to_stdout:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        write_text_atomic(Path(path), text)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise UsageError(f"cannot write {fmt} report to {str(path)!r}: {exc.strerror or exc}") from None
+
+
+# Importing the format modules registers them.
+from msl.reporters import html, json, junit, sarif, text  # noqa: E402,F401
