@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from msl.errors import UsageError
 from msl.findings import ACCEPTABLE, Finding, FindingsDocument, Name, Sha256, Text, Verdict
-from msl.jsonio import MAX_JSON_BYTES, parse_json, read_bounded, validation_message, write_text_atomic
+from msl.jsonio import MAX_JSON_BYTES, decode_text, parse_json, read_bounded, validation_message, write_text_atomic
 from msl.source import Span
 
 DEFAULT_REASON = "accepted known violation"
@@ -63,11 +63,11 @@ def load_baseline(path: str | Path, *, max_bytes: int = MAX_JSON_BYTES) -> Basel
     path = Path(path)
     name = str(path)
     data = read_bounded(path, "baseline file", max_bytes)
-    value = parse_json(data, name, "baseline file")
-    if not isinstance(value, dict):
+    text = decode_text(data, name, "baseline file")
+    if not isinstance(parse_json(text, name, "baseline file"), dict):
         raise UsageError("baseline file must hold a JSON object", Span.point(name))
     try:
-        return Baseline.model_validate_json(data, strict=True)
+        return Baseline.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise UsageError(f"invalid baseline file: {validation_message(exc)}", Span.point(name)) from None
 

@@ -151,19 +151,27 @@ class Catalog:
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
             self._db.execute("PRAGMA journal_mode = WAL")
-            with self._write() as db:
-                # executescript would commit the transaction, so one statement at a time.
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            (version,) = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = self._schema_version()
+            if version is None:  # a new catalogue: create it (readers of an existing one take no lock)
+                with self._write() as db:
+                    # executescript would commit the transaction, so one statement at a time.
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                version = self._schema_version()
         except sqlite3.Error as exc:
             self._db.close()
             raise UsageError(f"cannot use catalogue {str(self.path)!r}: {exc}") from None
         if version != str(SCHEMA_VERSION):
             self._db.close()
             raise UsageError(f"catalogue {str(self.path)!r} has schema version {version}, this MSL reads {SCHEMA_VERSION}")
+
+    def _schema_version(self) -> str | None:
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else str(row[0])
 
     def __enter__(self) -> Catalog:
         return self

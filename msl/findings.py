@@ -52,7 +52,7 @@ from pydantic import (
 from msl import __version__
 from msl.errors import ExitCode, UsageError
 from msl.source import Span
-from msl.jsonio import MAX_JSON_BYTES, parse_json, read_bounded, validation_message
+from msl.jsonio import MAX_JSON_BYTES, decode_text, parse_json, read_bounded, validation_message
 
 SHA256_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
@@ -431,11 +431,11 @@ def findings_json_schema() -> dict[str, Any]:
 
 def parse_findings(data: bytes, name: str = "<findings>", *, verify_ids: bool = True) -> FindingsDocument:
     """Validate findings from bytes; see :func:`load_findings`."""
-    value = parse_json(data, name, "findings file")
-    if not isinstance(value, dict):
+    text = decode_text(data, name, "findings file")
+    if not isinstance(parse_json(text, name, "findings file"), dict):
         raise UsageError("findings file must hold a JSON object (a findings document)", Span.point(name))
     try:
-        doc = FindingsDocument.model_validate_json(data, strict=True)
+        doc = FindingsDocument.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise UsageError(f"invalid findings file: {validation_message(exc)}", Span.point(name)) from None
     if verify_ids:

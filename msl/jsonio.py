@@ -60,24 +60,27 @@ def read_bounded(path: Path, what: str, max_bytes: int = MAX_JSON_BYTES) -> byte
     return data
 
 
+def decode_text(data: bytes, name: str, what: str) -> str:
+    """Strict UTF-8, with a leading byte-order mark dropped."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} is not UTF-8 text (bad byte 0x{data[exc.start]:02x} at offset {exc.start})", Span.point(name)) from None
+    return text.removeprefix("\ufeff")
+
+
 def parse_json(
-    data: bytes,
+    text: str,
     name: str,
     what: str,
     *,
     max_depth: int = MAX_JSON_DEPTH,
     max_string: int = MAX_JSON_STRING,
 ) -> Any:
-    """Decode and parse strict JSON, then check depth and string lengths.
+    """Parse strict JSON, then check depth and string lengths.
 
     Returns plain Python data (dicts, lists, str, int, float, bool, None).
     """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{what} is not UTF-8 text (bad byte 0x{data[exc.start]:02x} at offset {exc.start})", Span.point(name)) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
     try:
         value = json.loads(
             text,
@@ -89,7 +92,7 @@ def parse_json(
     except json.JSONDecodeError as exc:
         raise UsageError(f"{what} is not valid JSON: {exc.msg}", Span.point(name, exc.lineno, exc.colno)) from None
     except RecursionError:
-        raise UsageError(f"{what} is nested too deeply to be a findings file", Span.point(name)) from None
+        raise UsageError(f"{what} is nested too deeply", Span.point(name)) from None
     except ValueError as exc:  # _Rejected, and anything else the parser refuses
         raise UsageError(f"{what} is not strict JSON: {printable(str(exc))[:200]}", Span.point(name)) from None
     _check_shape(value, name, what, max_depth, max_string)

@@ -212,22 +212,18 @@ def _plots(series: Sequence[Series]) -> list[str]:
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values (steps of 1, 2 or 5 × 10^k) covering [lo, hi]."""
+    """Round tick values (steps of 1, 2 or 5 × 10^k) covering [lo, hi]; needs hi > lo."""
     raw = (hi - lo) / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks = []
-    value = first
-    while value <= hi + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+    first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    return [i * step for i in range(first, last + 1)]
 
 
 def _span(values: Sequence[float]) -> tuple[float, float]:
+    """The axis range for ``values``, padded; a flat range is widened around its value."""
     lo, hi = min(values), max(values)
-    if hi - lo < 1e-12:
+    if hi - lo <= max(abs(lo), abs(hi)) * 1e-9:
         pad = abs(lo) * 0.1 or 1.0
         return lo - pad, hi + pad
     pad = (hi - lo) * 0.05

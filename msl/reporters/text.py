@@ -148,10 +148,14 @@ def summary_text(doc: FindingsDocument, *, strict: bool = False) -> Text:
 
 
 def _folding_table(*headers: str) -> Table:
-    """A table whose cells wrap instead of being cut: ids and names must stay whole."""
+    """A table whose cells wrap instead of being cut: ids and names must stay whole, and
+    hashes stay on one line so they can be copied."""
     table = Table(box=box.SIMPLE_HEAD)
     for header in headers:
-        table.add_column(header, overflow="fold")
+        if header in ("fingerprint", "hash"):
+            table.add_column(header, no_wrap=True, min_width=len("sha256:") + 64)
+        else:
+            table.add_column(header, overflow="fold")
     return table
 
 
