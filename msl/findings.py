@@ -28,6 +28,7 @@ Design decisions, so that readers of a findings file can rely on them:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import socket
@@ -51,8 +52,8 @@ from pydantic import (
 
 from msl import __version__
 from msl.errors import ExitCode, UsageError
-from msl.source import Span
 from msl.jsonio import MAX_JSON_BYTES, decode_text, parse_json, read_bounded, validation_message
+from msl.source import Span
 
 SHA256_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
@@ -238,6 +239,44 @@ class FindingError(_Model):
     location: Label | None = Field(None, description="file:line:col of the failing construct")
 
 
+def _required(field: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"properties": {field: schema}, "required": [field]}
+
+
+def _when(verdicts: Iterable[Verdict], then: dict[str, Any], otherwise: dict[str, Any] | None = None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"if": {"properties": {"verdict": {"enum": [v.value for v in verdicts]}}}, "then": then}
+    if otherwise is not None:
+        rule["else"] = otherwise
+    return rule
+
+
+#: The honesty contract of :meth:`Finding._evidence`, added to the published JSON Schema
+#: so that tools reading findings without MSL can rely on it too.
+_EVIDENCE_SCHEMA = [
+    _when([Verdict.PROVED], _required("proof", {"$ref": "#/$defs/Proof"})),
+    _when([Verdict.REFUTED], _required("counterexamples", {"minItems": 1})),
+    _when([Verdict.HOLDS], _required("statistics", {"$ref": "#/$defs/Statistics"})),
+    _when(
+        [Verdict.VIOLATED],
+        {
+            "anyOf": [
+                _required("statistics", {"$ref": "#/$defs/Statistics"}),
+                _required("counterexamples", {"minItems": 1}),
+            ]
+        },
+    ),
+    _when(
+        [Verdict.ERROR],
+        _required("error", {"$ref": "#/$defs/FindingError"}),
+        {"properties": {"error": {"type": "null"}}},
+    ),
+    {
+        "if": _required("accepted", {"const": True}),
+        "then": {"properties": {"verdict": {"enum": [v.value for v in Verdict if v in ACCEPTABLE]}}},
+    },
+]
+
+
 class Finding(_Model):
     """One claim's verdict, evidence and provenance."""
 
@@ -421,6 +460,7 @@ def collect_provenance(
 def findings_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a findings document, as ``msl schema`` prints it."""
     schema = FindingsDocument.model_json_schema()
+    schema["$defs"]["Finding"]["allOf"] = copy.deepcopy(_EVIDENCE_SCHEMA)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "MSL findings",

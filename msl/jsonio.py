@@ -177,14 +177,18 @@ def _check_string(text: str, name: str, what: str, max_string: int) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path``, then rename it over ``path``, so a
-    crash or a full disk never leaves half a report for CI to upload."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    crash or a full disk never leaves half a report for CI to upload. Failing to write
+    is a :class:`~msl.errors.UsageError` naming the path."""
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would make reports unreadable to others
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)

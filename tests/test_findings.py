@@ -58,6 +58,28 @@ def test_schema_is_a_valid_json_schema_and_accepts_the_sample() -> None:
     assert not SCHEMA_VALIDATOR.is_valid(bad)
 
 
+@pytest.mark.parametrize(
+    ("index", "edit"),
+    [
+        (0, {"statistics": None}),  # holds without statistics
+        (1, {"statistics": None, "counterexamples": []}),  # violated without evidence
+        (2, {"counterexamples": []}),  # refuted without a counterexample
+        (3, {"proof": None}),  # proved without a proof
+        (5, {"error": None}),  # error without the error
+        (0, {"error": {"message": "x"}}),  # an error on a holds finding
+        (0, {"accepted": True}),  # accepting a pass
+    ],
+)
+def test_schema_states_the_honesty_contract_too(index: int, edit: dict[str, Any]) -> None:
+    """What the model refuses, the published schema refuses: other tools can rely on it."""
+    doc = json.loads(samples.sample_document().model_dump_json())
+    assert SCHEMA_VALIDATOR.is_valid(doc)
+    doc["findings"][index].update(edit)
+    assert not SCHEMA_VALIDATOR.is_valid(doc)
+    with pytest.raises(ValidationError):
+        Finding.model_validate(doc["findings"][index])
+
+
 def test_msl_schema_prints_the_schema() -> None:
     result = CliRunner().invoke(cli, ["schema"])
     assert result.exit_code == 0, result.output

@@ -88,22 +88,13 @@ def write_report(
 ) -> None:
     """Write ``doc`` in format ``fmt`` to ``path`` (atomically), or to stdout when ``path``
     is None or ``-``. Text to a terminal is coloured unless ``NO_COLOR`` is set."""
-    to_stdout = path is None or str(path) == "-"
-    tty = to_stdout and sys.stdout.isatty()
-    options = ReportOptions(
-        strict=strict,
-        color=tty and "NO_COLOR" not in os.environ,
-        width=None if tty else 120,
-    )
-    text = render_report(doc, fmt, options)
-    if to_stdout:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    if path is not None and str(path) != "-":
+        write_text_atomic(Path(path), render_report(doc, fmt, ReportOptions(strict=strict)))
         return
-    try:
-        write_text_atomic(Path(path), text)  # type: ignore[arg-type]
-    except OSError as exc:
-        raise UsageError(f"cannot write {fmt} report to {str(path)!r}: {exc.strerror or exc}") from None
+    tty = sys.stdout.isatty()
+    options = ReportOptions(strict=strict, color=tty and "NO_COLOR" not in os.environ, width=None if tty else 120)
+    sys.stdout.write(render_report(doc, fmt, options))
+    sys.stdout.flush()
 
 
 # Importing the format modules registers them.
