@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from msl.agreement import Agreement, Comparison
 from msl.catalog import DatasetRecord, Entry, ModelRecord
 from msl.findings import Finding, FindingsDocument, Verdict, fails
 from msl.reporters import ReportOptions, reporter
@@ -210,4 +211,28 @@ def datasets_table(records: list[DatasetRecord]) -> Table:
     table = _folding_table("hash", "first seen", "last seen")
     for r in records:
         table.add_row(r.hash, f"{r.first_seen:%Y-%m-%d %H:%M}", f"{r.last_seen:%Y-%m-%d %H:%M}")
+    return table
+
+
+# ── ``msl replay`` ─────────────────────────────────────────────────────────────────────
+
+AGREEMENT_STYLE = {
+    Agreement.REPRODUCED: "green",
+    Agreement.NOT_REPRODUCED: "bold red",
+    Agreement.NOT_COMPARABLE: "yellow",
+}
+
+
+def comparisons_table(comparisons: list[Comparison]) -> Table:
+    """One row per shared finding: claim, agreement, why, and warnings (other weights…)."""
+    table = _folding_table("claim", "agreement", "why", "warnings")
+    for c in comparisons:
+        claim = _plain(c.shared.claim.name)
+        claim.append(f" {clean(c.shared.claim.file, keep_newlines=False)}:{c.shared.claim.line}", style="dim")
+        table.add_row(
+            claim,
+            Text(c.agreement.value, style=AGREEMENT_STYLE[c.agreement]),
+            _plain(c.reason),
+            Text(clean("\n".join(c.warnings)), style="yellow"),
+        )
     return table
