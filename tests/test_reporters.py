@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ def test_write_report_to_a_file_and_to_stdout(tmp_path: Path, capsys: pytest.Cap
     assert list(out.parent.iterdir()) == [out]  # no temporary file left behind
     write_report(samples.sample_document(), "junit", "-")
     assert capsys.readouterr().out.startswith("<?xml")
+    write_report(samples.sample_document(), "text", stream=sys.stderr)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "name_swap_invariance" in captured.err and "\x1b" not in captured.err
 
 
 def test_write_report_to_an_unwritable_place_is_a_usage_error(tmp_path: Path) -> None:

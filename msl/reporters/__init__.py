@@ -11,10 +11,12 @@ function in a module imported at the bottom of this file.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from msl.errors import UsageError
 from msl.findings import FindingsDocument
@@ -27,12 +29,12 @@ class ReportOptions:
 
     ``strict``: inconclusive counts as failure (JUnit failure instead of skipped).
     ``color``: the text reporter may emit ANSI colours (only for a terminal).
-    ``width``: the text reporter's line width (None: the terminal's).
+    ``width``: the text reporter's line width.
     """
 
     strict: bool = False
     color: bool = False
-    width: int | None = 120
+    width: int = 120
 
 
 Render = Callable[[FindingsDocument, ReportOptions], str]
@@ -85,16 +87,20 @@ def write_report(
     path: str | Path | None = None,
     *,
     strict: bool = False,
+    stream: TextIO | None = None,
 ) -> None:
-    """Write ``doc`` in format ``fmt`` to ``path`` (atomically), or to stdout when ``path``
-    is None or ``-``. Text to a terminal is coloured unless ``NO_COLOR`` is set."""
+    """Write ``doc`` in format ``fmt`` to ``path`` (atomically), or to ``stream`` (default
+    stdout) when ``path`` is None or ``-``. Text to a terminal is coloured and as wide as
+    the terminal unless ``NO_COLOR`` is set; elsewhere it is plain and 120 columns."""
     if path is not None and str(path) != "-":
         write_text_atomic(Path(path), render_report(doc, fmt, ReportOptions(strict=strict)))
         return
-    tty = sys.stdout.isatty()
-    options = ReportOptions(strict=strict, color=tty and "NO_COLOR" not in os.environ, width=None if tty else 120)
-    sys.stdout.write(render_report(doc, fmt, options))
-    sys.stdout.flush()
+    out = stream or sys.stdout
+    tty = out.isatty()
+    width = shutil.get_terminal_size().columns if tty else 120
+    options = ReportOptions(strict=strict, color=tty and "NO_COLOR" not in os.environ, width=width)
+    out.write(render_report(doc, fmt, options))
+    out.flush()
 
 
 # Importing the format modules registers them.
