@@ -26,7 +26,7 @@ from types import TracebackType
 from pydantic import ValidationError
 
 from msl.errors import UsageError
-from msl.findings import ClaimKind, Finding, FindingsDocument, Verdict
+from msl.findings import ClaimKind, Finding, FindingsDocument, Verdict, short_id
 
 ENV_VAR = "MSL_CATALOG"
 DEFAULT_PATH = Path(".msl") / "catalog.sqlite"
@@ -107,7 +107,7 @@ class Entry:
 
     @property
     def short_id(self) -> str:
-        return self.id.removeprefix("sha256:")[:12]
+        return short_id(self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +194,14 @@ class Catalog:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn what a hand-edited or damaged database can raise into a usage error."""
+        try:
+            yield
+        except (ValueError, sqlite3.Error) as exc:
+            raise UsageError(f"catalogue {str(self.path)!r} is damaged: {exc}") from None
 
     # ── Writing ──────────────────────────────────────────────────────────────────────
 
@@ -326,24 +334,27 @@ class Catalog:
         )
         if limit is not None:
             params.append(limit)
-        return [
-            Entry(
-                id=row[0], claim=row[1], kind=ClaimKind(row[2]), file=row[3], line=row[4], verdict=Verdict(row[5]),
-                method=row[6], started_at=datetime.fromisoformat(row[7]),
-                models=tuple(sorted(row[8].split("\x1f"))) if row[8] else (),
-            )
-            for row in self._db.execute(sql, params)
-        ]
+        with self._reading():
+            return [
+                Entry(
+                    id=row[0], claim=row[1], kind=ClaimKind(row[2]), file=row[3], line=row[4], verdict=Verdict(row[5]),
+                    method=row[6], started_at=datetime.fromisoformat(row[7]),
+                    models=tuple(sorted(row[8].split("\x1f"))) if row[8] else (),
+                )
+                for row in self._db.execute(sql, params)
+            ]
 
     def models(self) -> list[ModelRecord]:
         """Every model (fingerprint and reference) a stored finding was about."""
-        rows = self._db.execute("SELECT fingerprint, ref, kind, first_seen, last_seen FROM models ORDER BY last_seen DESC")
-        return [ModelRecord(r[0], r[1], r[2], datetime.fromisoformat(r[3]), datetime.fromisoformat(r[4])) for r in rows]
+        with self._reading():
+            rows = self._db.execute("SELECT fingerprint, ref, kind, first_seen, last_seen FROM models ORDER BY last_seen DESC")
+            return [ModelRecord(r[0], r[1], r[2], datetime.fromisoformat(r[3]), datetime.fromisoformat(r[4])) for r in rows]
 
     def datasets(self) -> list[DatasetRecord]:
         """Every dataset hash a stored finding used."""
-        rows = self._db.execute("SELECT hash, first_seen, last_seen FROM datasets ORDER BY last_seen DESC")
-        return [DatasetRecord(r[0], datetime.fromisoformat(r[1]), datetime.fromisoformat(r[2])) for r in rows]
+        with self._reading():
+            rows = self._db.execute("SELECT hash, first_seen, last_seen FROM datasets ORDER BY last_seen DESC")
+            return [DatasetRecord(r[0], datetime.fromisoformat(r[1]), datetime.fromisoformat(r[2])) for r in rows]
 
     def count(self) -> int:
         (n,) = self._db.execute("SELECT count(*) FROM findings").fetchone()

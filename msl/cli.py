@@ -91,7 +91,7 @@ def vnnlib(net: Path, prop: Path, timeout: float) -> int:
 # ── Findings: schema, report, baseline, catalogue ───────────────────────────────────────
 
 
-@cli.command()
+@cli.command(short_help="Print the JSON Schema of findings files.")
 @_guarded
 def schema() -> int:
     """Print the JSON Schema of findings files (what `msl check --format json` writes)."""
@@ -99,7 +99,7 @@ def schema() -> int:
     return ExitCode.OK
 
 
-@cli.command()
+@cli.command(short_help="Render a findings file as text, JSON, JUnit, SARIF or HTML.")
 @click.argument("findings_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(formats()), default="text", show_default=True, help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
@@ -116,7 +116,7 @@ def report(findings_file: Path, fmt: str, output: Path | None, baseline: Path | 
     return ExitCode.OK
 
 
-@cli.command("baseline")
+@cli.command("baseline", short_help="Accept the violations of a findings file into a baseline.")
 @click.argument("findings_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_BASELINE, show_default=True,

@@ -316,8 +316,7 @@ class Finding(_Model):
 
     @property
     def short_id(self) -> str:
-        """The first 12 hex digits of the id, for tables and messages."""
-        return self.id.removeprefix("sha256:")[:12]
+        return short_id(self.id)
 
 
 class Summary(_Model):
@@ -399,6 +398,11 @@ def finding_id(finding: Finding) -> str:
         "error": f["error"],
     }
     return sha256_of(canonical_json(identity).encode("utf-8"))
+
+
+def short_id(full_id: str) -> str:
+    """The first 12 hex digits of an id, for tables and messages (``msl catalog show`` takes it)."""
+    return full_id.removeprefix("sha256:")[:12]
 
 
 _PLACEHOLDER_ID = "sha256:" + "0" * 64

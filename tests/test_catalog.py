@@ -19,7 +19,7 @@ import findings_samples as samples
 from msl.catalog import DEFAULT_PATH, ENV_VAR, Catalog, catalog_path
 from msl.cli import cli
 from msl.errors import UsageError
-from msl.findings import FindingsDocument, Verdict
+from msl.findings import Finding, FindingsDocument, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,27 +111,35 @@ def test_a_file_that_is_not_a_catalogue_is_a_usage_error(tmp_path: Path) -> None
         Catalog(blocker / "cat.sqlite")
 
 
-def test_a_failed_add_stores_nothing(cat: Catalog) -> None:
+def test_a_hand_edited_catalogue_is_a_usage_error(cat: Catalog, tmp_path: Path) -> None:
+    with sqlite3.connect(cat.path) as raw:
+        raw.execute("UPDATE findings SET verdict = 'passed' WHERE claim_name = 'capitals_answered'")
+        raw.execute("UPDATE models SET first_seen = 'yesterday'")
+        raw.execute("UPDATE findings SET json = '{}' WHERE claim_name = 'bounded_advisory'")
+    with pytest.raises(UsageError, match="damaged"):
+        cat.latest()
+    with pytest.raises(UsageError, match="damaged"):
+        cat.models()
+    with pytest.raises(UsageError, match="no longer valid"):
+        cat.show(samples.proved().id)
+
+
+def test_a_failed_add_stores_nothing(cat: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
     class Boom(Exception):
         pass
 
-    before = cat.count()
-    findings = [samples.violated(claim=samples.claim("new", 1)), samples.holds()]
-
     original = Catalog._add_one
 
-    def failing(db, f, now):  # type: ignore[no-untyped-def]
+    def failing(db: sqlite3.Connection, f: Finding, now: str) -> int:
         if f.claim.name == "capitals_answered":
             raise Boom
         return original(db, f, now)
 
-    Catalog._add_one = staticmethod(failing)  # type: ignore[method-assign]
-    try:
-        with pytest.raises(Boom):
-            cat.add(findings)
-    finally:
-        Catalog._add_one = staticmethod(original)  # type: ignore[method-assign]
-    assert cat.count() == before
+    monkeypatch.setattr(Catalog, "_add_one", staticmethod(failing))
+    before = cat.count()
+    with pytest.raises(Boom):
+        cat.add([samples.violated(claim=samples.claim("new", 1)), samples.holds()])
+    assert cat.count() == before  # "new" was inserted first, and rolled back
 
 
 WRITER = """
