@@ -150,6 +150,7 @@ def test_junit_has_one_testcase_per_claim_with_the_right_outcome() -> None:
         assert _outcome(by_name[f.claim.name]) == expected[f.verdict], f.claim.name
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("7", "2", "1", "1")
     assert {s.get("name") for s in root.findall("testsuite")} == {"specs/fairness.msl", "specs/acas.msl"}
+    assert {s.get("timestamp") for s in root.findall("testsuite")} == {"2025-03-01T12:00:00", "2025-03-02T12:00:00"}
 
 
 def test_junit_failure_carries_the_finding() -> None:

@@ -10,6 +10,7 @@ attribute holds the evidence in one line, the element's text the whole finding a
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import UTC
 
 from msl.findings import Finding, FindingsDocument, Verdict, fails
 from msl.reporters import ReportOptions, reporter
@@ -37,7 +38,8 @@ def render_junit(doc: FindingsDocument, options: ReportOptions) -> str:
                 counts[outcome] += 1
         time = sum(f.duration_s for f in findings)
         started = min(f.provenance.started_at for f in findings)
-        suite.set("timestamp", started.isoformat(timespec="seconds"))
+        # UTC without an offset: the form strict JUnit schemas (Jenkins) accept.
+        suite.set("timestamp", started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
         suite.set("time", f"{time:.3f}")
         for key, value in counts.items():
             suite.set(key, str(value))
