@@ -543,6 +543,12 @@ class _Checker:
                     self.error("`base` and `refined` must be models of the same kind", roles["refined"].span)
             for stmt in preserves:
                 self.preserved_spec(stmt, roles)
+            if preserves and (expects or quantifiers):
+                self.error(
+                    "a `preserves` claim only names base, refined and the specs they share",
+                    (expects[0].node if expects else quantifiers[0]).span,
+                    hint="state other expectations in a claim of their own",
+                )
         else:
             for stmt in list(roles.values()) + preserves:
                 self.error(f"`{_keyword(stmt)}` belongs in a refine claim", stmt.span)

@@ -22,7 +22,7 @@ from msl import __version__
 from msl.baseline import DEFAULT_BASELINE, DEFAULT_REASON, apply_baseline, load_baseline, update_baseline, write_baseline
 from msl.catalog import DEFAULT_PATH as DEFAULT_CATALOG
 from msl.catalog import ENV_VAR, Catalog
-from msl.errors import ExitCode, MslError, Severity, SpecErrors
+from msl.errors import ExitCode, MslError, Severity, SpecErrors, UsageError
 from msl.findings import ClaimKind, Verdict, findings_json_schema, load_findings
 from msl.reporters import formats, write_report
 from msl.reporters.text import catalog_table, datasets_table, finding_details, finding_table, models_table
@@ -370,6 +370,96 @@ def catalog_datasets(catalog_file: Path | None) -> int:
         records = cat.datasets()
     _console().print(datasets_table(records))
     return ExitCode.OK
+
+
+def _binding(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        role, sep, ref = value.partition("=")
+        if not sep or not role or not ref:
+            raise click.BadParameter(f"{value!r} is not ROLE=REF (e.g. lm=smollm2-135m)")
+        out[role] = ref
+    return out
+
+
+@cli.command()
+@_paths_argument
+@click.option("--format", "fmt", type=click.Choice(formats()), default=None,
+              help="Also write the findings in this format (to -o, or to stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the --format output (json when no --format is given).")
+@click.option("--model", "bindings", multiple=True, callback=_binding, metavar="ROLE=REF",
+              help="Bind a model role to a model: registry name, local path, HF id or .gguf file.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for samples, typos and searches.")
+@click.option("--select", multiple=True, metavar="PATTERN",
+              help="Only claims matching: a name glob, kind:verify, tag:fairness (repeatable).")
+@click.option("--strict", is_flag=True, help="Inconclusive claims fail the run too (exit 1).")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Known violations accepted by finding id (see `msl baseline`).")
+@click.option("--record", is_flag=True, help="Store the findings in the local catalogue.")
+@_catalog_option
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the result cache.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output; only the final table.")
+@_guarded
+def check(
+    paths: tuple[Path, ...], fmt: str | None, output: Path | None, bindings: dict[str, str], seed: int,
+    select: tuple[str, ...], strict: bool, baseline_file: Path | None, record: bool, catalog_file: Path | None,
+    dtype: str, device: str, no_cache: bool, quiet: bool,
+) -> int:
+    """Check every claim of the specs against the real models.
+
+    Specs are linted first (exit 2 on any error). Claims then run together: every model
+    query of every claim is batched, deduplicated and cached, so an unchanged re-run is
+    near-instant. The verdicts: proved, refuted, holds, violated, inconclusive, error.
+
+    Exit 0 when every claim is proved or holds (or is an accepted known violation), 1 when
+    any is violated or refuted (inconclusive too with --strict), 2 for a usage or spec
+    error, 3 when a model or runtime error left a claim unchecked.
+
+    \b
+    Examples:
+      msl check specs/
+      msl check specs/ --format sarif -o msl.sarif --select tag:fairness
+      msl check specs/steer_lm.msl --model lm=./my-finetune --seed 3
+    """
+    from msl.check import any_errors, check_paths
+    from msl.findings import exit_code
+    from msl.lint import lint_spec
+    from msl.run import Runner, RunOptions
+
+    specs, problems = check_paths(list(paths))
+    for spec in specs:
+        problems.extend(lint_spec(spec))
+    if problems:
+        _report(problems)
+    if any_errors(problems):
+        return ExitCode.USAGE
+    roles = {role for spec in specs for role in spec.roles}
+    for role in bindings:
+        if role not in roles:
+            raise UsageError(f"--model {role}=…: no spec declares a model role `{role}`",
+                             hint=f"roles: {', '.join(sorted(roles)) or 'none'}")
+    accepted = load_baseline(baseline_file) if baseline_file is not None else None
+    console = Console(stderr=True, quiet=quiet)
+    runner = Runner(RunOptions(seed=seed, select=select, bindings=bindings, dtype=dtype, device=device,
+                               cache=not no_cache, progress=not quiet))
+
+    def done(run: Any) -> None:
+        outcome = run.outcome
+        console.print(f"  {outcome.verdict:<12} {run.claim.kind:<8} {run.claim.name}", markup=False, highlight=False)
+
+    doc = runner.check(specs, on_done=done)
+    if accepted is not None:
+        doc = apply_baseline(doc, accepted)
+    write_report(doc, "text", strict=strict, stream=sys.stderr)
+    if fmt is not None or output is not None:
+        write_report(doc, fmt or "json", output, strict=strict)
+    if record:
+        with Catalog(catalog_file) as cat:
+            cat.add(doc)
+    return exit_code(doc, strict=strict)
 
 
 def main() -> None:
