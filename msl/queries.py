@@ -391,7 +391,8 @@ def canonical(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [canonical(v) for v in value]
     if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+        # -0.0 == 0.0, so they must share a form; non-finite floats are not JSON.
+        return value + 0.0 if math.isfinite(value) else repr(value)
     if value is None or isinstance(value, str | int):
         return value
     raise TypeError(f"no canonical form for {type(value).__name__}")

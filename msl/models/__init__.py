@@ -9,6 +9,9 @@ path, hub id; see :mod:`msl.models.registry`) and returns a :class:`Model` of th
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from msl.models.base import (
     ADAPTERS,
     DTYPES,
@@ -19,12 +22,15 @@ from msl.models.base import (
     UnknownModelError,
     UnsupportedArchitecture,
 )
-from msl.models.causal_lm import CausalLM
-from msl.models.classifier import Classifier
-from msl.models.encoder import Encoder
-from msl.models.fingerprint import FingerprintMemo
-from msl.models.network import OnnxNetwork
-from msl.models.registry import REGISTRY, ModelStore, cache_dir, resolve
+
+#: Adapter modules, imported on first use: they pull in torch and transformers, which the
+#: planner, the cache and ``msl lint`` never need.
+_ADAPTER_MODULES = {
+    "CausalLM": "msl.models.causal_lm",
+    "Classifier": "msl.models.classifier",
+    "Encoder": "msl.models.encoder",
+    "OnnxNetwork": "msl.models.network",
+}
 
 __all__ = [
     "ADAPTERS",
@@ -36,11 +42,16 @@ __all__ = [
     "ModelSource",
     "ModelStats",
     "OnnxNetwork",
-    "REGISTRY",
     "UnknownModelError",
     "UnsupportedArchitecture",
     "load_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ADAPTER_MODULES:
+        return getattr(importlib.import_module(_ADAPTER_MODULES[name]), name)
+    raise AttributeError(f"module 'msl.models' has no attribute {name!r}")
 
 
 def load_model(ref: str, kind: str, *, dtype: str = "float32", device: str = "cpu", progress: bool = True) -> Model:
@@ -52,6 +63,11 @@ def load_model(ref: str, kind: str, *, dtype: str = "float32", device: str = "cp
     """
     import torch
 
+    from msl.models.fingerprint import FingerprintMemo
+    from msl.models.registry import ModelStore, cache_dir, resolve
+
+    for module in _ADAPTER_MODULES.values():
+        importlib.import_module(module)  # registers the adapter of each kind
     if kind not in ADAPTERS:
         raise UnknownModelError(f"unknown model kind '{kind}'", hint=f"kinds are {', '.join(sorted(ADAPTERS))}")
     if dtype not in DTYPES:

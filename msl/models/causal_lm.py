@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from msl.models.base import ProgressFn, adapter
+from msl.models.base import ProgressFn, UnsupportedArchitecture, adapter
 from msl.models.sites import ForwardContext, ResolvedOp, hooked
 from msl.models.text import Batch, Row, TransformerModel, buckets
 from msl.queries import (
@@ -178,7 +178,7 @@ class CausalLM(TransformerModel):
         results: list[Result | None] = [None] * len(queries)
         try:
             ops = self._ops(intervention)
-        except QueryError as exc:
+        except (QueryError, UnsupportedArchitecture) as exc:
             return [QueryFailed(exc.message)] * len(queries)
         rows: dict[tuple[tuple[int, ...], int], Row] = {}
         for slot, query in enumerate(queries):

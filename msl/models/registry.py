@@ -223,14 +223,16 @@ def minilm_l6(store: ModelStore) -> Path:
 
 
 ORGANISM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: Where the project's model organisms are built: ``<name>/`` (a HF directory) or ``<name>.onnx``.
+ORGANISMS_DIR = Path(__file__).resolve().parent.parent / "organisms"
 
 
 @prefixed("organism")
 def organism(name: str, store: ModelStore) -> Path:
     """The project's model organisms: ``msl/organisms/<name>/`` or ``msl/organisms/<name>.onnx``."""
-    if not ORGANISM_NAME.match(name):
+    if not ORGANISM_NAME.match(name) or ".." in name:
         raise UnknownModelError(f"bad organism name {name!r}")
-    root = Path(__file__).resolve().parent.parent / "organisms"
+    root = ORGANISMS_DIR
     for candidate in (root / name, root / f"{name}.onnx"):
         if candidate.exists():
             return candidate

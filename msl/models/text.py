@@ -30,6 +30,7 @@ from msl.models.base import (
     ModelSource,
     ModelStats,
     ProgressFn,
+    UnsupportedArchitecture,
     describe,
 )
 from msl.models.fingerprint import FingerprintMemo, weights_fingerprint
@@ -266,10 +267,15 @@ class TransformerModel(Model):
                     results[slot] = value[0] if query.tokens.single else value
 
     def _ops(self, intervention: Intervention | None) -> list[ResolvedOp]:
-        """Bind an intervention to this model, running the sources of its patches first."""
+        """Bind an intervention to this model, running the sources of its patches first.
+
+        Raises :class:`QueryError` when it does not fit the model, and
+        :class:`UnsupportedArchitecture` when the model's sites are not mapped."""
         ops = resolve_ops(
             intervention, self.num_layers, self.hidden_size, TORCH_DTYPES[self.dtype], torch.device(self.device)
         )
+        if ops:
+            self.sites  # noqa: B018 - fail before running anything
         patches = [rop for rop in ops if isinstance(rop.op, Patch)]
         if not patches:
             return ops
@@ -297,7 +303,7 @@ class TransformerModel(Model):
         results: list[Result | None] = [None] * len(queries)
         try:
             ops = self._ops(intervention)
-        except QueryError as exc:
+        except (QueryError, UnsupportedArchitecture) as exc:
             return [QueryFailed(exc.message)] * len(queries)
         rows: dict[tuple[int, ...], Row] = {}
         captures: set[tuple[str, int]] = set()
@@ -308,8 +314,11 @@ class TransformerModel(Model):
             try:
                 ids = self._ids(query)
                 self._check(query, ids, ops)
-                captures |= self._captures(query)
-            except QueryError as exc:
+                wanted = self._captures(query)
+                if wanted:
+                    self.sites  # noqa: B018 - fails the query on an unmapped architecture
+                captures |= wanted
+            except (QueryError, UnsupportedArchitecture) as exc:
                 results[slot] = QueryFailed(exc.message)
                 continue
             rows.setdefault(ids, Row(ids)).queries.append((slot, query))
