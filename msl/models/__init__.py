@@ -1,0 +1,81 @@
+"""Model adapters behind one interface, chosen by a role's kind.
+
+``load_model(ref, kind)`` resolves a reference (registry name, ``organism:<name>``, local
+path, hub id; see :mod:`msl.models.registry`) and returns a :class:`Model` of that kind:
+``causal_lm``, ``classifier``, ``encoder`` (transformers, safetensors or GGUF weights) or
+``network`` (ONNX through onnxruntime). Nothing here runs code shipped with a model:
+``trust_remote_code`` is always off and weights never come from pickles.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from msl.models.base import (
+    ADAPTERS,
+    DTYPES,
+    Model,
+    ModelLoadError,
+    ModelSource,
+    ModelStats,
+    UnknownModelError,
+    UnsupportedArchitecture,
+)
+
+#: Adapter modules, imported on first use: they pull in torch and transformers, which the
+#: planner, the cache and ``msl lint`` never need.
+_ADAPTER_MODULES = {
+    "CausalLM": "msl.models.causal_lm",
+    "Classifier": "msl.models.classifier",
+    "Encoder": "msl.models.encoder",
+    "OnnxNetwork": "msl.models.network",
+}
+
+__all__ = [
+    "ADAPTERS",
+    "CausalLM",
+    "Classifier",
+    "Encoder",
+    "Model",
+    "ModelLoadError",
+    "ModelSource",
+    "ModelStats",
+    "OnnxNetwork",
+    "UnknownModelError",
+    "UnsupportedArchitecture",
+    "load_model",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ADAPTER_MODULES:
+        return getattr(importlib.import_module(_ADAPTER_MODULES[name]), name)
+    raise AttributeError(f"module 'msl.models' has no attribute {name!r}")
+
+
+def load_model(ref: str, kind: str, *, dtype: str = "float32", device: str = "cpu", progress: bool = True) -> Model:
+    """Load the model ``ref`` as a ``kind`` adapter, in ``dtype`` on ``device``.
+
+    ``device`` is ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when present). Raises
+    :class:`UnknownModelError` (exit code 2) for an unknown reference, kind or dtype, and
+    :class:`ModelLoadError` (exit code 3) where the model exists but cannot be loaded.
+    """
+    import torch
+
+    from msl.models.fingerprint import FingerprintMemo
+    from msl.models.registry import ModelStore, cache_dir, resolve
+
+    for module in _ADAPTER_MODULES.values():
+        importlib.import_module(module)  # registers the adapter of each kind
+    if kind not in ADAPTERS:
+        raise UnknownModelError(f"unknown model kind '{kind}'", hint=f"kinds are {', '.join(sorted(ADAPTERS))}")
+    if dtype not in DTYPES:
+        raise UnknownModelError(f"unknown dtype '{dtype}'", hint=f"dtypes are {', '.join(DTYPES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not (device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise UnknownModelError(f"unknown device '{device}'", hint="use cpu, cuda, cuda:N or auto")
+    source = resolve(ref, store=ModelStore(progress=progress))
+    memo = FingerprintMemo(cache_dir() / "fingerprints")
+    return ADAPTERS[kind](source, dtype=dtype, device=device, memo=memo)  # type: ignore[call-arg]

@@ -1,0 +1,134 @@
+"""The interface every model adapter implements, and the errors a model can raise.
+
+Engines never touch torch or onnxruntime: they hand a list of queries (and at most one
+intervention) to :meth:`Model.run` and get one result per query back, in order. The adapter
+decides how to batch them; the planner (:mod:`msl.plan`) decides which queries to send.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from msl.errors import RuntimeFailure, UsageError
+from msl.queries import Intervention, Query, QueryFailed, Result
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+class UnknownModelError(UsageError):
+    """A model reference or kind that names nothing MSL can load (exit code 2)."""
+
+
+class ModelLoadError(RuntimeFailure):
+    """A model that exists but cannot be loaded or run (exit code 3)."""
+
+
+class UnsupportedArchitecture(RuntimeFailure):
+    """A model whose modules MSL cannot map to activation sites (exit code 3)."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: a local directory or file, or a Hugging Face hub id.
+
+    ``ref`` is the reference as the user wrote it (a registry name, a path, a hub id); it is
+    what findings report next to the fingerprint.
+    """
+
+    ref: str
+    path: Path | None = None
+    hub_id: str | None = None
+
+    @property
+    def suffix(self) -> str:
+        return self.path.suffix.lower() if self.path is not None and self.path.is_file() else ""
+
+    def weight_files(self) -> list[Path]:
+        """The local files the weights come from (empty for a hub id)."""
+        if self.path is None:
+            return []
+        if self.path.is_file():
+            return [self.path]
+        return sorted(self.path.glob("*.safetensors")) + sorted(self.path.glob("config.json"))
+
+
+@dataclass
+class ModelStats:
+    """Work done by one model: ``rows`` inputs run through it in ``batches`` forward calls."""
+
+    rows: int = 0
+    batches: int = 0
+    padded_tokens: int = 0
+
+    def copy(self) -> ModelStats:
+        return ModelStats(self.rows, self.batches, self.padded_tokens)
+
+
+ProgressFn = Callable[[int], None]
+
+
+class Model(ABC):
+    """A loaded model, answering queries in batches.
+
+    ``fingerprint`` is ``"sha256:" + hex`` over the weights (see :mod:`msl.models.fingerprint`);
+    ``dtype`` and ``device`` are the ones the model runs in. Subclasses declare ``kind``.
+    """
+
+    kind: ClassVar[str]
+    ref: str
+    dtype: str
+    device: str
+    stats: ModelStats
+
+    @property
+    @abstractmethod
+    def fingerprint(self) -> str: ...
+
+    @abstractmethod
+    def run(
+        self,
+        queries: Sequence[Query],
+        intervention: Intervention | None = None,
+        *,
+        progress: ProgressFn | None = None,
+    ) -> list[Result]:
+        """One result per query, in order. A query the model cannot answer gets a
+        :class:`~msl.queries.QueryFailed`; ``progress`` is called with the number of inputs
+        finished after every batch."""
+
+    def supports(self, query: Query) -> bool:
+        return self.kind in type(query).kinds
+
+    def unsupported(self, query: Query) -> QueryFailed:
+        kinds = " or ".join(type(query).kinds)
+        return QueryFailed(f"{type(query).__name__} needs a {kinds} model; '{self.ref}' is a {self.kind}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.ref!r} {self.dtype} on {self.device}>"
+
+
+M = TypeVar("M", bound=type[Model])
+
+#: Adapter classes by model kind; see :func:`adapter`.
+ADAPTERS: dict[str, type[Model]] = {}
+
+
+def adapter(kind: str) -> Callable[[M], M]:
+    """Register a :class:`Model` subclass as the adapter for a role kind."""
+
+    def register(cls: M) -> M:
+        cls.kind = kind
+        ADAPTERS[kind] = cls
+        return cls
+
+    return register
+
+
+def describe(value: Any) -> str:
+    """A short description of an exception for a failure message."""
+    text = str(value).strip().splitlines()
+    return f"{type(value).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -1,0 +1,133 @@
+"""Piecewise-linear networks as ONNX files, run through onnxruntime.
+
+``path`` is the user's file: the formal engine reads the very same file, and replays its
+witnesses through this adapter, i.e. through onnxruntime on the original model (never only
+through the project's own parsed copy). Batching: a copy of the graph with a symbolic
+batch dimension is given to onnxruntime when that runs (checked once at load); otherwise
+inputs run one at a time.
+
+The fingerprint covers the initializers (name, dtype, shape, bytes, sorted by name) and,
+since the same weights in another graph are another network, the graph without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from msl.models.base import Model, ModelLoadError, ModelSource, ModelStats, ProgressFn, adapter, describe
+from msl.models.fingerprint import digest_tensors
+from msl.queries import Intervention, NetOutput, Query, QueryFailed, Result
+
+#: Inputs per onnxruntime call.
+NETWORK_BATCH = 4096
+
+
+@adapter("network")
+class OnnxNetwork(Model):
+    """An ONNX network with one float input and one output."""
+
+    def __init__(self, source: ModelSource, *, dtype: str, device: str, memo: object = None) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        if source.path is None or source.suffix != ".onnx":
+            raise ModelLoadError(f"a network must be an .onnx file; '{source.ref}' is not one")
+        if dtype != "float32":
+            raise ModelLoadError(f"networks run in float32; dtype '{dtype}' is not supported for '{source.ref}'")
+        self.source = source
+        self.ref = source.ref
+        self.path: Path = source.path
+        self.dtype = dtype
+        self.device = device
+        self.stats = ModelStats()
+        try:
+            self.proto = onnx.load(str(self.path))
+            providers = ["CUDAExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
+            if providers[0] not in ort.get_available_providers():
+                raise ModelLoadError(f"onnxruntime here has no {providers[0]} for device '{device}'")
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            self._session, self.batched = self._session_for(self.proto, ort, options, providers)
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load network '{self.ref}': {describe(exc)}") from exc
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or len(self._session.get_outputs()) != 1:
+            raise ModelLoadError(f"network '{self.ref}' must have one input and one output")
+        self._input = inputs[0].name
+        dims = inputs[0].shape[1:]
+        if not all(isinstance(d, int) for d in dims):
+            raise ModelLoadError(f"network '{self.ref}' has a non-fixed input shape {inputs[0].shape}")
+        self.input_shape: tuple[int, ...] = tuple(dims)
+        self.num_inputs = math.prod(self.input_shape)
+
+    @staticmethod
+    def _session_for(proto, ort, options, providers):  # type: ignore[no-untyped-def]
+        """A session with a symbolic batch dimension if the graph allows one, else the original."""
+        import onnx
+
+        dynamic = onnx.ModelProto()
+        dynamic.CopyFrom(proto)
+        for value in (*dynamic.graph.input, *dynamic.graph.output):
+            dims = value.type.tensor_type.shape.dim
+            if dims:
+                dims[0].ClearField("dim_value")
+                dims[0].dim_param = "batch"
+        try:
+            session = ort.InferenceSession(dynamic.SerializeToString(), options, providers=providers)
+            shape = [2, *(d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape[1:])]
+            session.run(None, {session.get_inputs()[0].name: np.zeros(shape, dtype=np.float32)})
+            return session, True
+        except Exception:
+            return ort.InferenceSession(proto.SerializeToString(), options, providers=providers), False
+
+    @property
+    def fingerprint(self) -> str:
+        from onnx import numpy_helper
+
+        graph = self.proto.graph
+        tensors = sorted((t.name, numpy_helper.to_array(t)) for t in graph.initializer)
+        weights = digest_tensors(tensors)
+        bare = type(graph)()
+        bare.CopyFrom(graph)
+        del bare.initializer[:]
+        structure = hashlib.sha256(bare.SerializeToString(deterministic=True)).hexdigest()
+        return "sha256:" + hashlib.sha256(f"{weights}\n{structure}".encode()).hexdigest()
+
+    def run(
+        self,
+        queries: Sequence[Query],
+        intervention: Intervention | None = None,
+        *,
+        progress: ProgressFn | None = None,
+    ) -> list[Result]:
+        if intervention is not None and intervention.ops:
+            return [QueryFailed(f"interventions are not supported on network '{self.ref}'")] * len(queries)
+        results: list[Result | None] = [None] * len(queries)
+        slots: list[int] = []
+        rows: list[tuple[float, ...]] = []
+        for slot, query in enumerate(queries):
+            if not isinstance(query, NetOutput):
+                results[slot] = self.unsupported(query)
+            elif len(query.x) != self.num_inputs:
+                results[slot] = QueryFailed(f"network '{self.ref}' takes {self.num_inputs} inputs, not {len(query.x)}")
+            else:
+                slots.append(slot)
+                rows.append(query.x)
+        step = NETWORK_BATCH if self.batched else 1
+        for s in range(0, len(rows), step):
+            x = np.asarray(rows[s : s + step], dtype=np.float32).reshape(-1, *self.input_shape)
+            y = self._session.run(None, {self._input: x})[0].reshape(x.shape[0], -1)
+            for i, slot in enumerate(slots[s : s + step]):
+                results[slot] = y[i].astype(np.float32, copy=True)
+            self.stats.rows += x.shape[0]
+            self.stats.batches += 1
+            if progress is not None:
+                progress(x.shape[0])
+        return results  # type: ignore[return-value]
