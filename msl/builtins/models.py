@@ -47,10 +47,10 @@ def prob(ctx: Context, model: ModelHandle, x: Any, token: str) -> Any:
 
 @builtin("rank(x: text, token: str) -> number", receiver="causal_lm")
 def rank(ctx: Context, model: ModelHandle, x: Any, token: str) -> Any:
-    """Rank of ``token`` among next tokens: 0 when it is the most likely."""
+    """Rank of ``token`` among next tokens: 1 when it is the most likely."""
     index = _token_id(model, token)
     return ctx.query(
-        model, q.NextLogProbs(as_text(x)), then=lambda lp: int(np.sum(lp > lp[index]))
+        model, q.NextLogProbs(as_text(x)), then=lambda lp: int(np.sum(lp > lp[index])) + 1
     )
 
 
@@ -58,7 +58,7 @@ def rank(ctx: Context, model: ModelHandle, x: Any, token: str) -> Any:
 def top(ctx: Context, model: ModelHandle, x: Any) -> Any:
     """The most likely next token, as text (with its leading space: " Paris")."""
     return ctx.query(
-        model, q.NextLogProbs(as_text(x)), then=lambda lp: model.model.token_text(int(np.argmax(lp)))
+        model, q.NextLogProbs(as_text(x)), then=lambda lp: model.model.decode([int(np.argmax(lp))])
     )
 
 
@@ -92,9 +92,8 @@ def _lens(ctx: Context, model: ModelHandle, x: Any, target: str, field: str) -> 
 
 @builtin("lens_rank(x: text, target: str) -> series[number]", receiver="causal_lm")
 def lens_rank(ctx: Context, model: ModelHandle, x: Any, target: str) -> Any:
-    """Logit lens: the rank of ``target`` when each layer's residual stream is unembedded.
-
-    ``first(lm.lens_rank(x, " Paris") == 0)`` is the first layer where it is top-1.
+    """Logit lens: the rank of ``target`` (1 = top) when each block's residual stream is
+    unembedded. ``first(lm.lens_rank(x, " Paris") == 1)`` is the first block where it is top-1.
     """
     return _lens(ctx, model, x, target, "rank")
 
