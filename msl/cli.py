@@ -8,6 +8,7 @@ no Python traceback reaches the user.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -58,6 +59,12 @@ def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             code = 130
+        except Exception as exc:  # a bug in MSL: one line, the traceback only on request
+            if os.environ.get("MSL_DEBUG"):
+                raise
+            click.echo(f"internal error (a bug in MSL, please report it): {type(exc).__name__}: {exc}", err=True)
+            click.echo("  hint: run again with MSL_DEBUG=1 to see the traceback", err=True)
+            code = ExitCode.RUNTIME
         sys.exit(int(code))
 
     return wrapper

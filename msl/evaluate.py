@@ -440,8 +440,8 @@ class Evaluator:
             raise
         except (ValueError, TypeError, ArithmeticError) as exc:
             raise EvalError(f"{fn.name}: {exc}") from None
-        if result is not PENDING:
-            _check_finite(result, f"{fn.name} gave")
+        if isinstance(result, float) and math.isnan(result):
+            raise EvalError(f"{fn.name} gave NaN")
         return result
 
     def default(self, param: Param, env: Env, overlay: Overlay) -> Any:

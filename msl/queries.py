@@ -33,7 +33,7 @@ from msl.errors import SpecError
 
 #: Version of the meaning of queries and results; part of every disk-cache key, so a change
 #: of semantics (tokenisation, pooling, selector rules) never serves stale results.
-SEMANTICS_VERSION: Final = 1
+SEMANTICS_VERSION: Final = 2
 
 POINTS: Final = ("resid_pre", "resid_post", "attn_out", "mlp_out")
 Point: TypeAlias = Literal["resid_pre", "resid_post", "attn_out", "mlp_out"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -296,14 +297,16 @@ def _statistics(outcome: Outcome) -> Statistics | None:
     stats = dict(outcome.statistics)
     if outcome.verdict == "error" and not stats:
         return None
-    values = {_name(k): float(v) for k, v in stats.pop("values", {}).items()}
+    # Statistics hold finite numbers only ("never" is infinity: the message says it).
+    values = {_name(k): float(v) for k, v in stats.pop("values", {}).items() if math.isfinite(float(v))}
     return Statistics(values=values, **stats)
 
 
 def _counterexample(example: dict[str, Any]) -> Counterexample:
-    values = {}
+    values: dict[str, Any] = {}
     for key, value in example.get("values", {}).items():
-        values[_name(key)] = value
+        finite = not isinstance(value, float) or math.isfinite(value)
+        values[_name(key)] = value if finite else str(value)
     return Counterexample(
         input=example["input"],
         values=values,

@@ -287,9 +287,9 @@ class FiniteRun(ClaimRun):
             bad = [i for i in applicable if i.status == "violated"]
             verdict = self.rate_verdict(len(bad), n)
             verdicts.append(verdict)
-            lo, hi = clopper_pearson(len(bad), n, self.confidence())
-            stats.update(n=n, violations=len(bad), rate=len(bad) / n if n else None, interval=(lo, hi),
-                         confidence=self.confidence(), tolerance=self.claim.tolerance)
+            stats.update(n=n, violations=len(bad), rate=len(bad) / n if n else None, tolerance=self.claim.tolerance)
+            if self.sampled() and n:
+                stats.update(interval=clopper_pearson(len(bad), n, self.confidence()), confidence=self.confidence())
             not_applicable = len(self.instances) - n
             if not_applicable:
                 values["not_applicable"] = not_applicable
