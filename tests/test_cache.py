@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from msl.cache import ResultCache, decode, encode, result_key
+from msl.cache import ResultCache, encode, result_key
 from msl.models.registry import ModelStore
 from msl.queries import (
     Add,
