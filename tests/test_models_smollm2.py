@@ -71,7 +71,7 @@ def test_logprob_lens_and_perplexity_agree_with_next_token(smollm2: CausalLM) ->
     assert abs(lp - float(nxt[paris])) < 1e-4
     assert lens.logprob.shape == lens.rank.shape == (30,)
     assert abs(float(lens.logprob[-1]) - float(nxt[paris])) < 1e-4
-    assert lens.rank[-1] == 0 and lens.rank[0] > 0
+    assert lens.rank[-1] == 1 and lens.rank[0] > 1  # 1 = the top token
     # Perplexity by hand: every token after the first, from the plain HF forward.
     ids = torch.tensor([smollm2.encode(PROMPT + " Paris")])
     with torch.inference_mode():

@@ -147,7 +147,7 @@ class CausalLM(TransformerModel):
         resid = torch.stack([ctx.captured[("resid_post", layer)][b, position] for layer in range(self.num_layers)])
         logp = torch.log_softmax(self._unembed(self.sites.final_norm(resid)), dim=-1)  # type: ignore[misc]
         own = logp[:, target]
-        rank = (logp > own[:, None]).sum(dim=-1)
+        rank = (logp > own[:, None]).sum(dim=-1) + 1  # 1 = the top token
         return LensResult(own.cpu().numpy().astype(np.float32), rank.cpu().numpy().astype(np.int64))
 
     # ------------------------------------------------------------------ generation
