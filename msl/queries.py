@@ -349,8 +349,8 @@ Query: TypeAlias = LogProb | NextLogProbs | Generate | Perplexity | ClassProbs |
 @dataclass(frozen=True, eq=False)
 class LensResult:
     """Per-layer logit-lens readings of one target token after block ``l``: ``logprob[l]``
-    (float32) and ``rank[l]`` (int64: how many tokens are more likely, so 0 = the top
-    token, as the ``rank`` measurement counts)."""
+    (float32) and ``rank[l]`` (int64: 1 + how many tokens are more likely, so 1 = the top
+    token, as the language's ``rank`` measurement counts)."""
 
     logprob: np.ndarray
     rank: np.ndarray

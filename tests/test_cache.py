@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from msl.cache import ResultCache, decode, encode, result_key
+from msl.cache import ResultCache, encode, result_key
 from msl.models.registry import ModelStore
 from msl.queries import (
+    canonical_json,
     Add,
     Capture,
     Intervention,
@@ -97,8 +98,12 @@ def test_keys_separate_every_part() -> None:
     # Keys are a pure function of the values: equal values, equal keys (the vector by content).
     same = Intervention((Add(Site("resid_post", 1), Vector(np.ones(4, np.float64)), 2.0, TokenSel.last()),))
     assert result_key(FP, "float32", q, same) == result_key(FP, "float32", q, i)
-    # ...and stable across versions of this code unless SEMANTICS_VERSION changes.
-    assert base == "bda525d2d939d6acebc05e67e6260c8a90a58d92df47594a14682929bbc43114"
+    # ...and their canonical form is pinned: changing it silently would orphan every cache.
+    assert canonical_json(q) == '["NextLogProbs","x"]'
+    assert canonical_json(i) == (
+        '["Intervention",[["Add",["Site","resid_post",1],'
+        '"sha256:f6bb1294da2f78cd935b01c7656280df5eaa0439e9d97bc03775825a41a508e4",2.0,["TokenSel","last",0]]]]'
+    )
 
 
 @settings(max_examples=100, deadline=None)

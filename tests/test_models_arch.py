@@ -91,6 +91,14 @@ def test_bert_classifier(bert_dir: Path) -> None:
     assert isinstance(wrong, QueryFailed) and "causal_lm" in wrong.message
 
 
+def test_decoder_classifier_batches_without_a_configured_pad(tmp_path: Path) -> None:
+    clf = load_model(str(tiny_models.tiny_gpt2_classifier(tmp_path)), "classifier")
+    assert clf.labels == ("LABEL_0", "LABEL_1")
+    batched = clf.run([ClassProbs(t) for t in TEXTS])
+    alone = [clf.run([ClassProbs(t)])[0] for t in TEXTS]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(batched, alone, strict=True)) < 1e-5
+
+
 def test_unknown_architecture_lists_its_modules(tmp_path: Path) -> None:
     lm = load_model(str(tiny_models.tiny_opt(tmp_path)), "causal_lm")
     plain, capture = lm.run([NextLogProbs("the cat"), Capture("the cat", Site("resid_post", 0), LAST)])

@@ -71,7 +71,7 @@ def test_logprob_lens_and_perplexity_agree_with_next_token(smollm2: CausalLM) ->
     assert abs(lp - float(nxt[paris])) < 1e-4
     assert lens.logprob.shape == lens.rank.shape == (30,)
     assert abs(float(lens.logprob[-1]) - float(nxt[paris])) < 1e-4
-    assert lens.rank[-1] == 0 and lens.rank[0] > 0
+    assert lens.rank[-1] == 1 and lens.rank[0] > 1  # 1 = the top token
     # Perplexity by hand: every token after the first, from the plain HF forward.
     ids = torch.tensor([smollm2.encode(PROMPT + " Paris")])
     with torch.inference_mode():
@@ -124,6 +124,25 @@ def test_generate_is_greedy_and_batch_invariant(smollm2: CausalLM) -> None:
     assert alone == texts[0]
     (short,) = smollm2.run([Generate(PROMPT, 1)])
     assert short == " Paris"
+    # the cached decoding loop equals greedy decoding by full forward passes
+    ids = list(smollm2.encode(PROMPT))
+    with torch.inference_mode():
+        for _ in range(8):
+            ids.append(int(smollm2.module(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+    assert texts[0] == smollm2.decode(ids[len(smollm2.encode(PROMPT)) :])
+
+
+def test_generate_under_an_intervention(smollm2: CausalLM) -> None:
+    site = Site("resid_post", 5)
+    v = _vector(smollm2, 4)
+    plain, zero = smollm2.run([Generate(PROMPT, 6)]), smollm2.run([Generate(PROMPT, 6)], Intervention((Add(site, v, 0.0),)))
+    assert plain == zero
+    (steered,) = smollm2.run([Generate(PROMPT, 6)], Intervention((Add(site, v, 12.0),)))
+    assert steered != plain[0]
+    # `last` steers only the last prompt position: the first new token equals NextLogProbs under it
+    (first,) = smollm2.run([NextLogProbs(PROMPT)], Intervention((Add(site, v, 12.0, LAST),)))
+    (one,) = smollm2.run([Generate(PROMPT, 1)], Intervention((Add(site, v, 12.0, LAST),)))
+    assert one == smollm2.token_text(int(np.argmax(first)))
 
 
 def test_scale_zero_changes_nothing_exactly(smollm2: CausalLM) -> None:

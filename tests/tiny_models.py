@@ -44,6 +44,16 @@ def tiny_gpt2(folder: Path) -> Path:
     return folder
 
 
+def tiny_gpt2_classifier(folder: Path) -> Path:
+    """A decoder-style classifier whose config names no pad token (as GPT-2's does not)."""
+    vocab = save_tokenizer(folder, bert=False)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=vocab, n_positions=64, n_embd=32, n_layer=2, n_head=4, num_labels=2)
+    config.pad_token_id = None
+    transformers.GPT2ForSequenceClassification(config).save_pretrained(str(folder))
+    return folder
+
+
 def tiny_opt(folder: Path) -> Path:
     """An architecture without a site mapping."""
     vocab = save_tokenizer(folder, bert=False)

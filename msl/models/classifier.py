@@ -27,6 +27,9 @@ class Classifier(TransformerModel):
         return tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(int(self.config.num_labels)))
 
     def _forward(self, batch: Batch) -> torch.Tensor:
+        if self.module.config.pad_token_id is None:
+            # Decoder-style classifiers find each row's last real token by the pad id.
+            self.module.config.pad_token_id = self._pad_id
         out = self.module(input_ids=batch.input_ids, attention_mask=batch.attention_mask)  # type: ignore[operator]
         return torch.softmax(out.logits.float(), dim=-1)
 

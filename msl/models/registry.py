@@ -279,8 +279,9 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 def resolve(ref: str, *, store: ModelStore | None = None) -> ModelSource:
     """Turn a model reference into the files (or hub id) to load.
 
-    In order: a registry name, ``<prefix>:<name>``, an existing local path, a hub id.
-    Anything else is an :class:`UnknownModelError`.
+    In order: a registry name, ``<prefix>:<name>``, an existing local path (a directory
+    holding nothing but one ``.gguf`` file stands for that file), a hub id. Anything else
+    is an :class:`UnknownModelError`.
     """
     store = store or ModelStore()
     if ref in REGISTRY:
@@ -290,7 +291,9 @@ def resolve(ref: str, *, store: ModelStore | None = None) -> ModelSource:
         return ModelSource(ref, path=PREFIXES[prefix](rest, store))
     path = Path(ref).expanduser()
     if path.exists():
-        return ModelSource(ref, path=path.resolve())
+        path = path.resolve()
+        ggufs = sorted(path.glob("*.gguf")) if path.is_dir() and not (path / "config.json").exists() else []
+        return ModelSource(ref, path=ggufs[0] if len(ggufs) == 1 else path)
     if HUB_ID.match(ref):
         _require_hub(ref)
         return ModelSource(ref, hub_id=ref)

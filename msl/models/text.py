@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -284,11 +284,11 @@ class TransformerModel(Model):
         for value, query in zip(acts, sources, strict=True):
             if isinstance(value, QueryFailed):
                 raise QueryError(f"patch source {query.text!r}: {value.message}")
-        by_op = {id(r): np.atleast_2d(v) for r, v in zip(patches, acts, strict=True)}
         dtype = TORCH_DTYPES[self.dtype]
+        found = iter(acts)
         return [
-            ResolvedOp(r.op, r.layer, r.vector, torch.from_numpy(by_op[id(r)]).to(self.device, dtype))
-            if id(r) in by_op
+            replace(r, source=torch.from_numpy(np.atleast_2d(next(found))).to(self.device, dtype))
+            if isinstance(r.op, Patch)
             else r
             for r in ops
         ]
