@@ -1105,6 +1105,19 @@ def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
     return specs, problems
 
 
+def is_sample(node: ast.Expr, spec: CheckedSpec, depth: int = 0) -> bool:
+    """Whether a quantifier ranges over a sample (directly or through declarations):
+    such a claim is checked statistically."""
+    if depth > 50:
+        return False
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sample":
+        return True
+    if isinstance(node, ast.Name) and node.id in spec.symbols:
+        decl = spec.symbols[node.id].node
+        return isinstance(decl, ast.Decl) and is_sample(decl.value, spec, depth + 1)
+    return False
+
+
 def any_errors(problems: list[MslError]) -> bool:
     return any(p.severity is Severity.ERROR for p in problems)
 
