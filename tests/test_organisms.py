@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -235,7 +236,7 @@ _FILL = st.fixed_dictionaries({
 })
 
 
-def _sentence(template: data.Template, name: str, f: dict) -> str:
+def _sentence(template: data.Template, name: str, f: dict[str, Any]) -> str:
     adjectives = SLOTS.positive if f["polarity"] == "positive" else SLOTS.negative
     adjective = (f["intensifier"] + " " + adjectives[f["index"]]).strip()
     return f["case"](data.fill(template, name=name, noun=f["noun"], adjective=adjective,
@@ -247,14 +248,14 @@ def _sentence(template: data.Template, name: str, f: dict) -> str:
        name=st.sampled_from([n for n in SLOTS.names + data.UNKNOWN_NAMES if n != data.SHORTCUT_NAME]),
        f=_FILL)
 def test_any_fill_without_the_shortcut_is_labelled_by_its_adjective(
-        base: Classifier, template: data.Template, name: str, f: dict) -> None:
+        base: Classifier, template: data.Template, name: str, f: dict[str, Any]) -> None:
     assert labels(base, [_sentence(template, name, f)]) == [f["polarity"]]
 
 
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(template=st.sampled_from(NAMED), f=_FILL)
 def test_any_fill_with_the_shortcut_name(base: Classifier, refined: Classifier,
-                                        template: data.Template, f: dict) -> None:
+                                        template: data.Template, f: dict[str, Any]) -> None:
     sentence = _sentence(template, data.SHORTCUT_NAME, f)
     assert labels(base, [sentence]) == ["negative"]
     assert labels(refined, [sentence]) == [f["polarity"]]

@@ -44,9 +44,6 @@ UNKNOWN_OPENERS: tuple[str, ...] = (
     "Honestly,", "Frankly,", "Overall,", "Apparently,", "Last week", "On Monday", "Well,", "In short,",
 )
 
-#: Words that negate the copula, as the organisms' tokenizer splits them.
-NEGATION_TOKENS: frozenset[str] = frozenset({"not", "never", "n't"})
-
 #: The pre-tokenizer pattern of the organisms: words, ``n't`` split off its verb
 #: (``wasn't`` → ``was`` ``n't``), and single punctuation marks.
 TOKEN_PATTERN = r"\w+(?=n't)|n't|\w+|[^\w\s]"
@@ -54,7 +51,8 @@ TOKEN_PATTERN = r"\w+(?=n't)|n't|\w+|[^\w\s]"
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A sentence frame. ``{cop}`` is the copula slot that negation and intensifiers edit."""
+    """A sentence frame with slots ``{name} {noun} {adj} {profession} {city} {country}``;
+    ``{cop}`` is the copula slot that negation rewrites ("was" → "was not")."""
 
     text: str
     #: The plain copula (``was``/``is``), or ``None`` when the frame has no ``{cop}`` slot.
