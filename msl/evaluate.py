@@ -170,6 +170,8 @@ class Evaluator:
         self.models = models
         self._globals: dict[str, Any] = {}
         self._failed: dict[str, EvalError] = {}
+        #: what transformations applied while checking the current instance did (for counterexamples)
+        self.edits: list[str] = []
 
     # names
 
@@ -391,6 +393,7 @@ class Evaluator:
             result = value.apply(args[0], self.ctx.rng("transform", value.label, as_text(args[0])))
             if result is None:
                 raise NotApplicable(value.label)
+            self.edits.append(f"{'; '.join(result.edits[-len(value.steps):]) or value.label} → {result.text!r}")
             return result
         if isinstance(value, ModelHandle):
             handle = apply_overlay(value, overlay)

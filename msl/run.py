@@ -171,6 +171,7 @@ class Runner:
         """Step every run until all are done, flushing the planner between rounds."""
         seconds = {id(r): 0.0 for r in runs}
         reported: set[int] = set()
+        stalled, waiting_before = 0, len(runs)
         while True:
             active = [r for r in runs if not r.done]
             for run in active:
@@ -190,10 +191,13 @@ class Runner:
             share = (time.perf_counter() - start) / len(waiting)
             for run in waiting:
                 seconds[id(run)] += share
-            if executed == 0:
+            # A round that ran no query and finished no claim cannot be followed by one that does.
+            stalled = stalled + 1 if executed == 0 and len(waiting) == waiting_before else 0
+            waiting_before = len(waiting)
+            if stalled >= 2:
                 for run in waiting:
-                    if not run.done:
-                        run.fail("the claim's measurements never became available", run.claim.claim.span, "exhaustive")
+                    run.fail("the claim's measurements never became available", run.claim.claim.span,
+                             getattr(run, "method", "exhaustive"))
 
     # findings
 

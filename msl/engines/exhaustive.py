@@ -21,7 +21,7 @@ from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, No
 from msl.fmt import expr as show
 from msl.plan import PENDING
 from msl.stats import clopper_pearson, rate_verdict
-from msl.values import DataSet, EvalError, InterventionValue, Record, SampleSet, Series, TemplateSet, Transform
+from msl.values import ConcatSet, DataSet, EvalError, InterventionValue, Record, SampleSet, Series, TemplateSet, Transform
 
 #: Counterexamples listed per violated claim (the worst first).
 MAX_COUNTEREXAMPLES = 3
@@ -145,6 +145,7 @@ class FiniteRun(ClaimRun):
 
     def check(self, inst: Instance) -> bool:
         """Check one instance's expectations; True while some result is pending."""
+        self.ev.edits.clear()
         try:
             env = inst.env or self.env_for(inst.item)
             if _has_pending(env):
@@ -160,12 +161,13 @@ class FiniteRun(ClaimRun):
         if any(r is PENDING for r in results):
             return True
         inst.status = "ok"
+        applied = "; ".join(dict.fromkeys(self.ev.edits)) or None
         for ok, values, margin, edit in results:
             inst.values.update(values)
             if not ok:
                 inst.status = "violated"
                 inst.margin = max(inst.margin, margin)
-                inst.edit = edit or inst.edit
+                inst.edit = edit or applied or inst.edit
         return False
 
     def expectation(self, ce: CheckedExpect, env: Env) -> Any:
@@ -304,6 +306,7 @@ class FiniteRun(ClaimRun):
             notes.append("no expectation stated: the results are reported")
         verdict = _combine(verdicts)
         if verdict == "inconclusive" and self.more_to_sample():
+            self.advance()  # ask for the next look's queries in this same step
             return
         if values:
             stats["values"] = values
@@ -339,14 +342,11 @@ class FiniteRun(ClaimRun):
                 examples.insert(0, shrunk)
         return examples
 
-    def generator(self) -> TemplateSet | None:
-        """The template a single quantifier draws from, if any (a space to shrink in)."""
+    def generator(self) -> DataSet | None:
+        """The templates a single quantifier draws from, if any (a space to shrink in)."""
         if self.sets is None or len(self.sets) != 1 or not self.instance_expects:
             return None
-        space = self.sets[0]
-        while isinstance(space, SampleSet):
-            space = space.base
-        return space if isinstance(space, TemplateSet) else None
+        return self.sets[0] if _generated(self.sets[0]) else None
 
     def describe(self, inst: Instance) -> dict[str, Any]:
         item = inst.item[0] if len(inst.item) == 1 else {q.var: _input(v) for q, v in zip(self.fors, inst.item)}
@@ -400,6 +400,15 @@ class ExhaustiveRun(FiniteRun):
 
 
 # ── helpers ──────────────────────────────────────────────────────────────────────────────
+
+
+def _generated(space: DataSet) -> bool:
+    """Whether a set is made of template fills (samples and concatenations of them)."""
+    if isinstance(space, SampleSet):
+        return _generated(space.base)
+    if isinstance(space, ConcatSet):
+        return all(_generated(p) for p in space.parts)
+    return isinstance(space, TemplateSet)
 
 
 def source(quantifier: ast.For | ast.Forall) -> ast.Expr:
