@@ -228,6 +228,10 @@ class FiniteRun(ClaimRun):
         """The compared values of a condition, and how far a violated one misses."""
         values: dict[str, Any] = {}
         margin = 0.0
+        for call in _predicates(cond):  # contains(lm.generate(q, 3), q.capital): show what it read
+            for arg in call.args:
+                if not isinstance(arg, (ast.Number, ast.String, ast.Bool)):
+                    values[show(arg)] = _value(self.ev.eval(arg, env))
         for node in _comparisons(cond):
             operands = [self.ev.eval(o, env) for o in node.operands]
             for o, v in zip(node.operands, operands):
@@ -445,6 +449,18 @@ def _comparisons(cond: ast.Node) -> list[ast.Compare]:
             return _comparisons(cond.left) + _comparisons(cond.right)
         case ast.Unary(op="not"):
             return _comparisons(cond.operand)
+    return []
+
+
+def _predicates(cond: ast.Node) -> list[ast.Call]:
+    """The calls a condition is made of, outside comparisons (through and / or / not)."""
+    match cond:
+        case ast.Call():
+            return [cond]
+        case ast.Binary(op="and" | "or"):
+            return _predicates(cond.left) + _predicates(cond.right)
+        case ast.Unary(op="not"):
+            return _predicates(cond.operand)
     return []
 
 
