@@ -4,7 +4,8 @@ A ``preserves "core.msl" role lm`` claim runs every claim of ``core.msl`` twice,
 ``lm`` bound to the claim's ``base`` and to its ``refined`` model (either may be a model
 under an intervention), alongside every other claim of the check so that their queries
 share batches. It holds when no claim's verdict is worse on refined than on base, and the
-finding names exactly the claims that got worse.
+finding names exactly the claims that got worse (and those that got better: a refinement's
+goal is often one of them).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class PreservesRun(ClaimRun):
     method = "exhaustive"
 
     def __init__(self, claim: CheckedClaim, evaluator: Evaluator, runner: Runner) -> None:
-        super().__init__(claim, evaluator)
+        super().__init__(claim)
         self.ev = evaluator
         self.runner = runner
         self.children: list[tuple[ast.Preserves, CheckedSpec, list[ClaimRun], list[ClaimRun]]] | None = None
@@ -71,25 +72,34 @@ class PreservesRun(ClaimRun):
 
     def conclude(self) -> None:
         assert self.children is not None
-        rows, worse_claims = [], []
+        rows, worse_claims, better_claims, examples = [], [], [], []
         for stmt, _, base_runs, refined_runs in self.children:
             for before, after in zip(base_runs, refined_runs):
                 assert before.outcome is not None and after.outcome is not None
-                got_worse = worse(before.outcome.verdict, after.outcome.verdict)
+                b, a = before.outcome.verdict, after.outcome.verdict
                 name = f"{stmt.path}:{before.claim.name}"
-                rows.append([name, before.outcome.verdict, after.outcome.verdict, "worse" if got_worse else ""])
-                if got_worse:
+                change = "worse" if worse(b, a) else "better" if worse(a, b) else ""
+                rows.append([name, b, a, change])
+                if change == "worse":
                     worse_claims.append(name)
+                    # The evidence: what broke, as the claim's own run on refined found it.
+                    examples += [{**c, "values": {"claim": name, **c.get("values", {})}}
+                                 for c in after.outcome.counterexamples[:1]]
+                elif change == "better":
+                    better_claims.append(name)
         n = len(rows)
         verdict = "violated" if worse_claims else "holds"
         message = (
             f"worse on refined: {', '.join(worse_claims)}" if worse_claims
             else f"none of {n} claim(s) got worse on refined"
         )
+        if better_claims:  # a refinement's goal is often a claim that gets better: say so too
+            message += f"; better on refined: {', '.join(better_claims)}"
         self.outcome = Outcome(
             verdict, self.method, message,
             statistics={"n": n, "violations": len(worse_claims), "rate": len(worse_claims) / n if n else 0.0,
                         "tolerance": 0.0},
+            counterexamples=examples,
             tables=[{"title": "verdicts on base and refined", "columns": ["claim", "base", "refined", ""],
                      "rows": rows}],
         )
