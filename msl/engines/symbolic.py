@@ -189,6 +189,8 @@ def _epsilon(cond: ast.Node, run: SymbolicRun, roles: set[str]) -> float | None:
             resolved = {run.lookup(n).role for n in names if isinstance(run.lookup(n), ModelHandle)}
             if resolved != roles:
                 return None
+        case _:
+            return None  # two networks, but not an equivalence: search instead
     value = run.ev.eval(right, run.base or Env({}))
     if value is PENDING or not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
