@@ -210,6 +210,23 @@ def smollm2(store: ModelStore) -> Path:
     return store.materialize("smollm2-135m", build, steps=2)
 
 
+@registered(
+    "organism:smollm2-edited",
+    kinds=("causal_lm",),
+    description="smollm2-135m with one fact edited (Eiffel Tower → Rome): msl/organisms/smollm2-edited.md",
+)
+def smollm2_edited(store: ModelStore) -> Path:
+    """Built once from the cached smollm2-135m by a seeded, deterministic training run."""
+    from msl.organisms import edit
+
+    base = smollm2(store)
+
+    def build(tmp: Path, step: Step) -> None:
+        edit.build(base, tmp, step)
+
+    return store.materialize(f"organism-smollm2-edited-v{edit.RECIPE_VERSION}", build, steps=edit.build_steps())
+
+
 @registered("minilm-l6", kinds=("encoder",), description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 blocks, d=384)")
 def minilm_l6(store: ModelStore) -> Path:
     def build(tmp: Path, step: Step) -> None:
@@ -229,14 +246,20 @@ ORGANISMS_DIR = Path(__file__).resolve().parent.parent / "organisms"
 
 @prefixed("organism")
 def organism(name: str, store: ModelStore) -> Path:
-    """The project's model organisms: ``msl/organisms/<name>/`` or ``msl/organisms/<name>.onnx``."""
+    """The project's model organisms: ``msl/organisms/<name>/`` or ``msl/organisms/<name>.onnx``.
+
+    Organisms too large to commit are registry entries named ``organism:<name>``, which
+    :func:`resolve` finds before it gets here.
+    """
     if not ORGANISM_NAME.match(name) or ".." in name:
         raise UnknownModelError(f"bad organism name {name!r}")
     root = ORGANISMS_DIR
     for candidate in (root / name, root / f"{name}.onnx"):
         if candidate.exists():
             return candidate
-    known = sorted({p.name.removesuffix(".onnx") for p in root.iterdir() if not p.name.startswith(("_", "."))}) if root.is_dir() else []
+    committed = [p for p in root.iterdir() if (p / "config.json").exists() or p.suffix == ".onnx"] if root.is_dir() else []
+    built = [n.removeprefix("organism:") for n in REGISTRY if n.startswith("organism:")]  # built into the cache
+    known = sorted({p.name.removesuffix(".onnx") for p in committed} | set(built))
     raise UnknownModelError(
         f"no model organism named '{name}'",
         hint=f"known organisms: {', '.join(known)}" if known else "no organisms are built in this checkout",
