@@ -5,4 +5,8 @@ The committed files live next to this module: ``sentiment/`` and ``sentiment-ref
 ``relu-net-quantized.onnx``. :mod:`msl.organisms.train` makes them reproducibly; the
 model cards (``sentiment/ORGANISM.md``, ``sentiment-refined/ORGANISM.md``,
 ``relu-nets.md``) say what is planted and what was measured.
+
+``organism:smollm2-edited`` (SmolLM2-135M with one fact rewritten) is too large to commit:
+:mod:`msl.organisms.edit` builds it into the model cache on first use (card:
+``smollm2-edited.md``).
 """
