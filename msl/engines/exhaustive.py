@@ -396,7 +396,7 @@ class FiniteRun(ClaimRun):
             if _numeric_series(value):
                 label = value.label or name
                 points = [(float(x), float(y)) for x, y in zip(value.layers, value.values)]
-                series.append({"name": name, "x_label": "layer", "y_label": label, "points": points,
+                series.append({"name": name, "x_label": "layer", "y_label": _axis(label), "points": points,
                                "reference": _reference(name, self.claim.expects)})
                 by_layers.setdefault(value.layers, []).append((name, value))
         for layers, named in by_layers.items():  # one table per set of layers, a column per let
@@ -574,6 +574,11 @@ def _is_number(value: Any) -> bool:
         math.isfinite(float(value))
 
 
+def _axis(label: str) -> str:
+    """``probe accuracy (label)`` → ``probe accuracy``, so series of one kind share a plot."""
+    return label.split(" (", 1)[0] if label.endswith(")") and " (" in label else label
+
+
 def _common_label(label: str) -> str:
     """``logit lens rank of ' Paris'`` → ``logit lens rank``: what per-input labels share."""
     return label.split(" of ", 1)[0] if " of " in label else label
@@ -616,7 +621,13 @@ def shorten(text: str, limit: int) -> str:
 
 
 def _cell_input(inst: Instance) -> str:
-    parts = [_text(v) for v in inst.item]
+    """An instance as one table cell: its text, or its record's fields."""
+    parts = []
+    for value in inst.item:
+        if isinstance(value, Record) and not value.has("text"):
+            parts.append(", ".join(f"{k}: {v}" for k, v in value.fields))
+        else:
+            parts.append(_text(value))
     return shorten(" | ".join(parts), 200)
 
 
