@@ -22,8 +22,10 @@ from msl import ast
 from msl import queries as q
 from msl.builtins import builtin
 from msl.builtins.data import Report, literal
+from msl.errors import MslError
 from msl.types import Type
 from msl.values import Context, DataSet, EvalError, InterventionValue, SiteRef, as_text
+from msl.vectors import INDEX_KEY as VECTORS_INDEX
 from msl.vectors import digest
 
 _FROM = re.compile(r"from\s+(-?\d+)")
@@ -139,26 +141,50 @@ def principal_direction(diffs: np.ndarray) -> np.ndarray:
 
 @builtin('load_vector(path: str, key: str = "vector") -> vector')
 def load_vector(ctx: Context, path: str, key: str = "vector") -> Any:
-    """A vector from a safetensors file next to the spec (never a pickle)."""
+    """A vector from a safetensors file next to the spec (never a pickle).
+
+    ``key`` names a tensor of the file, or — in a vectors file that ``msl check -o``
+    saved — the label of a vector (``load_vector("run.vectors.safetensors", key: "love")``).
+    """
 
     def compute(keep: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        from safetensors.numpy import load_file
-
         candidate = (ctx.spec_dir / path).resolve()
         base = ctx.spec_dir.resolve()
         if Path(path).is_absolute() or (base not in candidate.parents) or candidate.suffix != ".safetensors":
             raise EvalError("vectors are .safetensors files inside the spec's directory")
-        try:
-            tensors = load_file(str(candidate))
-        except Exception as exc:
-            raise EvalError(f"cannot read {path}: {exc}") from None
-        if key not in tensors:
-            raise EvalError(f"{path} has no tensor {key!r}; it has {sorted(tensors)}")
-        vector = keep(np.asarray(tensors[key], np.float32).ravel())
+        vector = keep(_read_vector(candidate, path, key))
         ctx.note_data(path, digest(vector))
         return vector
 
     return labelled(ctx, compute)
+
+
+def _read_vector(file: Path, path: str, key: str) -> np.ndarray:
+    from safetensors import safe_open
+
+    from msl.vectors import MAX_BYTES, VectorFile
+
+    try:
+        if file.stat().st_size > MAX_BYTES:
+            raise EvalError(f"{path} is larger than {MAX_BYTES:,} bytes")
+        with safe_open(str(file), framework="numpy") as handle:
+            keys = set(handle.keys())
+            if key in keys:
+                return np.asarray(handle.get_tensor(key), np.float32).ravel()
+            labelled_file = VECTORS_INDEX in (handle.metadata() or {})
+    except EvalError:
+        raise
+    except Exception as exc:
+        raise EvalError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if labelled_file:
+        try:
+            pins = VectorFile.load(file).pins(path)  # labels the file gives one vector
+        except MslError as exc:
+            raise EvalError(f"{path}: {exc.message}") from None
+        if key in pins:
+            return pins[key]
+        keys |= set(pins)
+    raise EvalError(f"{path} has no vector {key!r}; it has {sorted(keys)[:20]}")
 
 
 # ── Interventions ────────────────────────────────────────────────────────────────────────

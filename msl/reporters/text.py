@@ -118,6 +118,8 @@ def result_table(t: FindingTable) -> Group:
 def _cell(value: bool | float | str | None) -> str:
     if value is None:
         return ""
+    if isinstance(value, float) and 1e4 <= abs(value) < 1e15:
+        return f"{value:.0f}"  # a mean rank of 10020.5, not 1.002e+04
     return value if isinstance(value, str) else describe_value(value)
 
 
