@@ -580,7 +580,8 @@ class _Checker:
             if e.shape == "instance" and not quantifiers:
                 self.error("internal: instance expectation without quantifier", e.node.span)
 
-    def mentions_intervention(self, node: ast.Node) -> bool:
+    def mentions_intervention(self, node: ast.Node, seen: frozenset[str] = frozenset()) -> bool:
+        """Whether an expectation applies an intervention, itself or in a measure it calls."""
         for n in ast.walk(node):
             if isinstance(n, ast.With):
                 return True
@@ -588,6 +589,12 @@ class _Checker:
                 return True
             if isinstance(n, ast.Name) and self.types.get(id(n)) == T.INTERVENTION:
                 return True
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id not in seen:
+                symbol = self.symbols.get(n.func.id)
+                if symbol is not None and isinstance(symbol.node, ast.MeasureDecl) and self.mentions_intervention(
+                    symbol.node.body, seen | {n.func.id}
+                ):
+                    return True
         return False
 
     def preserved_spec(self, stmt: ast.Preserves, roles: dict[str, ast.RoleBinding]) -> None:
