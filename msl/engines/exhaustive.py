@@ -473,8 +473,7 @@ class FiniteRun(ClaimRun):
             columns += [f"{level} CI low", f"{level} CI high"]
         else:
             rows = [r[:2] for r in rows]
-        curve = {"name": f"{call.func.id} in {gen.var}", "x_label": gen.var,  # type: ignore[union-attr]
-                 "y_label": y_label, "points": points}
+        curve = {"name": y_label, "x_label": gen.var, "y_label": y_label, "points": points}
         table = {"title": f"dose–response: {y_label} by {gen.var}", "columns": columns,
                  "rows": [[round(v, 6) for v in r] for r in rows]}
         return curve, table
