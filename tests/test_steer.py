@@ -372,3 +372,35 @@ def test_msl_check_saves_vectors_beside_the_findings_and_pins_them(tmp_path: Pat
     assert [f.verdict for f in a.findings] == [f.verdict for f in b.findings]
     bad = CliRunner().invoke(cli, ["check", "-q", str(spec), "--vectors", str(tmp_path / "missing.safetensors")])
     assert bad.exit_code == 2 and "vectors file" in bad.output
+
+
+def test_the_specs_are_canonical_and_lint_clean() -> None:
+    """Both specs format to themselves (their dose–response calls take a generator, which
+    `msl fmt` must not split with a trailing comma) and lint with no problem at all — the
+    steer claims apply their interventions inside measures (`shift`, `drift`)."""
+    from click.testing import CliRunner
+
+    from msl.cli import cli
+
+    paths = [str(SPECS / "steer_lm.msl"), str(SPECS / "explore_lm.msl")]
+    formatted = CliRunner().invoke(cli, ["fmt", "--check", *paths])
+    assert formatted.exit_code == 0, formatted.output
+    linted = CliRunner().invoke(cli, ["lint", *paths])
+    assert linted.exit_code == 0 and "0 error(s), 0 warning(s)" in linted.output, linted.output
+
+
+def test_fmt_keeps_a_long_dose_response_call_parseable(tmp_path: Path) -> None:
+    from msl.fmt import format_parsed
+    from msl.parse import parse_file
+
+    spec = write_spec(tmp_path, f"""
+data neutral = {PROMPTS}
+vector love = mean_diff(lm.resid_post[15], {LOVE}, {HATE})
+steer dose {{
+  for p in neutral
+  expect increasing(mean(lm.logprob(p, " good") with add(love, scale: s, at: lm.resid_post[15]) - lm.logprob(p, " good")) for s in [0, 1, 2, 4, 8])
+}}
+""")
+    once = format_parsed(parse_file(spec, str(spec)))
+    spec.write_text(once, encoding="utf-8")
+    assert format_parsed(parse_file(spec, str(spec))) == once  # it parses, and formatting is idempotent
