@@ -25,7 +25,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def reviews_spec(folder: Path, body: str) -> Path:
     """A spec next to a copy of the reviews data set (datasets are read beside the spec)."""
-    (folder / "reviews.jsonl").write_bytes((SPECS / "data" / "reviews.jsonl").read_bytes())
+    (folder / "reviews.jsonl").write_bytes((SPECS / "data" / "sentiment_pairs.jsonl").read_bytes())
     return write_spec(folder, 'data reviews = dataset("reviews.jsonl", text: "text", label: "label", control: "control")\n'
                       + body)
 
