@@ -930,6 +930,9 @@ class _Checker:
                 self.infer(a, scope)
             return T.ANY
         if not isinstance(func, ast.Name):
+            t = self.infer(func, scope)
+            if t in (T.TRANSFORM, T.ANY):  # typos(1)(x): a transformation applied at once
+                return self.call_value(node, _Binding(t), scope)
             return self.error("only built-ins, measures, transformations and networks can be called", func.span)
         binding = scope.find(func.id)
         if binding is not None:

@@ -240,7 +240,7 @@ class Evaluator:
                 return PENDING if any(i is PENDING for i in items) else ListSet(tuple(items), "a list")
             case ast.RecordLit():
                 values = {f.name: self.eval(f.value, env, overlay, agg) for f in node.fields}
-                return PENDING if PENDING in values.values() else Record(tuple(values.items()))
+                return PENDING if any(v is PENDING for v in values.values()) else Record(tuple(values.items()))
             case ast.Comprehension():
                 items = self.comprehension(node, env, overlay, agg)
                 if items is PENDING:
@@ -369,7 +369,9 @@ class Evaluator:
             if fn is None:
                 raise EvalError(f"a {owner.kind} has no measurement `{func.name}`")
             return self.call_builtin(fn, owner, node.args, node.kwargs, env, overlay, node, agg)
-        assert isinstance(func, ast.Name)
+        if not isinstance(func, ast.Name):  # typos(1)(x)
+            value = self.eval(func, env, overlay, agg)
+            return PENDING if value is PENDING else self.call_value(value, node, env, overlay, agg)
         found, value = env.find(func.id)
         if not found and func.id in self.spec.symbols:
             found, value = True, self.global_value(func.id)

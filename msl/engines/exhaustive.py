@@ -178,7 +178,7 @@ class FiniteRun(ClaimRun):
             before = ev.eval(cond.expr, env)
             after, edit = self.changed(cond, ce, env)
             amount = ev.eval(cond.within if isinstance(cond, ast.Invariant) else cond.by, env)
-            if PENDING in (before, after, amount):
+            if any(v is PENDING for v in (before, after, amount)):
                 return PENDING
             label = show(cond.expr)
             values = {label: _value(before), f"{label} after": _value(after)}
@@ -193,7 +193,7 @@ class FiniteRun(ClaimRun):
         if isinstance(cond, ast.Agree):
             left, right = ev.eval(cond.left, env), ev.eval(cond.right, env)
             within = ev.eval(cond.within, env) if cond.within is not None else 0
-            if PENDING in (left, right, within):
+            if any(v is PENDING for v in (left, right, within)):
                 return PENDING
             values = {show(cond.left): _value(left), show(cond.right): _value(right)}
             distance = _distance(left, right)
