@@ -937,6 +937,9 @@ class _Checker:
                 self.infer(a, scope)
             return T.ANY
         if not isinstance(func, ast.Name):
+            t = self.infer(func, scope)
+            if t in (T.TRANSFORM, T.ANY):  # typos(1)(x): a transformation applied at once
+                return self.call_value(node, _Binding(t), scope)
             return self.error("only built-ins, measures, transformations and networks can be called", func.span)
         binding = scope.find(func.id)
         if binding is not None:
@@ -1110,6 +1113,19 @@ def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
         specs.append(spec)
         problems.extend(spec.warnings)
     return specs, problems
+
+
+def is_sample(node: ast.Expr, spec: CheckedSpec, depth: int = 0) -> bool:
+    """Whether a quantifier ranges over a sample (directly or through declarations):
+    such a claim is checked statistically."""
+    if depth > 50:
+        return False
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sample":
+        return True
+    if isinstance(node, ast.Name) and node.id in spec.symbols:
+        decl = spec.symbols[node.id].node
+        return isinstance(decl, ast.Decl) and is_sample(decl.value, spec, depth + 1)
+    return False
 
 
 def any_errors(problems: list[MslError]) -> bool:

@@ -482,5 +482,46 @@ def check(
     return exit_code(doc, strict=strict)
 
 
+@cli.command()
+@click.argument("findings_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "bindings", multiple=True, callback=_binding, metavar="ROLE=REF",
+              help="Bind a model role to the local model to re-check on.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the result cache.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_guarded
+def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: str, no_cache: bool, quiet: bool) -> int:
+    """Re-check another lab's findings on the local models, instead of trusting them.
+
+    The findings file is validated and size-limited; nothing in it runs. Each finding's
+    claim is re-run from the local spec it names (a .msl file under the current
+    directory), with the finding's seed; its counterexamples are replayed first. Each
+    finding is then reported as reproduced, not reproduced or not comparable (with
+    warnings when the weights or data differ). Exit 0 when all reproduce, else 1.
+
+    \b
+    Example:
+      msl replay their-findings.json --model lm=./our-copy-of-the-model
+    """
+    from msl.agreement import replay_exit_code
+    from msl.replay import replay as run_replay
+    from msl.reporters.text import comparisons_table
+    from msl.run import RunOptions
+
+    doc = load_findings(findings_file)
+    result = run_replay(doc, RunOptions(bindings=bindings, dtype=dtype, device=device, cache=not no_cache,
+                                        progress=not quiet))
+    console = _console()
+    for problem in result.problems:
+        console.print(f"not comparable: {problem}", markup=False)
+    for c in result.comparisons:
+        if c.shared.id in result.counterexamples:
+            ok, tried = result.counterexamples[c.shared.id]
+            console.print(f"{c.shared.claim.name}: {ok} of {tried} shared counterexample(s) fail here too", markup=False)
+    console.print(comparisons_table(result.comparisons))
+    return replay_exit_code(result.comparisons)
+
+
 def main() -> None:
     cli(prog_name="msl")

@@ -190,6 +190,8 @@ class Evaluator:
         self.models = models
         self._globals: dict[str, Any] = {}
         self._failed: dict[str, EvalError] = {}
+        #: what transformations applied while checking the current instance did (for counterexamples)
+        self.edits: list[str] = []
 
     # names
 
@@ -259,7 +261,7 @@ class Evaluator:
                 return PENDING if any(i is PENDING for i in items) else ListSet(tuple(items), "a list")
             case ast.RecordLit():
                 values = {f.name: self.eval(f.value, env, overlay, agg) for f in node.fields}
-                return PENDING if PENDING in values.values() else Record(tuple(values.items()))
+                return PENDING if any(v is PENDING for v in values.values()) else Record(tuple(values.items()))
             case ast.Comprehension():
                 items = self.comprehension(node, env, overlay, agg)
                 if items is PENDING:
@@ -388,7 +390,9 @@ class Evaluator:
             if fn is None:
                 raise EvalError(f"a {owner.kind} has no measurement `{func.name}`")
             return self.call_builtin(fn, owner, node.args, node.kwargs, env, overlay, node, agg)
-        assert isinstance(func, ast.Name)
+        if not isinstance(func, ast.Name):  # typos(1)(x)
+            value = self.eval(func, env, overlay, agg)
+            return PENDING if value is PENDING else self.call_value(value, node, env, overlay, agg)
         found, value = env.find(func.id)
         if not found and func.id in self.spec.symbols:
             found, value = True, self.global_value(func.id)
@@ -412,6 +416,7 @@ class Evaluator:
             result = value.apply(args[0], self.ctx.rng("transform", value.label, as_text(args[0])))
             if result is None:
                 raise NotApplicable(value.label)
+            self.edits.append(f"{'; '.join(result.edits[-len(value.steps):]) or value.label} → {result.text!r}")
             return result
         if isinstance(value, ModelHandle):
             handle = apply_overlay(value, overlay)

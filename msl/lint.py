@@ -22,8 +22,8 @@ import z3
 
 from msl import ast
 from msl import types as T
-from msl.check import CheckedClaim, CheckedSpec
-from msl.errors import MslError, SpecError
+from msl.check import CheckedClaim, CheckedSpec, is_sample
+from msl.errors import MslError, Severity, SpecError
 from msl.fmt import expr as show
 
 #: Each satisfiability question gets this long; an unknown answer reports nothing.
@@ -52,6 +52,16 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
     problems: list[MslError] = []
     facts: list[_Fact] = []
     for claim in spec.claims:
+        fors = [q for q in claim.quantifiers if isinstance(q, ast.For)]
+        if (len(fors) == 1 and claim.tolerance == 0 and is_sample(fors[0].iterable, spec)
+                and any(e.shape == "instance" for e in claim.expects)):
+            problems.append(SpecError(
+                "a sample can show a violation rate below a tolerance, never that it is zero: "
+                "without `tolerate` this claim can end violated or inconclusive, not holds",
+                claim.claim.name_span,
+                hint="add e.g. `tolerate 2%`, or check the whole set",
+                severity=Severity.WARNING,
+            ))
         if claim.tolerance >= 1:
             tolerate = claim.claim.statements(ast.Tolerate)[0]
             problems.append(SpecError(

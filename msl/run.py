@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from msl import ast
-from msl.check import CheckedClaim, CheckedSpec, display_path
+from msl.check import CheckedClaim, CheckedSpec, display_path, is_sample
 from msl.engines import ClaimRun, Outcome
 from msl.engines.exhaustive import ExhaustiveRun
 from msl.engines.search import MAX_EXAMPLES, SearchRun
@@ -150,7 +150,7 @@ class Runner:
             from msl.engines.symbolic import SymbolicRun
 
             return SymbolicRun(claim, evaluator, self.options.search_examples)
-        if len(claim.quantifiers) == 1 and isinstance(quantifier, ast.For) and _is_sample(quantifier.iterable, evaluator.spec):
+        if len(claim.quantifiers) == 1 and isinstance(quantifier, ast.For) and is_sample(quantifier.iterable, evaluator.spec):
             return StatisticalRun(claim, evaluator)
         return ExhaustiveRun(claim, evaluator)
 
@@ -178,6 +178,7 @@ class Runner:
         """Step every run until all are done, flushing the planner between rounds."""
         seconds = {id(r): 0.0 for r in runs}
         reported: set[int] = set()
+        stalled, waiting_before = 0, len(runs)
         while True:
             active = [r for r in runs if not r.done]
             for run in active:
@@ -197,10 +198,13 @@ class Runner:
             share = (time.perf_counter() - start) / len(waiting)
             for run in waiting:
                 seconds[id(run)] += share
-            if executed == 0:
+            # A round that ran no query and finished no claim cannot be followed by one that does.
+            stalled = stalled + 1 if executed == 0 and len(waiting) == waiting_before else 0
+            waiting_before = len(waiting)
+            if stalled >= 2:
                 for run in waiting:
-                    if not run.done:
-                        run.fail("the claim's measurements never became available", run.claim.claim.span, "exhaustive")
+                    run.fail("the claim's measurements never became available", run.claim.claim.span,
+                             getattr(run, "method", "exhaustive"))
 
     # findings
 
@@ -325,15 +329,3 @@ def _counterexample(example: dict[str, Any]) -> Counterexample:
         edit=example.get("edit"),
         replayed=bool(example.get("replayed")),
     )
-
-
-def _is_sample(node: ast.Expr, spec: CheckedSpec, depth: int = 0) -> bool:
-    """Whether a quantifier ranges over a sample (directly or through declarations)."""
-    if depth > 50:
-        return False
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sample":
-        return True
-    if isinstance(node, ast.Name) and node.id in spec.symbols:
-        decl = spec.symbols[node.id].node
-        return isinstance(decl, ast.Decl) and _is_sample(decl.value, spec, depth + 1)
-    return False

@@ -313,5 +313,5 @@ def sample(ctx: Context, data: DataSet, n: float, seed: float | None = None) -> 
     """
     size = len(data)
     count = int(n) if n >= 1 else max(1, round(n * size))
-    key = int(seed) if seed is not None else ctx.rng("sample", data.describe(), count).getrandbits(63)
+    key = int(seed) if seed is not None else ctx.rng("sample", data.describe(), count).getrandbits(31)
     return SampleSet(data, sample_indices(size, count, key), key)

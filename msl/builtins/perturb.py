@@ -178,14 +178,11 @@ def punctuate(ctx: Context, mark: str = "!") -> Transform:
     return _case(f"punctuate({mark!r})", lambda t: t.rstrip().rstrip(".!?") + mark)
 
 
-_CONTRACTIONS = (
-    ("is not", "isn't"), ("are not", "aren't"), ("was not", "wasn't"), ("were not", "weren't"),
-    ("do not", "don't"), ("does not", "doesn't"), ("did not", "didn't"), ("cannot", "can't"),
-    ("will not", "won't"), ("would not", "wouldn't"), ("could not", "couldn't"),
-    ("should not", "shouldn't"), ("have not", "haven't"), ("has not", "hasn't"),
-    ("I am", "I'm"), ("it is", "it's"), ("that is", "that's"), ("they are", "they're"),
-    ("we are", "we're"), ("you are", "you're"), ("I have", "I've"), ("I will", "I'll"),
-)
+def _contractions() -> tuple[tuple[str, str], ...]:
+    """Full and short forms from the built-in `contractions` lexicon (docs/lexicons.md)."""
+    from msl.lexicons import load_lexicon
+
+    return tuple((row["full"], row["short"]) for row in load_lexicon("contractions"))
 
 
 def _rewrite(name: str, pairs: tuple[tuple[str, str], ...]) -> Transform:
@@ -203,13 +200,13 @@ def _rewrite(name: str, pairs: tuple[tuple[str, str], ...]) -> Transform:
 @builtin("contract() -> transform")
 def contract(ctx: Context) -> Transform:
     """Contract phrases: "is not" → "isn't", "it is" → "it's"."""
-    return _rewrite("contract", _CONTRACTIONS)
+    return _rewrite("contract", _contractions())
 
 
 @builtin("expand() -> transform")
 def expand(ctx: Context) -> Transform:
     """Expand contractions: "isn't" → "is not"."""
-    return _rewrite("expand", tuple((short, full) for full, short in _CONTRACTIONS))
+    return _rewrite("expand", tuple((short, full) for full, short in _contractions()))
 
 
 _COPULAS = ("is", "was", "are", "were", "will be", "can", "could", "should", "would", "does", "did")

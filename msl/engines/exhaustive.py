@@ -21,7 +21,7 @@ from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, No
 from msl.fmt import expr as show
 from msl.plan import PENDING
 from msl.stats import clopper_pearson, mean_interval, rate_verdict
-from msl.values import DataSet, EvalError, InterventionValue, Record, SampleSet, Series, TemplateSet, Transform
+from msl.values import ConcatSet, DataSet, EvalError, InterventionValue, Record, SampleSet, Series, TemplateSet, Transform
 
 #: Counterexamples listed per violated claim (the worst first).
 MAX_COUNTEREXAMPLES = 3
@@ -148,6 +148,7 @@ class FiniteRun(ClaimRun):
 
     def check(self, inst: Instance) -> bool:
         """Check one instance's expectations; True while some result is pending."""
+        self.ev.edits.clear()
         try:
             env = inst.env or self.env_for(inst.item)
             if _has_pending(env):
@@ -163,12 +164,13 @@ class FiniteRun(ClaimRun):
         if any(r is PENDING for r in results):
             return True
         inst.status = "ok"
+        applied = "; ".join(dict.fromkeys(self.ev.edits)) or None
         for ok, values, margin, edit in results:
             inst.values.update(values)
             if not ok:
                 inst.status = "violated"
                 inst.margin = max(inst.margin, margin)
-                inst.edit = edit or inst.edit
+                inst.edit = edit or applied or inst.edit
         return False
 
     def expectation(self, ce: CheckedExpect, env: Env) -> Any:
@@ -179,7 +181,7 @@ class FiniteRun(ClaimRun):
             before = ev.eval(cond.expr, env)
             after, edit = self.changed(cond, ce, env)
             amount = ev.eval(cond.within if isinstance(cond, ast.Invariant) else cond.by, env)
-            if PENDING in (before, after, amount):
+            if any(v is PENDING for v in (before, after, amount)):
                 return PENDING
             label = show(cond.expr)
             values = {label: _value(before), f"{label} after": _value(after)}
@@ -194,7 +196,7 @@ class FiniteRun(ClaimRun):
         if isinstance(cond, ast.Agree):
             left, right = ev.eval(cond.left, env), ev.eval(cond.right, env)
             within = ev.eval(cond.within, env) if cond.within is not None else 0
-            if PENDING in (left, right, within):
+            if any(v is PENDING for v in (left, right, within)):
                 return PENDING
             values = {show(cond.left): _value(left), show(cond.right): _value(right)}
             distance = _distance(left, right)
@@ -229,6 +231,10 @@ class FiniteRun(ClaimRun):
         """The compared values of a condition, and how far a violated one misses."""
         values: dict[str, Any] = {}
         margin = 0.0
+        for call in _predicates(cond):  # contains(lm.generate(q, 3), q.capital): show what it read
+            for arg in call.args:
+                if not isinstance(arg, (ast.Number, ast.String, ast.Bool)):
+                    values[show(arg)] = _value(self.ev.eval(arg, env))
         for node in _comparisons(cond):
             operands = [self.ev.eval(o, env) for o in node.operands]
             for o, v in zip(node.operands, operands):
@@ -326,6 +332,7 @@ class FiniteRun(ClaimRun):
             notes.append("no expectation stated: the results are reported")
         verdict = _combine(verdicts)
         if verdict == "inconclusive" and self.more_to_sample():
+            self.advance()  # ask for the next look's queries in this same step
             return
         if values:
             stats["values"] = values
@@ -363,14 +370,11 @@ class FiniteRun(ClaimRun):
                 examples.insert(0, shrunk)
         return examples
 
-    def generator(self) -> TemplateSet | None:
-        """The template a single quantifier draws from, if any (a space to shrink in)."""
+    def generator(self) -> DataSet | None:
+        """The templates a single quantifier draws from, if any (a space to shrink in)."""
         if self.sets is None or len(self.sets) != 1 or not self.instance_expects:
             return None
-        space = self.sets[0]
-        while isinstance(space, SampleSet):
-            space = space.base
-        return space if isinstance(space, TemplateSet) else None
+        return self.sets[0] if _generated(self.sets[0]) else None
 
     def describe(self, inst: Instance) -> dict[str, Any]:
         item = inst.item[0] if len(inst.item) == 1 else {q.var: _input(v) for q, v in zip(self.fors, inst.item)}
@@ -513,6 +517,15 @@ class ExhaustiveRun(FiniteRun):
 # ── helpers ──────────────────────────────────────────────────────────────────────────────
 
 
+def _generated(space: DataSet) -> bool:
+    """Whether a set is made of template fills (samples and concatenations of them)."""
+    if isinstance(space, SampleSet):
+        return _generated(space.base)
+    if isinstance(space, ConcatSet):
+        return all(_generated(p) for p in space.parts)
+    return isinstance(space, TemplateSet)
+
+
 def source(quantifier: ast.For | ast.Forall) -> ast.Expr:
     """What a quantifier ranges over."""
     return quantifier.iterable if isinstance(quantifier, ast.For) else quantifier.domain
@@ -628,6 +641,18 @@ def _cell_input(inst: Instance) -> str:
         else:
             parts.append(_text(value))
     return shorten(" | ".join(parts), 200)
+
+
+def _predicates(cond: ast.Node) -> list[ast.Call]:
+    """The calls a condition is made of, outside comparisons (through and / or / not)."""
+    match cond:
+        case ast.Call():
+            return [cond]
+        case ast.Binary(op="and" | "or"):
+            return _predicates(cond.left) + _predicates(cond.right)
+        case ast.Unary(op="not"):
+            return _predicates(cond.operand)
+    return []
 
 
 def _monotone_calls(cond: ast.Node) -> list[ast.Call]:

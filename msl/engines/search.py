@@ -28,7 +28,7 @@ from msl.engines.exhaustive import FiniteRun, Instance, _input
 from msl.evaluate import Evaluator
 from msl.check import CheckedClaim
 from msl.plan import PENDING
-from msl.values import DataSet, EvalError
+from msl.values import ConcatSet, DataSet, EvalError, SampleSet
 
 #: Examples Hypothesis generates per search, and the wall-clock budget of one search.
 MAX_EXAMPLES = 200
@@ -57,6 +57,10 @@ def strategy_for(space: DataSet | Domain) -> st.SearchStrategy[Any]:
             center = np.asarray(space.center)
             points = points.filter(lambda p: float(np.linalg.norm(p - center)) <= space.radius)
         return points
+    if isinstance(space, SampleSet):
+        return strategy_for(space.base)  # search the whole space the sample came from
+    if isinstance(space, ConcatSet):
+        return st.one_of([strategy_for(part) for part in space.parts])
     orders = [space.choice_order(d) for d in range(len(space.choice_sizes()))]
     dims = [st.integers(0, n - 1).map(order.__getitem__) for n, order in zip(space.choice_sizes(), orders)]
     return st.tuples(*dims).map(space.from_choices)
