@@ -496,7 +496,8 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
 
     The findings file is validated and size-limited; nothing in it runs. Each finding's
     claim is re-run from the local spec it names (a .msl file under the current
-    directory), with the finding's seed; its counterexamples are replayed first. Each
+    directory), with the finding's seed and — when the file beside it holds them — the
+    very steering vectors it used; its counterexamples are replayed first. Each
     finding is then reported as reproduced, not reproduced or not comparable (with
     warnings when the weights or data differ). Exit 0 when all reproduce, else 1.
 
@@ -509,9 +510,13 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
     from msl.reporters.text import comparisons_table
     from msl.run import RunOptions
 
+    from msl.vectors import VectorFile, vectors_path
+
     doc = load_findings(findings_file)
+    saved = vectors_path(findings_file)  # the vectors the findings were made with, when shared
+    vectors = VectorFile.load(saved) if saved.is_file() else None
     result = run_replay(doc, RunOptions(bindings=bindings, dtype=dtype, device=device, cache=not no_cache,
-                                        progress=not quiet))
+                                        progress=not quiet, vectors=vectors))
     console = _console()
     for problem in result.problems:
         console.print(f"not comparable: {problem}", markup=False)
