@@ -21,7 +21,7 @@ from msl import ast
 from msl.check import CheckedClaim, CheckedSpec, display_path, is_sample
 from msl.engines import ClaimRun, Outcome
 from msl.engines.exhaustive import ExhaustiveRun
-from msl.engines.search import MAX_EXAMPLES, SearchRun
+from msl.engines.search import MAX_EXAMPLES
 from msl.engines.statistical import StatisticalRun
 from msl.errors import MslError
 from msl.evaluate import Evaluator, RunContext

@@ -26,7 +26,6 @@ from msl.errors import MslError
 from msl.types import Type
 from msl.values import Context, DataSet, EvalError, InterventionValue, SiteRef, as_text
 from msl.vectors import INDEX_KEY as VECTORS_INDEX
-from msl.vectors import digest
 
 _FROM = re.compile(r"from\s+(-?\d+)")
 

@@ -65,7 +65,7 @@ class SymbolicRun(SearchRun):
     # compiling
 
     def prove(self, domain: Domain) -> Outcome | None:
-        from msl.engines.formal.property import Condition, InputRegion, Property
+        from msl.engines.formal.property import Condition, Property
         from msl.engines.formal.verify import verify
 
         quantifier = self.claim.quantifiers[0]
