@@ -1,0 +1,120 @@
+"""``verify(net, prop, timeout)``: the formal engine's entry point.
+
+The order is the one the fast verifiers share: falsify first (random sampling, then PGD), then
+branch and bound by input splitting with symbolic/back-substituted bounds, and z3 over exact
+rationals on the boxes the bounds leave open. A ``sat`` answer always carries a witness that
+passed :func:`msl.engines.formal.witness.confirm` (replayed through the original model); an
+``unsat`` answer holds for the network's parameters read as reals (see
+:mod:`msl.engines.formal.bounds` for the floating-point margins it relies on).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from msl.engines.formal.bab import InputSplitSearch
+from msl.engines.formal.falsify import SpecRows, falsify
+from msl.engines.formal.network import PLNetwork
+from msl.engines.formal.property import Property
+from msl.engines.formal.runtime import fast_numpy
+from msl.engines.formal.smt import LeafSolver
+from msl.engines.formal.witness import Witness, confirm
+
+Status = Literal["sat", "unsat", "unknown", "timeout"]
+
+#: Relative slack added to the unsafe constraints of exact queries on a network whose
+#: parameters were folded in floating point (``PLNetwork.exact`` is False).
+INEXACT_SLACK = 1e-7
+
+METHOD = "falsification (random + PGD), then input-split branch and bound (symbolic-interval and back-substituted linear bounds), z3 over exact rationals on undecided leaves"
+
+
+@dataclass(frozen=True)
+class FormalResult:
+    """The answer of the formal engine.
+
+    ``status``: ``sat`` (a counterexample exists: ``witness_x`` is it, ``witness_y`` the
+    original model's outputs on it), ``unsat`` (proved: no input in the region meets the unsafe
+    condition), ``unknown`` (the procedure ended undecided) or ``timeout``. ``stats`` holds the
+    method, solver, branch counts, z3 leaves and encoding sizes, and times.
+    """
+
+    status: Status
+    witness_x: tuple[float, ...] | None = None
+    witness_y: tuple[float, ...] | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def proved(self) -> bool:
+        return self.status == "unsat"
+
+    @property
+    def refuted(self) -> bool:
+        return self.status == "sat"
+
+
+def solver_version() -> str:
+    import z3
+
+    return f"z3 {z3.get_version_string()}"
+
+
+def verify(net: PLNetwork, prop: Property, timeout: float = 60.0, seed: int = 0) -> FormalResult:
+    """Decide whether some input of ``prop.regions`` drives ``net`` into ``prop.unsafe``.
+
+    Runs under :func:`msl.engines.formal.runtime.fast_numpy` (single-threaded BLAS).
+    """
+    with fast_numpy():
+        return _verify(net, prop, timeout, seed)
+
+
+def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int) -> FormalResult:
+    start = time.monotonic()
+    deadline = start + max(0.0, float(timeout))
+    prop.check_against(net.input_dim, net.output_dim)
+    stats: dict[str, Any] = {"method": METHOD, "network": net.describe(), "timeout_s": timeout}
+    if not prop.unsafe.disjuncts:
+        stats.update(time_s=time.monotonic() - start, decided_by="the unsafe condition is false")
+        return FormalResult("unsat", stats=stats)
+    rows = SpecRows.of(prop.unsafe, net.output_dim)
+
+    def accept(x: np.ndarray) -> Witness | None:
+        return confirm(net, prop.regions, prop.unsafe, x)
+
+    rng = np.random.default_rng(seed)
+    t0 = time.monotonic()
+    points, fstats = falsify(net, prop.regions, rows, min(deadline, t0 + max(0.05 * timeout, 0.5)), rng)
+    stats["falsify"] = {**fstats, "candidates": int(len(points)), "seconds": time.monotonic() - t0}
+    for p in points:
+        w = accept(p)
+        if w is not None:
+            return _sat(w, stats, start, "falsification")
+    slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
+    search = InputSplitSearch(net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack)
+    outcome = search.run()
+    stats["search"] = outcome.stats.as_dict()
+    stats["branches"] = outcome.stats.boxes
+    stats["leaves_smt"] = outcome.stats.leaves_smt
+    stats["encoding"] = {
+        "max_variables": outcome.stats.smt_max_variables,
+        "max_constraints": outcome.stats.smt_max_constraints,
+        "total_constraints": outcome.stats.smt_total_constraints,
+    }
+    if outcome.stats.leaves_smt:
+        stats["solver"] = solver_version()
+    if outcome.status == "sat" and outcome.witness is not None:
+        return _sat(outcome.witness, stats, start, "branch and bound")
+    stats["time_s"] = time.monotonic() - start
+    stats["decided_by"] = "branch and bound" if outcome.status == "unsat" else None
+    return FormalResult(outcome.status, stats=stats)  # type: ignore[arg-type]
+
+
+def _sat(w: Witness, stats: dict[str, Any], start: float, how: str) -> FormalResult:
+    stats["time_s"] = time.monotonic() - start
+    stats["decided_by"] = how
+    stats["witness_y_parsed"] = list(w.y_parsed)
+    return FormalResult("sat", w.x, w.y, stats)
