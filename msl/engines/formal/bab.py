@@ -26,6 +26,7 @@ import numpy as np
 from msl.engines.formal.bounds import SpecBounder, disjunct_bounds
 from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import PLNetwork
+from msl.engines.formal.pieces import PieceSolver
 from msl.engines.formal.property import InputRegion
 from msl.engines.formal.smt import LeafSolver
 from msl.engines.formal.witness import Witness
@@ -36,6 +37,8 @@ BATCH = 1024
 #: region, goes to the exact solver instead of being split.
 MAX_DEPTH = 120
 MIN_WIDTH = 1e-9
+#: Boxes with at most this many unstable ReLUs are decided by their linear pieces (2**n LPs).
+PIECE_UNSTABLE = 4
 #: Per-leaf z3 timeout (seconds), at most the remaining time.
 LEAF_TIMEOUT = 10.0
 #: Extra depth by which the exact solver's witness is pushed inside the unsafe set.
@@ -48,6 +51,9 @@ class SearchStats:
     batches: int = 0
     max_depth: int = 0
     candidates: int = 0
+    leaves_lp: int = 0
+    lps: int = 0
+    lp_seconds: float = 0.0
     leaves_smt: int = 0
     smt_sat: int = 0
     smt_unsat: int = 0
@@ -68,7 +74,7 @@ class SearchStats:
 
 @dataclass
 class SearchOutcome:
-    status: str  # "sat", "unsat", "unknown" or "timeout"
+    status: str  # "sat", "unsat", "unknown", "timeout" or "paused"
     witness: Witness | None
     stats: SearchStats
 
@@ -99,28 +105,40 @@ class InputSplitSearch:
         self.bounder = SpecBounder(net.folded, rows.matrix, rows.offset)
         self.stats = SearchStats()
         self.undecided = 0  # leaves the exact solver could not settle
+        self.pieces = PieceSolver(net.folded, rows)
+        self.witness: Witness | None = None
 
-    def run(self) -> SearchOutcome:
-        d = self.net.input_dim
-        n_dis = self.rows.member.shape[0]
-        lo = np.array([r.lower for r in self.regions], dtype=np.float64)
-        hi = np.array([r.upper for r in self.regions], dtype=np.float64)
-        rid = np.arange(len(self.regions))
-        open_ = np.ones((len(self.regions), n_dis), dtype=bool)
-        depth = np.zeros(len(self.regions), dtype=np.int64)
+        n_regions = len(regions)
+        lo = np.array([r.lower for r in regions], dtype=np.float64)
+        hi = np.array([r.upper for r in regions], dtype=np.float64)
         self.full_width = np.maximum(hi - lo, 0.0)
-        stack = [(lo, hi, rid, open_, depth)]
-        while stack:
-            if time.monotonic() > self.deadline:
+        self.stack: list[tuple[np.ndarray, ...]] = [
+            (
+                lo,
+                hi,
+                np.arange(n_regions),
+                np.ones((n_regions, rows.member.shape[0]), dtype=bool),
+                np.zeros(n_regions, dtype=np.int64),
+            )
+        ]
+
+    def run(self, until: float) -> SearchOutcome:
+        """Search until done, or until ``until`` (status ``paused``; call again to go on), or
+        the deadline (status ``timeout``)."""
+        while self.stack:
+            now = time.monotonic()
+            if now > self.deadline:
                 return SearchOutcome("timeout", None, self.stats)
-            lo, hi, rid, open_, depth = _pop(stack, BATCH)
+            if now > until:
+                return SearchOutcome("paused", None, self.stats)
+            lo, hi, rid, open_, depth = _pop(self.stack, BATCH)
             witness, children = self._step(lo, hi, rid, open_, depth)
             if witness is not None:
                 return SearchOutcome("sat", witness, self.stats)
             if children is not None and len(children[0]):
-                stack.append(children)
-            if time.monotonic() > self.deadline:
-                return SearchOutcome("timeout", None, self.stats)
+                self.stack.append(children)
+        if time.monotonic() > self.deadline:
+            return SearchOutcome("timeout", None, self.stats)
         return SearchOutcome("unknown" if self.undecided else "unsat", None, self.stats)
 
     # ------------------------------------------------------------------------------
@@ -153,9 +171,16 @@ class InputSplitSearch:
             unstable += np.sum((a < 0) & (b > 0), axis=1)
         width = hi - lo
         rel_width = np.where(self.full_width[rid] > 0, width / np.where(self.full_width[rid] > 0, self.full_width[rid], 1.0), 0.0)
-        exact = (unstable == 0) | (depth >= MAX_DEPTH) | (rel_width.max(axis=1) < MIN_WIDTH)
+        few = unstable <= PIECE_UNSTABLE
+        exact = few | (depth >= MAX_DEPTH) | (rel_width.max(axis=1) < MIN_WIDTH)
         for i in np.nonzero(exact)[0]:
-            witness = self._exact_leaf(lo[i], hi[i], int(rid[i]), open_[i], [a[i] for a in pre_lo], [b[i] for b in pre_hi])
+            box_pre_lo = [a[i] for a in pre_lo]
+            box_pre_hi = [b[i] for b in pre_hi]
+            if few[i] and self._pieces_leaf(lo[i], hi[i], int(rid[i]), open_[i], box_pre_lo, box_pre_hi):
+                continue
+            if self.witness is not None:
+                return self.witness, None
+            witness = self._exact_leaf(lo[i], hi[i], int(rid[i]), open_[i], box_pre_lo, box_pre_hi)
             if witness is not None:
                 return witness, None
             if time.monotonic() > self.deadline:
@@ -222,6 +247,27 @@ class InputSplitSearch:
             if w is not None:
                 return w
         return None
+
+    def _pieces_leaf(
+        self, lo: np.ndarray, hi: np.ndarray, r: int, open_: np.ndarray, pre_lo: list[np.ndarray], pre_hi: list[np.ndarray]
+    ) -> bool:
+        """Settle a box with few unstable ReLUs by its linear pieces. True when it is closed
+        (no counterexample, certified); False leaves it to z3, or sets ``self.witness``."""
+        st = self.stats
+        t0 = time.monotonic()
+        out = self.pieces.decide(lo, hi, self.regions[r], [int(j) for j in np.nonzero(open_)[0]], pre_lo, pre_hi)
+        st.leaves_lp += 1
+        st.lps += out.lps
+        st.lp_seconds += time.monotonic() - t0
+        if out.status == "unsat":
+            return True
+        for x in out.candidates[:4]:
+            st.candidates += 1
+            w = self.confirm(x)
+            if w is not None:
+                self.witness = w
+                return False
+        return False
 
     def _exact_leaf(
         self, lo: np.ndarray, hi: np.ndarray, r: int, open_: np.ndarray, pre_lo: list[np.ndarray], pre_hi: list[np.ndarray]

@@ -31,6 +31,9 @@ from msl.engines.formal.network import AffineLayer
 
 #: Boxes bounded together in one numpy pass (see :meth:`SpecBounder.bound`).
 CHUNK = 64
+#: Lower-slope choices for unstable ReLUs tried when bounding the spec rows (see ``_backward``).
+SPEC_SLOPES = ("area", "zero", "one", "chord")
+REFINE_SLOPES = ("area", "zero", "chord")
 #: Relative widening of every concrete bound (float64 rounding is ~1e-16 per operation).
 REL_SLACK = 1e-10
 #: Absolute widening of every concrete bound.
@@ -220,20 +223,44 @@ class SpecBounder:
     def _bound(self, lo: np.ndarray, hi: np.ndarray, refine: bool) -> BoxBounds:
         pre_lo, pre_hi, shares = self.hidden_bounds(lo, hi, refine) if self.hidden else ([], [], [])
         losses: list[np.ndarray] = [np.zeros_like(a) for a in pre_lo]
-        coef, const, const_abs = self._backward(
-            self.last_w, self.last_b, self.last_b_abs, len(self.hidden), pre_lo, pre_hi, lo.shape[0], losses
-        )
+        center = 0.5 * (lo + hi)
+        radius = 0.5 * (hi - lo)
+        absx = np.maximum(np.abs(lo), np.abs(hi))
+        best: tuple[np.ndarray, ...] | None = None
+        # Every choice of lower slopes in [0, 1] gives a valid bound; the spec rows are few, so
+        # several choices are tried and the best kept per box and row (a cheap stand-in for
+        # optimising the slopes as alpha-CROWN does).
+        for slope in SPEC_SLOPES:
+            coef, const, const_abs = self._backward(
+                self.last_w,
+                self.last_b,
+                self.last_b_abs,
+                len(self.hidden),
+                pre_lo,
+                pre_hi,
+                lo.shape[0],
+                losses if slope == "area" else None,
+                slope,
+            )
+            acoef = np.abs(coef)
+            lower = np.einsum("nkd,nd->nk", coef, center) - np.einsum("nkd,nd->nk", acoef, radius) + const
+            mag = np.einsum("nkd,nd->nk", acoef, absx) + const_abs
+            if best is None:
+                best = (lower, mag, coef, const)
+            else:
+                better = lower > best[0]
+                best = (
+                    np.where(better, lower, best[0]),
+                    np.where(better, mag, best[1]),
+                    np.where(better[:, :, None], coef, best[2]),
+                    np.where(better, const, best[3]),
+                )
+        assert best is not None
         # Attribute each unstable neuron's relaxation loss to the inputs its range comes from.
         split_score = np.zeros(lo.shape)
         for loss, share in zip(losses, shares):
             split_score += np.einsum("nj,njd->nd", loss, share)
-        center = 0.5 * (lo + hi)
-        radius = 0.5 * (hi - lo)
-        absx = np.maximum(np.abs(lo), np.abs(hi))
-        lin = np.einsum("nkd,nd->nk", coef, center)
-        rad = np.einsum("nkd,nd->nk", np.abs(coef), radius)
-        mag = np.einsum("nkd,nd->nk", np.abs(coef), absx) + const_abs
-        lower = lin - rad + const
+        lower, mag, coef, const = best
         return BoxBounds(pre_lo, pre_hi, lower, proof_margin(mag), coef, const, split_score)
 
     def _backward(
@@ -246,12 +273,15 @@ class SpecBounder:
         pre_hi: list[np.ndarray],
         n_boxes: int,
         losses: list[np.ndarray] | None = None,
+        slope: str = "area",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Lower bounds of ``rows . h_{start-1} + const0`` as linear functions of the input.
 
         The rows (K, n) are pushed back through hidden layers ``start-1 .. 0`` with the triangle
-        relaxation. Returns coefficients (N, K, d), constants (N, K) and the magnitude of the
-        constants' terms (N, K) for the rounding margin. With ``losses`` (one (N, n_k) array per
+        relaxation, whose lower slope is ``slope``: ``area`` (1 when u > -l, else 0), ``zero``,
+        ``one`` or ``chord`` (u / (u - l)); any slope in [0, 1] is sound. Returns coefficients
+        (N, K, d), constants (N, K) and the magnitude of the constants' terms (N, K) for the
+        rounding margin. With ``losses`` (one (N, n_k) array per
         layer), adds each unstable neuron's worst-case relaxation gap times its coefficients'
         total size: what the bound loses to that neuron, the branching heuristic's ingredient.
         """
@@ -271,7 +301,15 @@ class SpecBounder:
                 # On unstable columns a positive coefficient takes the lower slope (0 or 1, by
                 # area) instead of the chord, and a negative one picks up the chord's intercept.
                 lo_c, hi_c, unst = z_lo[:, cols], z_hi[:, cols], unstable[:, cols]
-                diff = np.where(unst & (hi_c > -lo_c), 1.0, 0.0) - chord[:, cols]
+                if slope == "area":
+                    low = np.where(unst & (hi_c > -lo_c), 1.0, 0.0)
+                elif slope == "one":
+                    low = unst.astype(np.float64)
+                elif slope == "zero":
+                    low = np.zeros_like(hi_c)
+                else:
+                    low = chord[:, cols]
+                diff = low - chord[:, cols]
                 icpt = -chord[:, cols] * lo_c
                 sub = lam[:, :, cols]
                 pos = np.maximum(sub, 0.0)

@@ -62,14 +62,18 @@ class SpecRows:
         return value, row
 
 
-def _gradient(net: PLNetwork, x: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """Gradient of ``directions[n] . f(x[n])`` with respect to ``x[n]``, batched."""
+def _gradient(net: PLNetwork, x: np.ndarray, directions: np.ndarray, leak: float = 0.0) -> np.ndarray:
+    """Gradient of ``directions[n] . f(x[n])`` with respect to ``x[n]``, batched.
+
+    With ``leak`` > 0 an inactive ReLU passes that fraction of the gradient (the gradient of a
+    leaky ReLU), so that a search started where every path is dead still finds a direction.
+    """
     layers = net.folded
     masks = []
     h = x
     for layer in layers[:-1]:
         z = h @ layer.weight.T + layer.bias
-        masks.append(z > 0)
+        masks.append(np.where(z > 0, 1.0, leak))
         h = np.maximum(z, 0.0)
     v = directions @ layers[-1].weight
     for layer, mask in zip(reversed(layers[:-1]), reversed(masks)):
@@ -81,6 +85,10 @@ def _sample(region: InputRegion, n: int, rng: np.random.Generator) -> np.ndarray
     lo = np.asarray(region.lower)
     hi = np.asarray(region.upper)
     pts = lo + (hi - lo) * rng.random((n, lo.size))
+    # A third of the samples have coordinates snapped to the box's faces: extreme inputs are
+    # where counterexamples often sit, and uniform samples almost never reach them.
+    snap = rng.random((n, lo.size)) < np.where(np.arange(n) % 3 == 0, 0.3, 0.0)[:, None]
+    pts = np.where(snap, np.where(rng.random((n, lo.size)) < 0.5, lo, hi), pts)
     pts[0] = 0.5 * (lo + hi)
     if region.constraints:
         keep = np.ones(n, dtype=bool)
@@ -118,8 +126,10 @@ def falsify(
             continue
         val, _ = rows.objective(net.forward(pts))
         evaluated += len(pts)
-        order = np.argsort(val)[:starts]
-        x = pts[order]
+        # Half the starts are the best samples, half random ones: the best samples often sit in
+        # one flat region (every ReLU of a layer off) where the gradient vanishes.
+        order = np.argsort(val)
+        x = np.concatenate([pts[order[: starts // 2]], pts[rng.choice(len(pts), starts - starts // 2)]])
         width = hi - lo
         for step in range(steps):
             if time.monotonic() > deadline:
@@ -132,8 +142,8 @@ def falsify(
                     found.append((float(v), p.copy()))
             best = min(best, float(val.min()))
             direction = rows.matrix[row] / rows.norm[row][:, None]
-            grad = _gradient(net, x, direction)
-            size = width * (0.1 * (1.0 - step / steps) + 0.002)
+            grad = _gradient(net, x, direction, leak=0.1 if step < steps // 2 else 0.0)
+            size = width * 0.1 * 1e-4 ** (step / max(steps - 1, 1))
             x = np.clip(x - size * np.sign(grad), lo, hi)
         y = net.forward(x)
         val, _ = rows.objective(y)

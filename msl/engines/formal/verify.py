@@ -30,6 +30,9 @@ Status = Literal["sat", "unsat", "unknown", "timeout"]
 #: parameters were folded in floating point (``PLNetwork.exact`` is False).
 INEXACT_SLACK = 1e-7
 
+#: Seconds of branch and bound before the second falsification round (then doubling).
+FIRST_SLICE = 1.0
+
 METHOD = "falsification (random + PGD), then input-split branch and bound (symbolic-interval and back-substituted linear bounds), z3 over exact rationals on undecided leaves"
 
 
@@ -86,16 +89,50 @@ def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int) -> Formal
         return confirm(net, prop.regions, prop.unsafe, x)
 
     rng = np.random.default_rng(seed)
-    t0 = time.monotonic()
-    points, fstats = falsify(net, prop.regions, rows, min(deadline, t0 + max(0.05 * timeout, 0.5)), rng)
-    stats["falsify"] = {**fstats, "candidates": int(len(points)), "seconds": time.monotonic() - t0}
-    for p in points:
-        w = accept(p)
-        if w is not None:
-            return _sat(w, stats, start, "falsification")
+    fstats: dict[str, Any] = {"rounds": 0, "points_evaluated": 0, "seconds": 0.0, "best_objective": float("inf")}
+    stats["falsify"] = fstats
+
+    def falsify_round(level: int, budget: float) -> Witness | None:
+        t0 = time.monotonic()
+        points, info = falsify(
+            net,
+            prop.regions,
+            rows,
+            min(deadline, t0 + budget),
+            rng,
+            samples=min(2000 * 4**level, 100_000),
+            starts=min(32 * 2**level, 1024),
+            steps=min(60 + 40 * level, 200),
+        )
+        fstats["rounds"] += 1
+        fstats["points_evaluated"] += int(info["points_evaluated"])
+        fstats["best_objective"] = min(fstats["best_objective"], info["best_objective"])
+        fstats["seconds"] += time.monotonic() - t0
+        for p in points:
+            w = accept(p)
+            if w is not None:
+                return w
+        return None
+
+    w = falsify_round(0, max(0.05 * timeout, 0.5))
+    if w is not None:
+        return _sat(w, stats, start, "falsification")
     slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
     search = InputSplitSearch(net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack)
-    outcome = search.run()
+    # Branch and bound in growing time slices, with a larger falsification round after each:
+    # most instances end in the first slice; on hard ones a quarter of the time goes to search
+    # for counterexamples, whose pockets can be too small for the bounds to reach soon.
+    slice_s, level = FIRST_SLICE, 0
+    while True:
+        outcome = search.run(until=time.monotonic() + slice_s)
+        if outcome.status != "paused":
+            break
+        level += 1
+        w = falsify_round(level, slice_s / 3)
+        if w is not None:
+            stats["search"] = outcome.stats.as_dict()
+            return _sat(w, stats, start, "falsification")
+        slice_s *= 2
     stats["search"] = outcome.stats.as_dict()
     stats["branches"] = outcome.stats.boxes
     stats["leaves_smt"] = outcome.stats.leaves_smt
