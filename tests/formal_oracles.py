@@ -147,3 +147,11 @@ def random_property(rng: np.random.Generator, model: torch.nn.Module, inputs: in
             cons.append(LinearConstraint(tuple(c), float(np.quantile(vals, rng.uniform(0.0, 0.3)))))
         unsafe = Condition((tuple(cons),))
     return Property((region,), unsafe)
+
+
+def acasxu_dir() -> Path:
+    """The shared ACAS Xu benchmark folder (``MSL_ACASXU_DIR`` overrides)."""
+    import os
+
+    default = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "acasxu"
+    return Path(os.environ.get("MSL_ACASXU_DIR", default))

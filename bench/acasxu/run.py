@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 DEFAULT_DIR = REPO.parent / "shared" / "benchmarks" / "acasxu"
 DEFAULT_RESULTS = REPO / "bench" / "acasxu" / "results" / "acasxu_results.csv"
-FIELDS = ["onnx", "vnnlib", "timeout_s", "result", "seconds", "expected", "correct", "witness_ok", "nnenum_s"]
+FIELDS = ["onnx", "vnnlib", "timeout_s", "result", "seconds", "cpu_s", "expected", "correct", "witness_ok", "nnenum_s"]
 #: Seconds past the timeout before the subprocess is killed.
 GRACE = 5.0
 
@@ -80,22 +81,31 @@ def check_witness(folder: Path, onnx: str, vnnlib: str, output: str) -> bool:
     return False
 
 
-def run_one(folder: Path, onnx: str, vnnlib: str, timeout: float) -> tuple[str, float, str]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_one(folder: Path, onnx: str, vnnlib: str, timeout: float) -> tuple[str, float, float, str]:
+    """Result, wall seconds, CPU seconds (the subprocess's, whatever else the machine runs) and
+    the printed output of one instance."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "msl", "vnnlib", str(folder / onnx), str(folder / vnnlib), "--timeout", str(timeout)]
     start = time.monotonic()
+    cpu = _children_cpu()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + GRACE, env=env, cwd=REPO)
     except subprocess.TimeoutExpired:
-        return "killed", time.monotonic() - start, ""
+        return "killed", time.monotonic() - start, _children_cpu() - cpu, ""
     seconds = time.monotonic() - start
+    cpu = _children_cpu() - cpu
     lines = proc.stdout.strip().splitlines()
     result = lines[0].strip() if lines and proc.returncode == 0 else f"error(rc={proc.returncode})"
     if result not in ("sat", "unsat", "unknown", "timeout") and not result.startswith("error"):
         result = f"error({result[:40]})"
     if result.startswith("error"):
         sys.stderr.write(proc.stderr[-2000:])
-    return result, seconds, proc.stdout
+    return result, seconds, cpu, proc.stdout
 
 
 def summarize(rows: list[dict[str, str]]) -> str:
@@ -117,6 +127,9 @@ def summarize(rows: list[dict[str, str]]) -> str:
     ]
     if answered:
         lines.append(f"median time (s) of answered instances: msl {statistics.median(float(r['seconds']) for r in answered):.2f}")
+    cpu = [float(r["cpu_s"]) for r in rows if r.get("cpu_s")]
+    if cpu:
+        lines.append(f"median CPU time (s) of the msl processes (less sensitive to a shared machine): {statistics.median(cpu):.2f}")
     if theirs:
         their_med = statistics.median(theirs)
         lines.append(f"median time (s), nnenum (VNN-COMP 2021, its machine, incl. ~1 s start-up): {their_med:.2f}")
@@ -156,7 +169,7 @@ def main() -> int:
                 if (onnx, vnnlib) in done:
                     continue
                 timeout = args.timeout or timeout
-                result, seconds, output = run_one(folder, onnx, vnnlib, timeout)
+                result, seconds, cpu, output = run_one(folder, onnx, vnnlib, timeout)
                 exp = expected.get((onnx, vnnlib), {})
                 witness_ok = ""
                 if result == "sat":
@@ -167,6 +180,7 @@ def main() -> int:
                     "timeout_s": f"{timeout:g}",
                     "result": result,
                     "seconds": f"{seconds:.3f}",
+                    "cpu_s": f"{cpu:.3f}",
                     "expected": exp.get("expected", ""),
                     "correct": "" if result not in ("sat", "unsat") else "yes" if result == exp.get("expected") else "NO",
                     "witness_ok": witness_ok,

@@ -24,7 +24,10 @@ pieces, failed certificates) goes to z3.
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +59,13 @@ class PieceSolver:
         self.rows = rows
         self.w_abs = [np.abs(layer.weight) for layer in layers]
         self.b_abs = [np.abs(layer.bias) for layer in layers]
+        self._highs: Any = None
+
+    @property
+    def highs(self) -> Any:
+        if self._highs is None:
+            self._highs = quiet_highs()
+        return self._highs
 
     def decide(
         self,
@@ -87,7 +97,7 @@ class PieceSolver:
                 mag_a = np.vstack([m_out[0], phase_mag[0]] + [np.abs(np.array([c.coeffs])) for c in region.constraints])
                 mag_b = np.concatenate([m_out[1], phase_mag[1]] + [np.array([abs(c.rhs)]) for c in region.constraints])
                 lps += 1
-                verdict, point = _lp_piece(a, b, mag_a, mag_b, lo, hi)
+                verdict, point = _lp_piece(self.highs, a, b, mag_a, mag_b, lo, hi)
                 if verdict == "certified":
                     continue
                 if verdict == "candidate":
@@ -142,19 +152,44 @@ class PieceSolver:
         return phase, phase_mag, y_map, y_mag
 
 
+def quiet_highs() -> Any:
+    """A HiGHS instance with logging off. Its first construction in a process prints a banner
+    on the C-level stdout, which would corrupt ``msl vnnlib``'s answer line; that one is sent
+    to /dev/null."""
+    import highspy
+
+    global _banner_shown
+    if not _banner_shown:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _banner_shown = True
+    else:
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+_banner_shown = False
+
+
 def _lp_piece(
-    a: np.ndarray, b: np.ndarray, mag_a: np.ndarray, mag_b: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    h: Any, a: np.ndarray, b: np.ndarray, mag_a: np.ndarray, mag_b: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[str, np.ndarray | None]:
     """``certified`` (no x in the box meets every row ``a x <= b``), ``candidate`` (with the LP's
-    deepest point) or ``uncertain``."""
+    deepest point) or ``uncertain``. ``h`` is a HiGHS instance to reuse."""
     import highspy
 
     scale = np.abs(a).sum(axis=1) + 1e-300
     an = a / scale[:, None]
     bn = b / scale
     n_rows, d = an.shape
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
     lp = highspy.HighsLp()
     lp.num_col_ = d + 1
     lp.num_row_ = n_rows
@@ -168,6 +203,7 @@ def _lp_piece(
     lp.a_matrix_.start_ = np.arange(0, n_rows * (d + 1) + 1, d + 1, dtype=np.int32)
     lp.a_matrix_.index_ = np.tile(np.arange(d + 1, dtype=np.int32), n_rows)
     lp.a_matrix_.value_ = dense.ravel()
+    h.clearModel()
     h.passModel(lp)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
