@@ -155,3 +155,33 @@ def acasxu_dir() -> Path:
 
     default = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "acasxu"
     return Path(os.environ.get("MSL_ACASXU_DIR", default))
+
+
+def product_layers(
+    a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.ndarray, np.ndarray]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Layers of ``x -> a(x) - b(x)`` for two networks of the same shape (for the MILP)."""
+    out = []
+    for k, ((wa, ba), (wb, bb)) in enumerate(zip(a, b)):
+        if k == 0:
+            out.append((np.vstack([wa, wb]), np.concatenate([ba, bb])))
+        elif k == len(a) - 1:
+            out.append((np.hstack([wa, -wb]), ba - bb))
+        else:
+            zeros_ab = np.zeros((wa.shape[0], wb.shape[1]))
+            zeros_ba = np.zeros((wb.shape[0], wa.shape[1]))
+            out.append((np.block([[wa, zeros_ab], [zeros_ba, wb]]), np.concatenate([ba, bb])))
+    return out
+
+
+def max_difference(a: torch.nn.Sequential, b: torch.nn.Sequential, region: InputRegion) -> float:
+    """``max over x in the region of |a(x) - b(x)|_inf``, by MILP."""
+    layers = product_layers(torch_layers(a), torch_layers(b))
+    m = layers[-1][0].shape[0]
+    best = -np.inf
+    for i in range(m):
+        for sign in (1.0, -1.0):
+            c = np.zeros(m)
+            c[i] = -sign
+            best = max(best, milp_margin(layers, region, (LinearConstraint(tuple(c), 0.0),)))
+    return float(best)

@@ -94,6 +94,7 @@ class InputSplitSearch:
         leaf_solver: LeafSolver,
         deadline: float,
         proof_slack: float,
+        bounder: SpecBounder,
     ) -> None:
         self.net = net
         self.regions = regions
@@ -102,7 +103,7 @@ class InputSplitSearch:
         self.leaf = leaf_solver
         self.deadline = deadline
         self.proof_slack = proof_slack  # extra rhs slack for exact queries on inexact networks
-        self.bounder = SpecBounder(net.folded, rows.matrix, rows.offset)
+        self.bounder = bounder
         self.stats = SearchStats()
         self.undecided = 0  # leaves the exact solver could not settle
         self.pieces = PieceSolver(net.folded, rows)

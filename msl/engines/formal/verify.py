@@ -11,12 +11,14 @@ passed :func:`msl.engines.formal.witness.confirm` (replayed through the original
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from msl.engines.formal.bab import InputSplitSearch
+from msl.engines.formal.bounds import SpecBounder
 from msl.engines.formal.falsify import SpecRows, falsify
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.property import Property
@@ -25,6 +27,7 @@ from msl.engines.formal.smt import LeafSolver
 from msl.engines.formal.witness import Witness, confirm
 
 Status = Literal["sat", "unsat", "unknown", "timeout"]
+BounderFactory = Callable[[np.ndarray, np.ndarray], SpecBounder]
 
 #: Relative slack added to the unsafe constraints of exact queries on a network whose
 #: parameters were folded in floating point (``PLNetwork.exact`` is False).
@@ -66,16 +69,25 @@ def solver_version() -> str:
     return f"z3 {z3.get_version_string()}"
 
 
-def verify(net: PLNetwork, prop: Property, timeout: float = 60.0, seed: int = 0) -> FormalResult:
+def verify(
+    net: PLNetwork,
+    prop: Property,
+    timeout: float = 60.0,
+    seed: int = 0,
+    bounder: BounderFactory | None = None,
+) -> FormalResult:
     """Decide whether some input of ``prop.regions`` drives ``net`` into ``prop.unsafe``.
 
     Runs under :func:`msl.engines.formal.runtime.fast_numpy` (single-threaded BLAS).
+    ``bounder`` builds the bound computation for the spec rows ``(matrix, offset)`` when the
+    default (:class:`~msl.engines.formal.bounds.SpecBounder` on ``net``) can be bettered, as
+    for the product networks of :mod:`msl.engines.formal.equivalence`.
     """
     with fast_numpy():
-        return _verify(net, prop, timeout, seed)
+        return _verify(net, prop, timeout, seed, bounder)
 
 
-def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int) -> FormalResult:
+def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: BounderFactory | None) -> FormalResult:
     start = time.monotonic()
     deadline = start + max(0.0, float(timeout))
     prop.check_against(net.input_dim, net.output_dim)
@@ -118,7 +130,8 @@ def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int) -> Formal
     if w is not None:
         return _sat(w, stats, start, "falsification")
     slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
-    search = InputSplitSearch(net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack)
+    spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
+    search = InputSplitSearch(net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder)
     # Branch and bound in growing time slices, with a larger falsification round after each:
     # most instances end in the first slice; on hard ones a quarter of the time goes to search
     # for counterexamples, whose pockets can be too small for the bounds to reach soon.
