@@ -2,22 +2,29 @@
 
 For a batch of N boxes this computes, vectorised with numpy:
 
-1. bounds on every hidden pre-activation, by forward *symbolic intervals* (ReluVal/Neurify):
-   each neuron carries a lower and an upper linear function of the input; unstable ReLUs are
-   relaxed with the Neurify slopes, and the bounds are intersected with plain interval
-   arithmetic;
-2. bounds on every *spec row* ``g_k(y) = c_k . y - d_k`` by back-substitution (DeepPoly/CROWN):
-   the row is pushed backwards through the layers with the triangle relaxation of each unstable
-   ReLU (lower slope 0 or 1 by the area heuristic), giving on each box a linear function
-   ``g_k(f(x)) >= a_k . x + b_k`` whose minimum over the box is the lower bound.
+1. bounds on every hidden pre-activation, layer by layer: forward *symbolic intervals*
+   (ReluVal/Neurify: each neuron carries a lower and an upper linear function of the input)
+   intersected with interval arithmetic, then tightened by back-substitution (DeepPoly/CROWN)
+   for the neurons still unstable, so the next layer starts from the tightest bounds;
+2. bounds on every *spec row* ``g_k(y) = c_k . y - d_k`` by back-substitution with the
+   triangle relaxation of each unstable ReLU, for several choices of the lower slopes (the best
+   is kept per box and row), giving on each box a linear function ``g_k(f(x)) >= a_k . x + b_k``
+   whose minimum over the box is the lower bound;
+3. a branching score per input: each unstable ReLU's worst relaxation gap, weighted by its
+   coefficients in the back-substitution, is attributed to the inputs in proportion to their
+   share of that neuron's symbolic range.
+
+The back-substitution arrays are (boxes, rows, neurons) and memory-bound; boxes are processed
+in chunks of :data:`CHUNK` so they stay in cache.
 
 Floating point: every array here is float64 and the network's float32 parameters are exact in
 it, so the only error is float64 rounding, at most about ``n * 2**-53`` relative to the sum of
 the absolute values of the terms of each dot product. Rather than rounding outward at every
 operation, each concrete bound is widened by :data:`REL_SLACK` times the magnitude of its
 terms (plus an absolute :data:`ABS_SLACK`), several orders of magnitude above that error, and a
-spec row only counts as proved when its lower bound exceeds :func:`proof_margin`. A box whose
-bound lands in the gap is left to the exact solver (:mod:`msl.engines.formal.smt`).
+spec row only counts as proved when its lower bound exceeds :func:`proof_margin` (1e-8 of the
+magnitude of its terms). A box whose bound lands in the gap is left to the exact procedures
+(:mod:`msl.engines.formal.pieces`, :mod:`msl.engines.formal.smt`).
 """
 
 from __future__ import annotations
@@ -33,7 +40,6 @@ from msl.engines.formal.network import AffineLayer
 CHUNK = 64
 #: Lower-slope choices for unstable ReLUs tried when bounding the spec rows (see ``_backward``).
 SPEC_SLOPES = ("area", "zero", "one", "chord")
-REFINE_SLOPES = ("area", "zero", "chord")
 #: Relative widening of every concrete bound (float64 rounding is ~1e-16 per operation).
 REL_SLACK = 1e-10
 #: Absolute widening of every concrete bound.
@@ -67,13 +73,6 @@ class BoxBounds:
     row_const: np.ndarray
     split_score: np.ndarray
 
-    @property
-    def unstable(self) -> np.ndarray:
-        """(N,) number of ReLUs whose phase the bounds do not decide."""
-        count = np.zeros(self.row_lower.shape[0], dtype=np.int64)
-        for lo, hi in zip(self.pre_lower, self.pre_upper):
-            count += np.sum((lo < 0) & (hi > 0), axis=1)
-        return count
 
 
 class SpecBounder:
@@ -103,13 +102,13 @@ class SpecBounder:
 
     # ------------------------------------------------------------------ hidden layers
     def hidden_bounds(
-        self, lo: np.ndarray, hi: np.ndarray, refine: bool = True
+        self, lo: np.ndarray, hi: np.ndarray
     ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
         """Pre-activation bounds of every hidden layer, (N, n_k) each, and each neuron's input
         shares (N, n_k, d): the fraction of its symbolic range due to each input's width.
 
-        Layer by layer: symbolic intervals intersected with interval arithmetic, then (with
-        ``refine``) back-substitution for the neurons still unstable on some box of the batch,
+        Layer by layer: symbolic intervals intersected with interval arithmetic, then
+        back-substitution for the neurons still unstable on some box of the batch,
         so that the next layer's relaxation starts from the tightest bounds.
         """
         n_boxes, d = lo.shape
@@ -154,8 +153,7 @@ class SpecBounder:
                 z_lo = np.maximum(lz_lo.T - lz_slack, h_lo @ wp.T + h_hi @ wn.T + b - islack)
                 z_hi = np.minimum(uz_hi.T + uz_slack, h_hi @ wp.T + h_lo @ wn.T + b + islack)
                 lower_eq_hi, upper_eq_lo = lz_hi.T + lz_slack, uz_lo.T - uz_slack
-                if refine:
-                    self._refine(k, z_lo, z_hi, lowers, uppers, center, radius, absx)
+                self._refine(k, z_lo, z_hi, lowers, uppers, center, radius, absx)
             lowers.append(z_lo)
             uppers.append(z_hi)
             spread = (np.abs(eq_zl[:, :, :d]) + np.abs(eq_zu[:, :, :d])).transpose(1, 0, 2) * width[:, None, :]
@@ -200,7 +198,7 @@ class SpecBounder:
         z_hi[:, cols] = np.minimum(z_hi[:, cols], -low[:, n:])
 
     # ------------------------------------------------------------------ spec rows
-    def bound(self, lo: np.ndarray, hi: np.ndarray, refine: bool = True) -> BoxBounds:
+    def bound(self, lo: np.ndarray, hi: np.ndarray) -> BoxBounds:
         """Bounds of every hidden neuron and every spec row over boxes ``lo``/``hi`` (N, d).
 
         Boxes are processed in chunks of :data:`CHUNK`: the back-substitution arrays are
@@ -208,8 +206,8 @@ class SpecBounder:
         than making each numpy call large.
         """
         if len(lo) <= CHUNK:
-            return self._bound(lo, hi, refine)
-        parts = [self._bound(lo[i : i + CHUNK], hi[i : i + CHUNK], refine) for i in range(0, len(lo), CHUNK)]
+            return self._bound(lo, hi)
+        parts = [self._bound(lo[i : i + CHUNK], hi[i : i + CHUNK]) for i in range(0, len(lo), CHUNK)]
         return BoxBounds(
             [np.concatenate([p.pre_lower[k] for p in parts]) for k in range(len(parts[0].pre_lower))],
             [np.concatenate([p.pre_upper[k] for p in parts]) for k in range(len(parts[0].pre_upper))],
@@ -220,8 +218,8 @@ class SpecBounder:
             np.concatenate([p.split_score for p in parts]),
         )
 
-    def _bound(self, lo: np.ndarray, hi: np.ndarray, refine: bool) -> BoxBounds:
-        pre_lo, pre_hi, shares = self.hidden_bounds(lo, hi, refine) if self.hidden else ([], [], [])
+    def _bound(self, lo: np.ndarray, hi: np.ndarray) -> BoxBounds:
+        pre_lo, pre_hi, shares = self.hidden_bounds(lo, hi) if self.hidden else ([], [], [])
         losses: list[np.ndarray] = [np.zeros_like(a) for a in pre_lo]
         center = 0.5 * (lo + hi)
         radius = 0.5 * (hi - lo)

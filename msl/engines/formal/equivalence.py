@@ -135,8 +135,8 @@ class DifferenceBounder(SpecBounder):
         self.db = [la.bias - lb.bias for la, lb in zip(self.a_layers, self.b_layers)]
         self.offset_vec = np.asarray(offset, dtype=np.float64)
 
-    def _bound(self, lo: np.ndarray, hi: np.ndarray, refine: bool) -> BoxBounds:
-        bb = super()._bound(lo, hi, refine)
+    def _bound(self, lo: np.ndarray, hi: np.ndarray) -> BoxBounds:
+        bb = super()._bound(lo, hi)
         coef, const, mag = self._difference_rows(lo, hi, bb.pre_lower, bb.pre_upper)
         center = 0.5 * (lo + hi)
         radius = 0.5 * (hi - lo)

@@ -68,10 +68,17 @@ class NetworkText:
 class LeafSolver:
     """Builds and solves leaf queries for one network and one unsafe condition."""
 
-    def __init__(self, net: PLNetwork, rows: SpecRows, text: NetworkText | None = None) -> None:
+    def __init__(self, net: PLNetwork, rows: SpecRows) -> None:
         self.net = net
         self.rows = rows
-        self.text = text or NetworkText(net)
+        self._text: NetworkText | None = None
+
+    @property
+    def text(self) -> NetworkText:
+        """Built on first use: most searches never call z3."""
+        if self._text is None:
+            self._text = NetworkText(self.net)
+        return self._text
 
     def encode(
         self,
