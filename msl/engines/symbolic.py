@@ -129,8 +129,9 @@ class SymbolicRun(SearchRun):
     def formal_outcome(self, result: Any, handle: ModelHandle) -> Outcome:
         stats = result.stats
         encoding = stats.get("encoding", {})
+        decided = stats.get("decided_by") or "branch and bound"
         proof = {
-            "solver": str(stats.get("solver") or "bound propagation"),
+            "solver": f"{stats['solver']} ({decided})" if stats.get("solver") else str(decided),
             "result": result.status,
             "variables": encoding.get("max_variables"),
             "constraints": encoding.get("total_constraints"),
