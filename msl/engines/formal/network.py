@@ -252,8 +252,6 @@ class _ChainBuilder:
             self.last_was_relu = False
             return
         self.multiply(1.0 / vec)
-        if not np.all(np.abs(vec) == 2.0 ** np.round(np.log2(np.abs(vec)))):
-            self.inexact("a division after a linear layer was folded into it in float64")
 
     def matmul(self, weight: np.ndarray, bias: np.ndarray | None = None) -> None:
         """h -> weight @ h (+ bias); ``weight`` is (out, in)."""
@@ -306,7 +304,7 @@ class _ChainBuilder:
     def _close_identity(self) -> None:
         gain = np.array([float(g) for g in self.gain])
         shift = np.array([float(s * g) for s, g in zip(self.shift, self.gain)])
-        if not all(Fraction(float(s * g)) == s * g for s, g in zip(self.shift, self.gain)):
+        if not all(Fraction(float(s * g)) == s * g and Fraction(float(g)) == g for s, g in zip(self.shift, self.gain)):
             self.inexact("an elementwise map after the last ReLU was rounded to float64")
         self.weight = np.diag(gain)
         self.bias = shift

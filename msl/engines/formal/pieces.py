@@ -186,7 +186,7 @@ def _lp_piece(
     deepest point) or ``uncertain``. ``h`` is a HiGHS instance to reuse."""
     import highspy
 
-    scale = np.abs(a).sum(axis=1) + 1e-300
+    scale = np.abs(a).sum(axis=1) + np.abs(b) + 1e-300
     an = a / scale[:, None]
     bn = b / scale
     n_rows, d = an.shape
@@ -204,7 +204,8 @@ def _lp_piece(
     lp.a_matrix_.index_ = np.tile(np.arange(d + 1, dtype=np.int32), n_rows)
     lp.a_matrix_.value_ = dense.ravel()
     h.clearModel()
-    h.passModel(lp)
+    if h.passModel(lp) != highspy.HighsStatus.kOk:
+        return "uncertain", None
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return "uncertain", None

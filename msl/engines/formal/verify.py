@@ -17,11 +17,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from msl.engines.formal.bab import InputSplitSearch
+from msl.engines.formal.bab import InputSplitSearch, SearchStats
 from msl.engines.formal.bounds import SpecBounder
 from msl.engines.formal.falsify import SpecRows, falsify
 from msl.engines.formal.network import PLNetwork
-from msl.engines.formal.property import Property
+from msl.engines.formal.pieces import quiet_highs
+from msl.engines.formal.property import InputRegion, Property
 from msl.engines.formal.runtime import fast_numpy
 from msl.engines.formal.smt import LeafSolver
 from msl.engines.formal.witness import Witness, confirm
@@ -33,10 +34,16 @@ BounderFactory = Callable[[np.ndarray, np.ndarray], SpecBounder]
 #: parameters were folded in floating point (``PLNetwork.exact`` is False).
 INEXACT_SLACK = 1e-7
 
+SOLVER = "msl input-split branch and bound (numpy bounds), HiGHS LPs with checked certificates, z3 on exact leaves"
+
 #: Seconds of branch and bound before the second falsification round (then doubling).
 FIRST_SLICE = 1.0
 
-METHOD = "falsification (random + PGD), then input-split branch and bound (symbolic-interval and back-substituted linear bounds), z3 over exact rationals on undecided leaves"
+METHOD = (
+    "falsification (random + PGD), then input-split branch and bound (symbolic-interval and"
+    " back-substituted linear bounds); exact leaves: linear pieces by LP with checked"
+    " certificates, z3 over exact rationals"
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,17 @@ def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: 
     start = time.monotonic()
     deadline = start + max(0.0, float(timeout))
     prop.check_against(net.input_dim, net.output_dim)
-    stats: dict[str, Any] = {"method": METHOD, "network": net.describe(), "timeout_s": timeout}
+    stats: dict[str, Any] = {
+        "method": METHOD,
+        "solver": SOLVER,
+        "decided_by": None,
+        "network": net.describe(),
+        "timeout_s": timeout,
+        "branches": 0,
+        "leaves_lp": 0,
+        "leaves_smt": 0,
+        "encoding": {"inputs": net.input_dim, "relus": net.num_relus},
+    }
     if not prop.unsafe.disjuncts:
         stats.update(time_s=time.monotonic() - start, decided_by="the unsafe condition is false")
         return FormalResult("unsat", stats=stats)
@@ -99,6 +116,16 @@ def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: 
 
     def accept(x: np.ndarray) -> Witness | None:
         return confirm(net, prop.regions, prop.unsafe, x)
+
+    if any(not conj for conj in prop.unsafe.disjuncts):
+        # The unsafe condition is true: any input of the region is a counterexample.
+        for region in prop.regions:
+            point = feasible_point(region)
+            w = accept(point) if point is not None else None
+            if w is not None:
+                return _sat(w, stats, start, "the unsafe condition is always true")
+        stats["time_s"] = time.monotonic() - start
+        return FormalResult("unknown", stats=stats)
 
     rng = np.random.default_rng(seed)
     fstats: dict[str, Any] = {"rounds": 0, "points_evaluated": 0, "seconds": 0.0, "best_objective": float("inf")}
@@ -143,24 +170,46 @@ def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: 
         level += 1
         w = falsify_round(level, slice_s / 3)
         if w is not None:
-            stats["search"] = outcome.stats.as_dict()
+            _record_search(stats, outcome.stats)
             return _sat(w, stats, start, "falsification")
         slice_s *= 2
-    stats["search"] = outcome.stats.as_dict()
-    stats["branches"] = outcome.stats.boxes
-    stats["leaves_smt"] = outcome.stats.leaves_smt
-    stats["encoding"] = {
-        "max_variables": outcome.stats.smt_max_variables,
-        "max_constraints": outcome.stats.smt_max_constraints,
-        "total_constraints": outcome.stats.smt_total_constraints,
-    }
-    if outcome.stats.leaves_smt:
-        stats["solver"] = solver_version()
+    _record_search(stats, outcome.stats)
     if outcome.status == "sat" and outcome.witness is not None:
         return _sat(outcome.witness, stats, start, "branch and bound")
     stats["time_s"] = time.monotonic() - start
     stats["decided_by"] = "branch and bound" if outcome.status == "unsat" else None
     return FormalResult(outcome.status, stats=stats)  # type: ignore[arg-type]
+
+
+def _record_search(stats: dict[str, Any], st: SearchStats) -> None:
+    stats["search"] = st.as_dict()
+    stats["branches"] = st.boxes
+    stats["leaves_lp"] = st.leaves_lp
+    stats["leaves_smt"] = st.leaves_smt
+    stats["encoding"].update(
+        smt_max_variables=st.smt_max_variables,
+        smt_max_constraints=st.smt_max_constraints,
+        smt_total_constraints=st.smt_total_constraints,
+    )
+    if st.leaves_smt:
+        stats["solver"] = f"{SOLVER}; {solver_version()}"
+
+
+def feasible_point(region: InputRegion) -> np.ndarray | None:
+    """A point of the region: its box centre, or an LP solution when it has linear constraints."""
+    center = 0.5 * (np.asarray(region.lower) + np.asarray(region.upper))
+    if region.contains(center, tol=0.0):
+        return center
+    import highspy
+
+    h = quiet_highs()
+    xs = [h.addVariable(lb=lo, ub=hi) for lo, hi in zip(region.lower, region.upper)]
+    for c in region.constraints:
+        h.addConstr(sum(a * x for a, x in zip(c.coeffs, xs) if a != 0.0) <= c.rhs)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    return np.array(h.getSolution().col_value[: len(xs)])
 
 
 def _sat(w: Witness, stats: dict[str, Any], start: float, how: str) -> FormalResult:
