@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from msl import ast
 from msl.parse import Parsed
+from msl.source import Source
 
 INDENT = "  "
 #: Statements longer than this have their outermost list or call laid out one item a line.
@@ -27,6 +28,14 @@ _BINARY = {"then": _THEN, "or": _OR, "and": _AND, "+": _SUM, "-": _SUM, "*": _PR
 def format_parsed(parsed: Parsed) -> str:
     """The canonical text of a parsed spec."""
     return _Printer(parsed).module()
+
+
+def format_module(module: ast.Module) -> str:
+    """The canonical text of a bare AST (no comments, no source layout to keep).
+
+    Tools that build specs as ASTs (and the round-trip tests) print through this.
+    """
+    return format_parsed(Parsed(module, (), Source("<ast>", "")))
 
 
 # ── Expressions ──────────────────────────────────────────────────────────────────────────
