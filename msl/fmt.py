@@ -197,7 +197,13 @@ def _wrapped(line: str, value: ast.Node | None, indent: str) -> list[str]:
         case _:
             return [indent + line]
     inner = indent + INDENT
-    return [indent + head + opener] + [f"{inner}{i}," for i in items] + [indent + closer]
+    # A generator is a call's only argument and the grammar allows no comma after it.
+    comma = "" if isinstance(value, ast.Call) and _is_generator_call(value) else ","
+    return [indent + head + opener] + [f"{inner}{i}{comma}" for i in items] + [indent + closer]
+
+
+def _is_generator_call(node: ast.Call) -> bool:
+    return any(isinstance(a, ast.Comprehension) and not a.bracketed for a in node.args)
 
 
 # ── Layout with comments ─────────────────────────────────────────────────────────────────
