@@ -4,7 +4,7 @@ The printer works from the AST, so the output always parses back to the same AST
 formatting never changes meaning — and printing its own output again changes nothing.
 Comments and the blank lines that group declarations and statements are kept: each
 comment stays before, or at the end of, the line it was on (a comment inside a
-multi-line statement moves to just before that statement).
+multi-line statement or declaration moves to just before it).
 """
 
 from __future__ import annotations
@@ -230,6 +230,8 @@ class _Printer:
             if is_claim:
                 self.claim(item)
             else:
+                for line in range(item.span.line, item.span.end_line):
+                    self.comment_at(line, "")  # comments inside a multi-line declaration
                 value = item.value if isinstance(item, ast.Decl) else item.body if isinstance(item, ast.MeasureDecl) else None
                 self.block(_wrapped(item_head(item), value, ""), item.span.end_line)
             previous_end, previous_claim = item.span.end_line, is_claim
