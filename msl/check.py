@@ -21,7 +21,7 @@ from typing import Literal
 
 from msl import ast
 from msl import types as T
-from msl.builtins import Builtin, Param, functions, lookup, measurements, receivers_of
+from msl.builtins import Builtin, Param, bind_arguments, functions, lookup, measurements, receivers_of
 from msl.builtins.data import literal
 from msl.errors import MslError, Severity, SpecError, SpecErrors
 from msl.parse import Parsed, parse_file
@@ -73,6 +73,8 @@ class CheckedClaim:
     description: str = ""
     tags: tuple[str, ...] = ()
     severity: str | None = None
+    #: the claim's `let`s whose value depends on the quantified instance
+    instance_lets: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -334,6 +336,7 @@ class _Checker:
         meta: dict[type, ast.Node] = {}
         roles: dict[str, ast.RoleBinding] = {}
         preserves: list[ast.Preserves] = []
+        instance_lets: set[str] = set()
         start = len(self.diagnostics)
         for stmt in node.body:
             if isinstance(stmt, (ast.Description, ast.Tags, ast.Severity, ast.Tolerate)):
@@ -359,7 +362,10 @@ class _Checker:
                 t = self.infer(stmt.value, scope)
                 if stmt.name in self.claim_vars:
                     self.error(f"`{stmt.name}` is the claim's quantified variable", stmt.name_span)
-                scope.names[stmt.name] = _Binding(t, self.deps(stmt.value, scope))
+                deps = self.deps(stmt.value, scope)
+                scope.names[stmt.name] = _Binding(t, deps)
+                if deps:
+                    instance_lets.add(stmt.name)
             elif isinstance(stmt, ast.Expect):
                 expects.append(self.expect(stmt, scope))
             elif isinstance(stmt, ast.Tolerate):
@@ -393,6 +399,7 @@ class _Checker:
             description.text if isinstance(description, ast.Description) else "",
             tags.names if isinstance(tags, ast.Tags) else (),
             severity.level if isinstance(severity, ast.Severity) else None,
+            frozenset(instance_lets),
         )
 
     def bind_var(self, scope: _Scope, name: str, span: Span, t: T.Type) -> None:
@@ -536,6 +543,12 @@ class _Checker:
                     self.error("`base` and `refined` must be models of the same kind", roles["refined"].span)
             for stmt in preserves:
                 self.preserved_spec(stmt, roles)
+            if preserves and (expects or quantifiers):
+                self.error(
+                    "a `preserves` claim only names base, refined and the specs they share",
+                    (expects[0].node if expects else quantifiers[0]).span,
+                    hint="state other expectations in a claim of their own",
+                )
         else:
             for stmt in list(roles.values()) + preserves:
                 self.error(f"`{_keyword(stmt)}` belongs in a refine claim", stmt.span)
@@ -996,60 +1009,11 @@ class _Checker:
         return fn.returns
 
     def bind(self, fn: Builtin, node: ast.Call) -> list[tuple[Param, ast.Expr]] | None:
-        """Match a call's arguments to a built-in's parameters, Python-style."""
-        positional = [p for p in fn.params if not p.keywords]
-        variadic = next((p for p in fn.params if p.variadic), None)
-        extra = next((p for p in fn.params if p.keywords), None)
-        out: list[tuple[Param, ast.Expr]] = []
-        filled: set[str] = set()
-        ok = True
-        fixed = [p for p in positional if not p.variadic]
-        for i, arg in enumerate(node.args):
-            if variadic is not None and i >= len(fixed):
-                out.append((variadic, arg))
-            elif i < len(fixed):
-                out.append((fixed[i], arg))
-                filled.add(fixed[i].name)
-            else:
-                self.error(
-                    f"`{fn.name}` takes at most {len(fixed)} argument(s), got {len(node.args)}",
-                    arg.span,
-                    hint=f"`{fn.signature}`",
-                )
-                ok = False
-                break
-        names = {p.name: p for p in fn.params if not (p.variadic or p.keywords)}
-        for kw in node.kwargs:
-            param = names.get(kw.name)
-            if param is not None and param.name in filled:
-                self.error(f"`{kw.name}` is given twice", kw.span)
-                ok = False
-            elif param is not None:
-                out.append((param, kw.value))
-                filled.add(param.name)
-            elif extra is not None:
-                out.append((Param(kw.name, extra.type, keywords=True), kw.value))
-            else:
-                ok = False
-                self.bad_keyword(fn, kw)
-        for p in fn.params:
-            if p.required and p.name not in filled:
-                self.error(f"`{fn.name}` needs `{p.name}`", node.span, hint=f"`{fn.signature}`")
-                ok = False
-        return out if ok else None
-
-    def bad_keyword(self, fn: Builtin, kw: ast.Keyword) -> None:
-        names = [p.name for p in fn.params if not (p.variadic or p.keywords)]
-        if fn.name in ("project_out", "zero", "patch") and kw.name == "scale":
-            self.error(
-                f"`{fn.name}` has no dose: it has no `scale`",
-                kw.span,
-                hint="a dose–response needs `add(vector, scale: s, at: ...)`",
-            )
-            return
-        close = difflib.get_close_matches(kw.name, names, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"`{fn.signature}`"
-        self.error(f"`{fn.name}` has no parameter `{kw.name}`", kw.span, hint)
+        """Match a call's arguments to a built-in's parameters; report what does not fit."""
+        pairs, problems = bind_arguments(fn, node.args, node.kwargs)
+        for problem in problems:
+            self.error(problem.message, (problem.node or node).span, problem.hint)
+        return None if problems else pairs
 
     def check_argument(
         self, fn: Builtin, param: Param, arg: ast.Expr, t: T.Type, call: ast.Call, scope: _Scope

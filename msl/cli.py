@@ -7,16 +7,25 @@ no Python traceback reaches the user.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 
 from msl import __version__
-from msl.errors import ExitCode, MslError, Severity, SpecErrors
+from msl.baseline import DEFAULT_BASELINE, DEFAULT_REASON, apply_baseline, load_baseline, update_baseline, write_baseline
+from msl.catalog import DEFAULT_PATH as DEFAULT_CATALOG
+from msl.catalog import ENV_VAR, Catalog
+from msl.errors import ExitCode, MslError, Severity, SpecErrors, UsageError
+from msl.findings import ClaimKind, Verdict, findings_json_schema, load_findings
+from msl.reporters import formats, write_report
+from msl.reporters.text import catalog_table, datasets_table, finding_details, finding_table, models_table
 
 EXAMPLES = """
 \b
@@ -184,6 +193,273 @@ def vnnlib(net: Path, prop: Path, timeout: float) -> int:
     answer = run_vnnlib(net, prop, timeout)
     click.echo(answer.render())
     return ExitCode.OK
+
+
+# ── Findings: schema, report, baseline, catalogue ───────────────────────────────────────
+
+
+@cli.command(short_help="Print the JSON Schema of findings files.")
+@_guarded
+def schema() -> int:
+    """Print the JSON Schema of findings files (what `msl check --format json` writes)."""
+    click.echo(json.dumps(findings_json_schema(), indent=2, ensure_ascii=False))
+    return ExitCode.OK
+
+
+@cli.command(short_help="Render a findings file as text, JSON, JUnit, SARIF or HTML.")
+@click.argument("findings_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(formats()), default="text", show_default=True, help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), help="Mark the findings it lists as accepted.")
+@click.option("--strict", is_flag=True, help="Report inconclusive claims as failures.")
+@_guarded
+def report(findings_file: Path, fmt: str, output: Path | None, baseline: Path | None, strict: bool) -> int:
+    """Render a findings file in another format (text, JUnit, SARIF, HTML) without
+    running any model. The file is validated first; nothing in it is trusted."""
+    doc = load_findings(findings_file)
+    if baseline is not None:
+        doc = apply_baseline(doc, load_baseline(baseline))
+    write_report(doc, fmt, output, strict=strict)
+    return ExitCode.OK
+
+
+@cli.command("baseline", short_help="Accept the violations of a findings file into a baseline.")
+@click.argument("findings_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_BASELINE, show_default=True,
+    help="The baseline file to create or update.",
+)
+@click.option("--reason", default=DEFAULT_REASON, show_default=True, help="Why these violations are accepted.")
+@click.option("--strict", is_flag=True, help="Accept inconclusive claims too.")
+@click.option("--prune", is_flag=True, help="Drop entries whose finding is not in FINDINGS_FILE.")
+@_guarded
+def baseline_cmd(findings_file: Path, output: Path, reason: str, strict: bool, prune: bool) -> int:
+    """Accept the current violations of a findings file into a baseline, so that
+    `msl check --baseline FILE` reports them as accepted instead of failing."""
+    doc = load_findings(findings_file)
+    old = load_baseline(output) if output.exists() else None
+    new = update_baseline(doc, old, reason=reason, strict=strict, prune=prune)
+    write_baseline(new, output)
+    added = len(new.ids - (old.ids if old else frozenset()))
+    click.echo(f"{output}: {len(new.accepted)} accepted findings ({added} new)")
+    return ExitCode.OK
+
+
+def _catalog_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--catalog", "catalog_file", type=click.Path(dir_okay=False, path_type=Path),
+        help=f"Catalogue database (default: ${ENV_VAR}, else {DEFAULT_CATALOG}).",
+    )(fn)
+
+
+def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """ISO date or time; a bare date given to --until means the end of that day."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("expected an ISO date or time, e.g. 2025-03-01 or 2025-03-01T12:00") from None
+    if param.name == "until" and len(value) == len("2025-03-01"):
+        moment += timedelta(days=1)
+    return moment
+
+
+def _console() -> Console:
+    return Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 120)
+
+
+@cli.group()
+def catalog() -> None:
+    """The local catalogue of findings, models and datasets (SQLite)."""
+
+
+@catalog.command("add")
+@click.argument("findings_files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_catalog_option
+@_guarded
+def catalog_add(findings_files: tuple[Path, ...], catalog_file: Path | None) -> int:
+    """Store findings files (validated first) in the catalogue."""
+    docs = [load_findings(path) for path in findings_files]
+    with Catalog(catalog_file) as cat:
+        results = [cat.add(doc) for doc in docs]
+        click.echo(
+            f"{cat.path}: added {sum(r.added for r in results)} findings "
+            f"({sum(r.already_present for r in results)} already present)"
+        )
+    return ExitCode.OK
+
+
+@catalog.command("list")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@_catalog_option
+@_guarded
+def catalog_list(limit: int, catalog_file: Path | None) -> int:
+    """The most recent findings."""
+    with Catalog(catalog_file) as cat:
+        _console().print(catalog_table(cat.latest(limit)))
+    return ExitCode.OK
+
+
+@catalog.command("show")
+@click.argument("finding_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the finding as JSON.")
+@_catalog_option
+@_guarded
+def catalog_show(finding_id: str, as_json: bool, catalog_file: Path | None) -> int:
+    """One finding, by its id or a unique prefix of it (at least 6 hex digits)."""
+    with Catalog(catalog_file) as cat:
+        finding = cat.show(finding_id)
+    if as_json:
+        click.echo(finding.model_dump_json(indent=2))
+    else:
+        console = _console()
+        console.print(finding_table(finding))
+        console.print(finding_details(finding))
+    return ExitCode.OK
+
+
+@catalog.command("search")
+@click.option("--model", help="A model reference, fingerprint, or fingerprint prefix (sha256:1234abcd…).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice([k.value for k in ClaimKind]), help="Claim kind (repeatable).")
+@click.option("--verdict", "verdicts", multiple=True, type=click.Choice([v.value for v in Verdict]), help="Verdict (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Claim tag (repeatable; any matches).")
+@click.option("--claim", help="Claim name.")
+@click.option("--since", callback=_moment, help="Runs started at or after this ISO date/time.")
+@click.option("--until", callback=_moment, help="Runs started before this ISO time, or on or before this date.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many findings.")
+@_catalog_option
+@_guarded
+def catalog_search(
+    model: str | None,
+    kinds: tuple[str, ...],
+    verdicts: tuple[str, ...],
+    tags: tuple[str, ...],
+    claim: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int | None,
+    catalog_file: Path | None,
+) -> int:
+    """Findings matching every filter given, most recent first."""
+    with Catalog(catalog_file) as cat:
+        entries = cat.search(
+            model=model, kinds=kinds, verdicts=verdicts, tags=tags, claim=claim, since=since, until=until, limit=limit
+        )
+    _console().print(catalog_table(entries))
+    return ExitCode.OK
+
+
+@catalog.command("models")
+@_catalog_option
+@_guarded
+def catalog_models(catalog_file: Path | None) -> int:
+    """The models (fingerprints and references) findings were recorded for."""
+    with Catalog(catalog_file) as cat:
+        records = cat.models()
+    _console().print(models_table(records))
+    return ExitCode.OK
+
+
+@catalog.command("datasets")
+@_catalog_option
+@_guarded
+def catalog_datasets(catalog_file: Path | None) -> int:
+    """The datasets (content hashes) findings were recorded for."""
+    with Catalog(catalog_file) as cat:
+        records = cat.datasets()
+    _console().print(datasets_table(records))
+    return ExitCode.OK
+
+
+def _binding(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        role, sep, ref = value.partition("=")
+        if not sep or not role or not ref:
+            raise click.BadParameter(f"{value!r} is not ROLE=REF (e.g. lm=smollm2-135m)")
+        out[role] = ref
+    return out
+
+
+@cli.command()
+@_paths_argument
+@click.option("--format", "fmt", type=click.Choice(formats()), default=None,
+              help="Also write the findings in this format (to -o, or to stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the --format output (json when no --format is given).")
+@click.option("--model", "bindings", multiple=True, callback=_binding, metavar="ROLE=REF",
+              help="Bind a model role to a model: registry name, local path, HF id or .gguf file.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for samples, typos and searches.")
+@click.option("--select", multiple=True, metavar="PATTERN",
+              help="Only claims matching: a name glob, kind:verify, tag:fairness (repeatable).")
+@click.option("--strict", is_flag=True, help="Inconclusive claims fail the run too (exit 1).")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Known violations accepted by finding id (see `msl baseline`).")
+@click.option("--record", is_flag=True, help="Store the findings in the local catalogue.")
+@_catalog_option
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the result cache.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output; only the final table.")
+@_guarded
+def check(
+    paths: tuple[Path, ...], fmt: str | None, output: Path | None, bindings: dict[str, str], seed: int,
+    select: tuple[str, ...], strict: bool, baseline_file: Path | None, record: bool, catalog_file: Path | None,
+    dtype: str, device: str, no_cache: bool, quiet: bool,
+) -> int:
+    """Check every claim of the specs against the real models.
+
+    Specs are linted first (exit 2 on any error). Claims then run together: every model
+    query of every claim is batched, deduplicated and cached, so an unchanged re-run is
+    near-instant. The verdicts: proved, refuted, holds, violated, inconclusive, error.
+
+    Exit 0 when every claim is proved or holds (or is an accepted known violation), 1 when
+    any is violated or refuted (inconclusive too with --strict), 2 for a usage or spec
+    error, 3 when a model or runtime error left a claim unchecked.
+
+    \b
+    Examples:
+      msl check specs/
+      msl check specs/ --format sarif -o msl.sarif --select tag:fairness
+      msl check specs/steer_lm.msl --model lm=./my-finetune --seed 3
+    """
+    from msl.check import any_errors, check_paths
+    from msl.findings import exit_code
+    from msl.lint import lint_spec
+    from msl.run import Runner, RunOptions
+
+    specs, problems = check_paths(list(paths))
+    for spec in specs:
+        problems.extend(lint_spec(spec))
+    if problems:
+        _report(problems)
+    if any_errors(problems):
+        return ExitCode.USAGE
+    roles = {role for spec in specs for role in spec.roles}
+    for role in bindings:
+        if role not in roles:
+            raise UsageError(f"--model {role}=…: no spec declares a model role `{role}`",
+                             hint=f"roles: {', '.join(sorted(roles)) or 'none'}")
+    accepted = load_baseline(baseline_file) if baseline_file is not None else None
+    console = Console(stderr=True, quiet=quiet)
+    runner = Runner(RunOptions(seed=seed, select=select, bindings=bindings, dtype=dtype, device=device,
+                               cache=not no_cache, progress=not quiet))
+
+    def done(run: Any) -> None:
+        outcome = run.outcome
+        console.print(f"  {outcome.verdict:<12} {run.claim.kind:<8} {run.claim.name}", markup=False, highlight=False)
+
+    doc = runner.check(specs, on_done=done)
+    if accepted is not None:
+        doc = apply_baseline(doc, accepted)
+    write_report(doc, "text", strict=strict, stream=sys.stderr)
+    if fmt is not None or output is not None:
+        write_report(doc, fmt or "json", output, strict=strict)
+    if record:
+        with Catalog(catalog_file) as cat:
+            cat.add(doc)
+    return exit_code(doc, strict=strict)
 
 
 def main() -> None:

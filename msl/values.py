@@ -76,6 +76,10 @@ def as_text(value: Any) -> str:
     raise EvalError(f"expected a text, got {type_name(value)}")
 
 
+def _text_of(value: Any) -> str:
+    return value.text if isinstance(value, Record) else str(value)
+
+
 def as_record(value: Any) -> Record:
     return value if isinstance(value, Record) else Record.of(text=as_text(value))
 
@@ -115,6 +119,10 @@ class DataSet(ABC):
     def from_choices(self, choices: Sequence[int]) -> Any:
         """The element for one choice per :meth:`choice_sizes` entry."""
         return self.item(choices[0])
+
+    def choice_order(self, dim: int) -> list[int]:
+        """The choices of one dimension, simplest first (a search shrinks toward them)."""
+        return sorted(range(len(self)), key=lambda i: (len(_text_of(self.item(i))), i))
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +185,14 @@ class TemplateSet(DataSet):
     def describe(self) -> str:
         return f"template {self.template!r} ({len(self)} fills)"
 
+    def choice_order(self, dim: int) -> list[int]:
+        """Shortest fills first: rows by their text length, slot values by length."""
+        if self.rows is not None and dim == 0:
+            options = [" ".join(str(v) for _, v in r.fields) for r in self.rows]
+        else:
+            options = list(self.slots[dim - (self.rows is not None)][1])
+        return sorted(range(len(options)), key=lambda i: (len(options[i]), i))
+
 
 def fill_template(template: str, values: dict[str, Any]) -> str:
     """Replace ``{slot}`` by its value; ``{{`` and ``}}`` stand for braces."""
@@ -222,6 +238,9 @@ class SampleSet(DataSet):
 
     def from_choices(self, choices: Sequence[int]) -> Any:
         return self.base.from_choices(choices)
+
+    def choice_order(self, dim: int) -> list[int]:
+        return self.base.choice_order(dim)
 
 
 def sample_indices(size: int, n: int, seed: int) -> tuple[int, ...]:

@@ -87,6 +87,69 @@ class Name:
     id: str
 
 
+@dataclass(frozen=True)
+class BindProblem:
+    """Why a call's arguments do not fit a built-in; ``node`` is where to point."""
+
+    message: str
+    node: Any
+    hint: str | None = None
+
+
+def bind_arguments(fn: Builtin, args: tuple[Any, ...], kwargs: tuple[Any, ...]) -> tuple[list[tuple[Param, Any]], list[BindProblem]]:
+    """Match a call's positional and keyword argument nodes to ``fn``'s parameters,
+    Python-style. Keyword nodes have ``.name`` and ``.value``. Returns the pairs and the
+    problems (both the checker and the evaluator bind with this one function)."""
+    fixed = [p for p in fn.params if not (p.variadic or p.keywords)]
+    variadic = next((p for p in fn.params if p.variadic), None)
+    extra = next((p for p in fn.params if p.keywords), None)
+    pairs: list[tuple[Param, Any]] = []
+    problems: list[BindProblem] = []
+    filled: set[str] = set()
+    for i, arg in enumerate(args):
+        if i < len(fixed):
+            pairs.append((fixed[i], arg))
+            filled.add(fixed[i].name)
+        elif variadic is not None:
+            pairs.append((variadic, arg))
+        else:
+            problems.append(BindProblem(
+                f"`{fn.name}` takes at most {len(fixed)} argument(s), got {len(args)}", arg, f"`{fn.signature}`"
+            ))
+            break
+    names = {p.name: p for p in fixed}
+    for kw in kwargs:
+        param = names.get(kw.name)
+        if param is not None and param.name in filled:
+            problems.append(BindProblem(f"`{kw.name}` is given twice", kw))
+        elif param is not None:
+            pairs.append((param, kw.value))
+            filled.add(param.name)
+        elif extra is not None:
+            pairs.append((Param(kw.name, extra.type, keywords=True), kw.value))
+        else:
+            problems.append(_unknown_keyword(fn, kw))
+    for p in fn.params:
+        if p.required and p.name not in filled:
+            problems.append(BindProblem(f"`{fn.name}` needs `{p.name}`", None, f"`{fn.signature}`"))
+    return pairs, problems
+
+
+def _unknown_keyword(fn: Builtin, kw: Any) -> BindProblem:
+    import difflib
+
+    if fn.name in ("project_out", "zero", "patch") and kw.name == "scale":
+        return BindProblem(
+            f"`{fn.name}` has no dose: it has no `scale`",
+            kw,
+            "a dose–response needs `add(vector, scale: s, at: ...)`",
+        )
+    names = [p.name for p in fn.params if not (p.variadic or p.keywords)]
+    close = difflib.get_close_matches(kw.name, names, n=1)
+    hint = f"did you mean `{close[0]}`?" if close else f"`{fn.signature}`"
+    return BindProblem(f"`{fn.name}` has no parameter `{kw.name}`", kw, hint)
+
+
 _REGISTRY: dict[tuple[str, str | None], Builtin] = {}
 
 

@@ -1,0 +1,66 @@
+"""Engines: how a claim earns its verdict.
+
+* :mod:`~msl.engines.exhaustive` — every instance of a finite set is checked;
+* :mod:`~msl.engines.statistical` — a seeded sample, with an exact interval on the
+  violation rate, stopping early once the verdict is clear;
+* :mod:`~msl.engines.search` — property-based search with Hypothesis over generators
+  (template fills, input boxes): it can refute, never prove;
+* :mod:`~msl.engines.symbolic` — piecewise-linear networks over input domains, proved or
+  refuted by the formal engine (:mod:`msl.engines.formal`).
+
+Every engine runs as a :class:`ClaimRun`: the runner steps all runs of a check together,
+flushing the planner between steps, so model queries are batched across claims.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from msl.check import CheckedClaim
+from msl.source import Span
+
+
+@dataclass
+class Outcome:
+    """What an engine concluded about one claim (the runner turns it into a finding)."""
+
+    verdict: str
+    method: str
+    message: str = ""
+    statistics: dict[str, Any] = field(default_factory=dict)
+    counterexamples: list[dict[str, Any]] = field(default_factory=list)
+    proof: dict[str, Any] | None = None
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)
+    error: tuple[str, Span | None] | None = None
+
+
+class ClaimRun(ABC):
+    """One claim being checked; :meth:`step` advances it as far as known results allow."""
+
+    def __init__(self, claim: CheckedClaim) -> None:
+        self.claim = claim
+        self.outcome: Outcome | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    @abstractmethod
+    def step(self) -> None:
+        """Evaluate what can be evaluated now; set :attr:`outcome` when finished."""
+
+    def fail(self, message: str, span: Span | None, method: str) -> None:
+        self.outcome = Outcome("error", method, message, error=(message, span))
+
+
+#: Verdicts from best to worst, for comparing a claim on two models.
+VERDICT_ORDER = ("proved", "holds", "inconclusive", "refuted", "violated", "error")
+
+
+def worse(a: str, b: str) -> bool:
+    """Whether verdict ``b`` is worse than ``a`` (proved ≈ holds, refuted ≈ violated)."""
+    rank = {"proved": 0, "holds": 0, "inconclusive": 1, "refuted": 2, "violated": 2, "error": 3}
+    return rank[b] > rank[a]

@@ -1,0 +1,499 @@
+"""The exhaustive engine: a claim over finite sets, every instance checked.
+
+This module also holds what the statistical engine shares with it — instance
+environments, expectation checks with their counterexample values and margins, aggregate
+and closed expectations — since a statistical claim is an exhaustive one over a growing
+prefix of a seeded sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from msl import ast
+from msl.check import CheckedClaim, CheckedExpect
+from msl.engines import ClaimRun, Outcome
+from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, NotApplicable
+from msl.fmt import expr as show
+from msl.plan import PENDING
+from msl.stats import clopper_pearson, rate_verdict
+from msl.values import DataSet, EvalError, InterventionValue, Record, SampleSet, Series, TemplateSet, Transform
+
+#: Counterexamples listed per violated claim (the worst first).
+MAX_COUNTEREXAMPLES = 3
+
+_MONOTONE = ("increasing", "decreasing", "nondecreasing", "nonincreasing")
+
+
+@dataclass
+class Instance:
+    """One element of the claim's quantified set(s) and what checking it found."""
+
+    index: int
+    item: tuple[Any, ...]
+    env: Env | None = None
+    status: str | None = None  # ok, violated, na
+    values: dict[str, Any] = field(default_factory=dict)
+    margin: float = 0.0
+    edit: str | None = None
+
+
+class FiniteRun(ClaimRun):
+    """Checks a claim on instances ``0 .. target()`` of its quantified sets."""
+
+    method = "exhaustive"
+
+    def __init__(self, claim: CheckedClaim, evaluator: Evaluator) -> None:
+        super().__init__(claim)
+        self.ev = evaluator
+        self.fors = list(claim.quantifiers)
+        self.base: Env | None = None
+        self.sets: list[DataSet] | None = None
+        self.instances: list[Instance] = []
+        self.instance_expects = [e for e in claim.expects if e.shape == "instance"]
+        self.other_expects = [e for e in claim.expects if e.shape != "instance"]
+
+    # the steps
+
+    def step(self) -> None:
+        try:
+            self.advance()
+        except EvalError as exc:
+            self.fail(exc.message, exc.span, self.method)
+
+    def advance(self) -> None:
+        if not self.resolve():
+            return
+        target = self.target()
+        while len(self.instances) < target:
+            index = len(self.instances)
+            self.instances.append(Instance(index, self.item(index)))
+        pending = False
+        for inst in self.instances:
+            if inst.status is None:
+                pending = self.check(inst) or pending
+        if pending:
+            return
+        parts = self.other_parts()
+        if parts is None:
+            return
+        self.conclude(parts)
+
+    def resolve(self) -> bool:
+        """The claim-level names and the quantified sets, once known."""
+        if self.base is None:
+            env = EMPTY
+            for stmt in self.claim.claim.body:
+                if isinstance(stmt, ast.Let) and stmt.name not in self.claim.instance_lets:
+                    env = env.child(**{stmt.name: self.ev.eval(stmt.value, env)})
+                elif isinstance(stmt, ast.RoleBinding):
+                    env = env.child(**{stmt.role: self.ev.eval(stmt.value, env)})
+            if _has_pending(env):
+                return False
+            self.base = env
+        if self.sets is None:
+            sets = [self.ev.eval(source(q), self.base) for q in self.fors]
+            if any(s is PENDING for s in sets):
+                return False
+            for q, s in zip(self.fors, sets):
+                self.accept(q, s)
+            self.sets = sets
+            if self.size() > MAX_ENUMERATION and not self.sampled():
+                raise EvalError(
+                    f"{self.size():,} instances are too many to check exhaustively",
+                    source(self.fors[0]).span,
+                    hint="draw a sample: `for x in sample(S, 400)` — the claim is then checked statistically",
+                )
+        return True
+
+    def accept(self, quantifier: ast.For | ast.Forall, value: Any) -> None:
+        """Refuse what this engine cannot range over."""
+        if not isinstance(value, DataSet):
+            raise EvalError(f"`for` needs a set, got {type(value).__name__}", source(quantifier).span)
+
+    def size(self) -> int:
+        assert self.sets is not None
+        return math.prod(len(s) for s in self.sets if isinstance(s, DataSet))
+
+    def sampled(self) -> bool:
+        return False
+
+    def target(self) -> int:
+        return self.size()
+
+    def item(self, index: int) -> tuple[Any, ...]:
+        assert self.sets is not None
+        parts = []
+        for s in reversed(self.sets):
+            index, rest = divmod(index, len(s))
+            parts.append(s.item(rest))
+        return tuple(reversed(parts))
+
+    # instances
+
+    def env_for(self, item: tuple[Any, ...]) -> Env:
+        assert self.base is not None
+        env = self.base.child(**{q.var: v for q, v in zip(self.fors, item)})
+        for stmt in self.claim.claim.body:
+            if isinstance(stmt, ast.Let) and stmt.name in self.claim.instance_lets:
+                env = env.child(**{stmt.name: self.ev.eval(stmt.value, env)})
+        return env
+
+    def check(self, inst: Instance) -> bool:
+        """Check one instance's expectations; True while some result is pending."""
+        try:
+            env = inst.env or self.env_for(inst.item)
+            if _has_pending(env):
+                # Still evaluate the expectations, to ask for their queries in this round too.
+                for e in self.instance_expects:
+                    self.expectation(e, env)
+                return True
+            inst.env = env
+            results = [self.expectation(e, env) for e in self.instance_expects]
+        except NotApplicable as na:
+            inst.status, inst.edit = "na", f"{na.transform} does not apply"
+            return False
+        if any(r is PENDING for r in results):
+            return True
+        inst.status = "ok"
+        for ok, values, margin, edit in results:
+            inst.values.update(values)
+            if not ok:
+                inst.status = "violated"
+                inst.margin = max(inst.margin, margin)
+                inst.edit = edit or inst.edit
+        return False
+
+    def expectation(self, ce: CheckedExpect, env: Env) -> Any:
+        """``(ok, values, margin, edit)`` for one expectation on one instance, or PENDING."""
+        cond = ce.node.condition
+        ev = self.ev
+        if isinstance(cond, ast.Invariant | ast.Directional):
+            before = ev.eval(cond.expr, env)
+            after, edit = self.changed(cond, ce, env)
+            amount = ev.eval(cond.within if isinstance(cond, ast.Invariant) else cond.by, env)
+            if PENDING in (before, after, amount):
+                return PENDING
+            label = show(cond.expr)
+            values = {label: _value(before), f"{label} after": _value(after)}
+            if isinstance(cond, ast.Invariant):
+                change = _distance(before, after)
+                values["change"] = change
+                return change <= amount, values, change - amount, edit
+            delta = _number(after) - _number(before)
+            values["change"] = delta
+            gain = delta if cond.direction == "increases" else -delta
+            return gain >= amount, values, amount - gain, edit
+        if isinstance(cond, ast.Agree):
+            left, right = ev.eval(cond.left, env), ev.eval(cond.right, env)
+            within = ev.eval(cond.within, env) if cond.within is not None else 0
+            if PENDING in (left, right, within):
+                return PENDING
+            values = {show(cond.left): _value(left), show(cond.right): _value(right)}
+            distance = _distance(left, right)
+            return distance <= within, values, distance - within, None
+        result = ev.eval(cond, env)
+        if result is PENDING:
+            return PENDING
+        if not isinstance(result, (bool, np.bool_)):
+            raise EvalError("an expectation must be true or false", cond.span)
+        values, margin = self.explain(cond, env)
+        return bool(result), values, margin, None
+
+    def changed(self, cond: ast.Invariant | ast.Directional, ce: CheckedExpect, env: Env) -> tuple[Any, str | None]:
+        """The expression after the transformation or under the intervention."""
+        under = self.ev.eval(cond.under, env)
+        if under is PENDING:
+            return PENDING, None
+        if isinstance(under, InterventionValue):
+            return self.ev.eval(cond.expr, env, (under,)), under.label
+        if not isinstance(under, Transform):
+            raise EvalError("`under` takes a transformation or an intervention", cond.under.span)
+        assert ce.varied is not None
+        _, original = env.find(ce.varied)
+        changed = under.apply(original, self.ev.ctx.rng("transform", under.label, _text(original)))
+        if changed is None:
+            raise NotApplicable(under.label)
+        item = tuple(changed if q.var == ce.varied else env.find(q.var)[1] for q in self.fors)
+        edit = "; ".join(changed.edits) if changed.edits else under.label
+        return self.ev.eval(cond.expr, self.env_for(item)), f"{edit} → {changed.text!r}"
+
+    def explain(self, cond: ast.Expr, env: Env) -> tuple[dict[str, Any], float]:
+        """The compared values of a condition, and how far a violated one misses."""
+        values: dict[str, Any] = {}
+        margin = 0.0
+        for node in _comparisons(cond):
+            operands = [self.ev.eval(o, env) for o in node.operands]
+            for o, v in zip(node.operands, operands):
+                if not isinstance(o, (ast.Number, ast.String, ast.Bool)):
+                    values[show(o)] = _value(v)
+            for op, a, b in zip(node.ops, operands, operands[1:]):
+                margin = max(margin, _shortfall(op, a, b))
+        return values, margin if margin > 0 else 1.0
+
+    # aggregate and closed expectations
+
+    def applicable(self) -> list[Instance]:
+        return [i for i in self.instances if i.status != "na"]
+
+    def other_parts(self) -> list[tuple[str, str, dict[str, Any]]] | None:
+        """Verdicts of the aggregate and closed expectations: (verdict, text, values)."""
+        assert self.base is not None
+        envs = tuple(i.env for i in self.applicable() if i.env is not None)
+        parts = []
+        for ce in self.other_expects:
+            cond = ce.node.condition
+            agg = Aggregation(envs) if ce.shape == "aggregate" else None
+            if agg is not None and not envs:
+                parts.append(("inconclusive", show(cond), {}))
+                continue
+            result = self.ev.eval(cond, self.base, (), agg)
+            if result is PENDING:
+                return None
+            parts.append(self.judge_other(ce, bool(result), envs))
+        return parts
+
+    def judge_other(self, ce: CheckedExpect, result: bool, envs: tuple[Env, ...]) -> tuple[str, str, dict[str, Any]]:
+        """An exact verdict: the whole set was seen."""
+        assert self.base is not None
+        if ce.shape == "closed":
+            values, _ = self.explain(ce.node.condition, self.base)
+        else:
+            agg = Aggregation(envs)
+            values = {show(c): _value(self.ev.eval(c, self.base, (), agg)) for c in self.aggregate_calls(ce)}
+        return ("holds" if result else "violated"), show(ce.node.condition), values
+
+    def aggregate_calls(self, ce: CheckedExpect) -> list[ast.Call]:
+        """The calls in an expectation that aggregate over the claim's instances."""
+        implicit = self.ev.spec.implicit_aggregates
+        return [n for n in ast.walk(ce.node.condition) if isinstance(n, ast.Call) and id(n) in implicit]
+
+    # the verdict
+
+    def conclude(self, parts: list[tuple[str, str, dict[str, Any]]]) -> None:
+        stats: dict[str, Any] = {}
+        verdicts = [p[0] for p in parts]
+        notes = [f"{'holds' if v == 'holds' else v}: {text}" for v, text, _ in parts if v != "holds"]
+        values: dict[str, float] = {}
+        for _, _, vals in parts:
+            values.update({k: v for k, v in vals.items() if isinstance(v, (int, float))})
+        if self.instance_expects:
+            applicable = self.applicable()
+            n = len(applicable)
+            bad = [i for i in applicable if i.status == "violated"]
+            verdict = self.rate_verdict(len(bad), n)
+            verdicts.append(verdict)
+            lo, hi = clopper_pearson(len(bad), n, self.confidence())
+            stats.update(n=n, violations=len(bad), rate=len(bad) / n if n else None, interval=(lo, hi),
+                         confidence=self.confidence(), tolerance=self.claim.tolerance)
+            not_applicable = len(self.instances) - n
+            if not_applicable:
+                values["not_applicable"] = not_applicable
+            if n:
+                notes.insert(0, f"{len(bad)} of {n} instance(s) violate{'s' if len(bad) == 1 else ''}")
+            else:
+                notes.insert(0, "no instance could be checked (the transformation applied to none)")
+        elif self.instances:
+            stats["n"] = len(self.applicable())
+        if not self.claim.expects and not self.claim.claim.statements(ast.Preserves):
+            verdicts.append("inconclusive")
+            notes.append("no expectation stated: the results are reported")
+        verdict = _combine(verdicts)
+        if verdict == "inconclusive" and self.more_to_sample():
+            return
+        if values:
+            stats["values"] = values
+        self.add_sample_stats(stats)
+        outcome = Outcome(verdict, self.method, "; ".join(notes) or "every expectation holds", stats)
+        if verdict == "violated":
+            outcome.counterexamples = self.counterexamples()
+        outcome.series, outcome.tables = self.reports()
+        self.outcome = outcome
+
+    def rate_verdict(self, violations: int, n: int) -> str:
+        return rate_verdict(violations, n, self.claim.tolerance, self.confidence(), exhaustive=True)
+
+    def confidence(self) -> float:
+        return self.claim.confidence
+
+    def more_to_sample(self) -> bool:
+        return False
+
+    def add_sample_stats(self, stats: dict[str, Any]) -> None:
+        """Hook for the statistical engine (seed, looks)."""
+
+    def counterexamples(self) -> list[dict[str, Any]]:
+        """The worst violations, led by a shrunk one when the set is a template."""
+        bad = sorted((i for i in self.instances if i.status == "violated"), key=lambda i: (-i.margin, i.index))
+        examples = [self.describe(i) for i in bad[:MAX_COUNTEREXAMPLES]]
+        space = self.generator()
+        if space is not None and any(i.status == "violated" for i in self.instances):
+            from msl.engines.search import shrunk_counterexample  # search builds on this module
+
+            shrunk = shrunk_counterexample(self, space)
+            if shrunk is not None:
+                examples.insert(0, shrunk)
+        return examples
+
+    def generator(self) -> TemplateSet | None:
+        """The template a single quantifier draws from, if any (a space to shrink in)."""
+        if self.sets is None or len(self.sets) != 1 or not self.instance_expects:
+            return None
+        space = self.sets[0]
+        while isinstance(space, SampleSet):
+            space = space.base
+        return space if isinstance(space, TemplateSet) else None
+
+    def describe(self, inst: Instance) -> dict[str, Any]:
+        item = inst.item[0] if len(inst.item) == 1 else {q.var: _input(v) for q, v in zip(self.fors, inst.item)}
+        return {
+            "input": _input(item),
+            "values": {k: v for k, v in inst.values.items() if isinstance(v, (int, float, str, bool))},
+            "edit": inst.edit,
+            "replayed": True,
+        }
+
+    # reports for explore and steer claims
+
+    def reports(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Per-layer series bound by lets, and dose–response curves inside expectations."""
+        series, tables = [], []
+        if self.base is None:
+            return series, tables
+        for name, value in _bindings(self.base):
+            if isinstance(value, Series) and value.values and all(isinstance(v, (int, float)) for v in value.values):
+                points = [(float(x), float(y)) for x, y in zip(value.layers, value.values)]
+                series.append({"name": name, "x_label": "layer", "y_label": value.label or name, "points": points})
+                tables.append({"title": f"{name}: {value.label}", "columns": ["layer", value.label or name],
+                               "rows": [[x, round(y, 6)] for x, y in points]})
+        for ce in self.claim.expects:
+            for call in _monotone_calls(ce.node.condition):
+                curve = self.curve(call)
+                if curve:
+                    series.append(curve)
+        return series, tables
+
+    def curve(self, call: ast.Call) -> dict[str, Any] | None:
+        """The points of ``increasing(f(s) for s in scales)``: a dose–response curve."""
+        assert self.base is not None
+        gen = call.args[0]
+        if not isinstance(gen, ast.Comprehension):
+            return None
+        xs = self.ev.eval(gen.iterable, self.base)
+        if xs is PENDING:
+            return None
+        points = []
+        for x in xs:
+            y = self.ev.eval(gen.element, self.base.child(**{gen.var: x}))
+            if y is PENDING or not isinstance(y, (int, float)) or not isinstance(x, (int, float)):
+                return None
+            points.append((float(x), float(y)))
+        return {"name": show(call), "x_label": gen.var, "y_label": show(gen.element), "points": points}
+
+
+class ExhaustiveRun(FiniteRun):
+    """Every instance of the claim's finite sets (or, with no quantifier, its closed expectations)."""
+
+
+# ── helpers ──────────────────────────────────────────────────────────────────────────────
+
+
+def source(quantifier: ast.For | ast.Forall) -> ast.Expr:
+    """What a quantifier ranges over."""
+    return quantifier.iterable if isinstance(quantifier, ast.For) else quantifier.domain
+
+
+def _bindings(env: Env) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    current: Env | None = env
+    while current is not None:
+        out.extend(current.names.items())
+        current = current.parent
+    return list(reversed(out))
+
+
+def _has_pending(env: Env) -> bool:
+    return any(v is PENDING for _, v in _bindings(env))
+
+
+def _combine(verdicts: list[str]) -> str:
+    for v in ("error", "violated", "inconclusive"):
+        if v in verdicts:
+            return v
+    return "holds"
+
+
+def _comparisons(cond: ast.Node) -> list[ast.Compare]:
+    """The comparisons a condition is made of (through and / or / not)."""
+    match cond:
+        case ast.Compare():
+            return [cond]
+        case ast.Binary(op="and" | "or"):
+            return _comparisons(cond.left) + _comparisons(cond.right)
+        case ast.Unary(op="not"):
+            return _comparisons(cond.operand)
+    return []
+
+
+def _monotone_calls(cond: ast.Node) -> list[ast.Call]:
+    return [n for n in ast.walk(cond) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+            and n.func.id in _MONOTONE and n.args]
+
+
+def _shortfall(op: str, a: Any, b: Any) -> float:
+    """How far ``a op b`` is from holding (0 when it holds or is not numeric)."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
+        return 0.0
+    return max(0.0, {"<": a - b, "<=": a - b, ">": b - a, ">=": b - a, "==": abs(a - b), "!=": 0.0}[op])
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise EvalError(f"a directional expectation needs a number, got {value!r}")
+    return float(value)
+
+
+def _distance(a: Any, b: Any) -> float:
+    """|a − b| for numbers, the largest coordinate difference for vectors, 0/1 otherwise."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
+        return abs(float(a) - float(b))
+    return 0.0 if _plain_text(a) == _plain_text(b) else math.inf
+
+
+def _plain_text(value: Any) -> Any:
+    return value.text if isinstance(value, Record) else value
+
+
+def _text(value: Any) -> str:
+    return value.text if isinstance(value, Record) else str(value)
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        return float(value)
+    if isinstance(value, Record):
+        return value.text
+    if isinstance(value, str):
+        return value
+    return repr(value)[:200]
+
+
+def _input(value: Any) -> Any:
+    """An input as findings show it: the text, or the record's fields when it has slots."""
+    if isinstance(value, Record):
+        fields = value.to_json()
+        return fields["text"] if list(fields) == ["text"] else fields
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [float(v) for v in value]
+    if isinstance(value, dict):
+        return value
+    return value if isinstance(value, (str, int, float)) else repr(value)
+

@@ -1,0 +1,294 @@
+"""The symbolic engine: ``forall`` claims over piecewise-linear networks, proved or refuted.
+
+A claim ``forall x in box(...) where <linear in x>: expect <linear in net(x)>`` is
+compiled to a :class:`~msl.engines.formal.property.Property` — input regions and the
+*negated* expectation as the unsafe condition — and handed to the formal engine
+(:func:`~msl.engines.formal.verify.verify`): ``unsat`` proves the claim, ``sat`` refutes it
+with a witness already replayed through the original network. Equivalence claims
+``expect max(abs(f(x) - g(x))) <= eps`` go to the ε-equivalence procedure.
+
+What does not compile — a non-linear expectation, a model that is not a piecewise-linear
+network, an L2 ball (over which only the enclosing box can be proved) — falls back to
+property-based search, which can refute but never prove.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from msl import ast
+from msl.builtins.domains import Domain
+from msl.engines import Outcome
+from msl.engines.search import SearchRun
+from msl.errors import MslError
+from msl.evaluate import Env
+from msl.plan import PENDING
+from msl.values import EvalError, ModelHandle
+
+#: Seconds the formal engine may spend on one claim.
+TIMEOUT_S = 60.0
+
+
+class _NotLinear(Exception):
+    """This claim is outside what the formal engine reads: search instead."""
+
+
+@dataclass
+class _Linear:
+    """``coeffs · v + const`` over the network outputs (or the inputs, for ``where``)."""
+
+    coeffs: np.ndarray
+    const: float
+
+
+class SymbolicRun(SearchRun):
+    method = "smt"
+
+    def advance(self) -> None:
+        if not self.resolve():
+            return
+        assert self.sets is not None and self.base is not None
+        domain = self.sets[0]
+        try:
+            outcome = self.prove(domain) if isinstance(domain, Domain) else None
+        except _NotLinear:
+            outcome = None
+        if outcome is None:
+            self.method = "property-based"
+            super().advance()
+            return
+        self.outcome = outcome
+
+    # compiling
+
+    def prove(self, domain: Domain) -> Outcome | None:
+        from msl.engines.formal.property import Condition, InputRegion, Property
+        from msl.engines.formal.verify import verify
+
+        quantifier = self.claim.quantifiers[0]
+        assert isinstance(quantifier, ast.Forall)
+        var = quantifier.var
+        nets = self.networks()
+        if len(nets) != 1:
+            return self.equivalence(domain, nets) if len(nets) == 2 else None
+        handle = next(iter(nets.values()))
+        net = self.pl_network(handle)
+        if net is None:
+            return None
+        compiler = _Compiler(self, var, handle, net.output_dim)
+        expect = Condition.true()
+        for ce in self.claim.expects:
+            if isinstance(ce.node.condition, ast.Invariant | ast.Directional | ast.Agree):
+                raise _NotLinear
+            expect = expect & compiler.condition(ce.node.condition)
+        regions = _regions(domain, quantifier.where, _Compiler(self, var, None, len(domain.lower)))
+        if domain.norm == "l2":
+            raise _NotLinear  # only the enclosing box could be proved; search the ball instead
+        try:
+            result = verify(net, Property(tuple(regions), expect.negate(), self.claim.name), TIMEOUT_S, self.ev.ctx.seed)
+        except MslError as exc:
+            raise EvalError(exc.message) from None
+        return self.formal_outcome(result, handle)
+
+    def networks(self) -> dict[str, ModelHandle]:
+        out = {}
+        for ce in self.claim.expects:
+            for node in ast.walk(ce.node.condition):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                    value = self.lookup(node.func.id)
+                    if isinstance(value, ModelHandle):
+                        if value.kind != "network":
+                            raise _NotLinear
+                        out[value.role] = value
+        return out
+
+    def lookup(self, name: str) -> Any:
+        assert self.base is not None
+        found, value = self.base.find(name)
+        if found:
+            return value
+        if name in self.ev.spec.symbols:
+            return self.ev.global_value(name)
+        return None
+
+    def pl_network(self, handle: ModelHandle) -> Any:
+        """The formal engine's reading of the role's ONNX file, or None if not piecewise-linear."""
+        from msl.engines.formal.network import PLNetwork
+
+        path = getattr(handle.model, "path", None)
+        if path is None:
+            return None
+        try:
+            return PLNetwork.from_onnx(path)
+        except MslError:
+            return None
+
+    def formal_outcome(self, result: Any, handle: ModelHandle) -> Outcome:
+        stats = result.stats
+        encoding = stats.get("encoding", {})
+        proof = {
+            "solver": str(stats.get("solver") or "bound propagation"),
+            "result": result.status,
+            "variables": encoding.get("max_variables"),
+            "constraints": encoding.get("total_constraints"),
+            "branches": stats.get("branches"),
+            "time_s": round(float(stats.get("time_s", 0.0)), 3),
+        }
+        if result.status == "unsat":
+            return Outcome("proved", "smt", f"no input of the domain violates the claim ({stats.get('decided_by')})",
+                           proof=proof)
+        if result.status == "sat":
+            example = {
+                "input": [float(v) for v in result.witness_x],
+                "values": {f"{handle.role}(x)": [float(v) for v in result.witness_y]},
+                "edit": None,
+                "replayed": True,
+            }
+            return Outcome("refuted", "smt", f"a counterexample, replayed through {handle.role}'s ONNX file",
+                           counterexamples=[example], proof=proof)
+        return Outcome("inconclusive", "smt", f"the formal engine answered {result.status}",
+                       statistics={"values": {"timeout_s": TIMEOUT_S}}, proof=proof)
+
+    def equivalence(self, domain: Domain, nets: dict[str, ModelHandle]) -> Outcome | None:
+        """``max(abs(f(x) - g(x))) <= eps`` over a box, by the ε-equivalence procedure."""
+        from msl.engines.formal.equivalence import verify_equivalence
+        from msl.engines.formal.property import InputRegion
+
+        if len(self.claim.expects) != 1 or domain.norm == "l2":
+            return None
+        eps = _epsilon(self.claim.expects[0].node.condition, self, set(nets))
+        if eps is None:
+            return None
+        first, second = (self.pl_network(h) for h in nets.values())
+        if first is None or second is None:
+            return None
+        region = InputRegion.box(domain.lower, domain.upper)
+        result = verify_equivalence(first, second, region, eps, TIMEOUT_S)
+        outcome = self.formal_outcome(result, next(iter(nets.values())))
+        if result.status == "sat" and outcome.counterexamples:
+            a, b = nets
+            outcome.counterexamples[0]["values"] = {
+                f"{a}(x)": [float(v) for v in result.stats.get("witness_f", result.witness_y)],
+                f"{b}(x)": [float(v) for v in result.stats.get("witness_g", [])],
+                "gap": float(result.stats.get("gap", 0.0)),
+            }
+        return outcome
+
+
+def _epsilon(cond: ast.Node, run: SymbolicRun, roles: set[str]) -> float | None:
+    """ε of ``max(abs(f(x) - g(x))) <= ε`` (or ``<``), when the expectation has that shape."""
+    if not (isinstance(cond, ast.Compare) and len(cond.ops) == 1 and cond.ops[0] in ("<=", "<")):
+        return None
+    left, right = cond.operands
+    match left:
+        case ast.Call(func=ast.Name(id="max"), args=(ast.Call(func=ast.Name(id="abs"), args=(ast.Binary(op="-", left=ast.Call() as f, right=ast.Call() as g),)),)):
+            names = {getattr(f.func, "id", None), getattr(g.func, "id", None)}
+            resolved = {run.lookup(n).role for n in names if isinstance(run.lookup(n), ModelHandle)}
+            if resolved != roles:
+                return None
+    value = run.ev.eval(right, run.base or Env({}))
+    if value is PENDING or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return float(value)
+
+
+class _Compiler:
+    """Linear terms and conditions over one network's outputs (or over the inputs)."""
+
+    def __init__(self, run: SymbolicRun, var: str, net: ModelHandle | None, dim: int) -> None:
+        self.run, self.var, self.net, self.dim = run, var, net, dim
+
+    def constant(self, node: ast.Node) -> float:
+        assert self.run.base is not None
+        value = self.run.ev.eval(node, self.run.base)
+        if value is PENDING or not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise _NotLinear
+        return float(value)
+
+    def is_output(self, node: ast.Node) -> bool:
+        """``net(x)`` for the claim's network and variable (or ``x`` itself for inputs)."""
+        if self.net is None:
+            return isinstance(node, ast.Name) and node.id == self.var
+        return (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 1
+            and isinstance(node.args[0], ast.Name) and node.args[0].id == self.var
+            and isinstance(self.run.lookup(node.func.id), ModelHandle)
+            and self.run.lookup(node.func.id).role == self.net.role
+        )
+
+    def linear(self, node: ast.Node) -> _Linear:
+        match node:
+            case ast.Index() if self.is_output(node.obj):
+                i = int(self.constant(node.index))
+                if not 0 <= i < self.dim:
+                    raise EvalError(f"index {i} is out of range for {self.dim} values", node.span)
+                coeffs = np.zeros(self.dim)
+                coeffs[i] = 1.0
+                return _Linear(coeffs, 0.0)
+            case ast.Binary(op="+" | "-"):
+                a, b = self.linear(node.left), self.linear(node.right)
+                sign = 1.0 if node.op == "+" else -1.0
+                return _Linear(a.coeffs + sign * b.coeffs, a.const + sign * b.const)
+            case ast.Binary(op="*"):
+                a, b = self.linear(node.left), self.linear(node.right)
+                if not a.coeffs.any():
+                    return _Linear(a.const * b.coeffs, a.const * b.const)
+                if not b.coeffs.any():
+                    return _Linear(b.const * a.coeffs, b.const * a.const)
+                raise _NotLinear
+            case ast.Binary(op="/"):
+                a, b = self.linear(node.left), self.linear(node.right)
+                if b.coeffs.any() or b.const == 0:
+                    raise _NotLinear
+                return _Linear(a.coeffs / b.const, a.const / b.const)
+            case ast.Unary(op="-"):
+                a = self.linear(node.operand)
+                return _Linear(-a.coeffs, -a.const)
+        if any(self.is_output(n) for n in ast.walk(node)):
+            raise _NotLinear
+        return _Linear(np.zeros(self.dim), self.constant(node))
+
+    def condition(self, node: ast.Node) -> Any:
+        from msl.engines.formal import property as P
+
+        match node:
+            case ast.Binary(op="and"):
+                return self.condition(node.left) & self.condition(node.right)
+            case ast.Binary(op="or"):
+                return self.condition(node.left) | self.condition(node.right)
+            case ast.Unary(op="not"):
+                return self.condition(node.operand).negate()
+            case ast.Bool():
+                return P.Condition.true() if node.value else P.Condition.false()
+            case ast.Compare():
+                result = P.Condition.true()
+                for op, a, b in zip(node.ops, node.operands, node.operands[1:]):
+                    result = result & self.comparison(op, a, b)
+                return result
+        raise _NotLinear
+
+    def comparison(self, op: str, a: ast.Node, b: ast.Node) -> Any:
+        from msl.engines.formal import property as P
+
+        for pick, other, flip in ((a, b, False), (b, a, True)):
+            if isinstance(pick, ast.Call) and isinstance(pick.func, ast.Name) and pick.func.id in ("argmax", "argmin") \
+                    and len(pick.args) == 1 and self.is_output(pick.args[0]) and op in ("==", "!="):
+                i = int(self.constant(other))
+                if pick.func.id == "argmax":
+                    return P.argmax_is(self.dim, i) if op == "==" else P.argmax_is_not(self.dim, i)
+                return P.argmin_is(self.dim, i) if op == "==" else P.argmin_is_not(self.dim, i)
+        left, right = self.linear(a), self.linear(b)
+        return P.linear(left.coeffs - right.coeffs, op, right.const - left.const)
+
+
+def _regions(domain: Domain, where: ast.Expr | None, inputs: _Compiler) -> list[Any]:
+    """The domain's box, split into one region per disjunct of the ``where`` clause."""
+    from msl.engines.formal.property import InputRegion
+
+    if where is None:
+        return [InputRegion.box(domain.lower, domain.upper)]
+    condition = inputs.condition(where)
+    return [InputRegion(domain.lower, domain.upper, conj) for conj in condition.disjuncts]

@@ -1,0 +1,325 @@
+"""Run: checked specs → models bound to roles → one engine per claim → findings.
+
+All claims of a check are stepped together: each step evaluates what known results
+allow and records the queries it still needs; the planner then runs every pending
+query of every claim in one go. A claim's own time is what its steps took plus its share
+of the model time of the flushes it waited on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from msl import ast
+from msl.check import CheckedClaim, CheckedSpec, display_path
+from msl.engines import ClaimRun, Outcome
+from msl.engines.exhaustive import ExhaustiveRun
+from msl.engines.search import MAX_EXAMPLES, SearchRun
+from msl.engines.statistical import StatisticalRun
+from msl.errors import MslError
+from msl.evaluate import Evaluator, RunContext
+from msl.findings import (
+    ClaimRef,
+    Counterexample,
+    Finding,
+    FindingError,
+    FindingsDocument,
+    ModelRef,
+    Proof,
+    Series,
+    Statistics,
+    Table,
+    collect_provenance,
+    make_finding,
+)
+from msl.plan import Planner
+from msl.values import ModelHandle
+
+
+@dataclass
+class RunOptions:
+    """What ``msl check`` was asked to do."""
+
+    seed: int = 0
+    select: tuple[str, ...] = ()
+    bindings: dict[str, str] = field(default_factory=dict)
+    dtype: str = "float32"
+    device: str = "cpu"
+    cache: bool = True
+    progress: bool = True
+    search_examples: int = MAX_EXAMPLES
+
+
+def selected(claim: CheckedClaim, patterns: tuple[str, ...]) -> bool:
+    """``--select`` by name (glob), ``kind:verify`` or ``tag:fairness``; any pattern matches."""
+    if not patterns:
+        return True
+    for pattern in patterns:
+        key, _, value = pattern.partition(":")
+        if not value:
+            key, value = "name", pattern
+        if key == "name" and fnmatch.fnmatchcase(claim.name, value):
+            return True
+        if key == "kind" and claim.kind == value:
+            return True
+        if key == "tag" and value in claim.tags:
+            return True
+    return False
+
+
+class _Failed:
+    """A role whose model could not be loaded: every claim using it is an error."""
+
+    def __init__(self, error: MslError) -> None:
+        self.error = error
+
+
+class Runner:
+    def __init__(self, options: RunOptions) -> None:
+        from msl.cache import ResultCache
+
+        self.options = options
+        self.planner = Planner(ResultCache.default() if options.cache else None, progress=options.progress)
+        self._models: dict[tuple[str, str], Any] = {}
+
+    # models
+
+    def load(self, ref: str, kind: str) -> Any:
+        key = (ref, kind)
+        if key not in self._models:
+            from msl.models import load_model
+
+            try:
+                self._models[key] = load_model(
+                    ref, kind, dtype=self.options.dtype, device=self.options.device, progress=self.options.progress
+                )
+            except MslError as exc:
+                self._models[key] = _Failed(exc)
+        return self._models[key]
+
+    def handles(self, spec: CheckedSpec, roles: Iterable[str], rebind: dict[str, ModelHandle] | None = None) -> dict[str, Any]:
+        """The models of ``roles``: command-line bindings over the spec's defaults."""
+        out: dict[str, Any] = {}
+        for role in roles:
+            if rebind and role in rebind:
+                out[role] = rebind[role]
+                continue
+            decl = spec.roles[role]
+            ref = self.options.bindings.get(role, decl.ref)
+            if ref is None:
+                out[role] = _Failed(MslError(
+                    f"model role `{role}` has no model",
+                    decl.name_span,
+                    hint=f"bind it: msl check … --model {role}=REF",
+                ))
+                continue
+            model = self.load(ref, decl.kind)
+            if isinstance(model, _Failed):
+                out[role] = model
+            elif decl.fingerprint is not None and model.fingerprint != decl.fingerprint and role not in self.options.bindings:
+                out[role] = _Failed(MslError(
+                    f"model `{ref}` for role `{role}` has fingerprint {model.fingerprint}, "
+                    f"but the spec pins {decl.fingerprint}",
+                    decl.span,
+                ))
+            else:
+                out[role] = ModelHandle(role, decl.kind, model, model.fingerprint)
+        return out
+
+    # engines
+
+    def engine(self, claim: CheckedClaim, evaluator: Evaluator) -> ClaimRun:
+        if claim.claim.statements(ast.Preserves):
+            from msl.engines.refine import PreservesRun
+
+            return PreservesRun(claim, evaluator, self)
+        quantifier = claim.quantifiers[0] if claim.quantifiers else None
+        if isinstance(quantifier, ast.Forall):
+            from msl.engines.symbolic import SymbolicRun
+
+            return SymbolicRun(claim, evaluator, self.options.search_examples)
+        if len(claim.quantifiers) == 1 and isinstance(quantifier, ast.For) and _is_sample(quantifier.iterable, evaluator.spec):
+            return StatisticalRun(claim, evaluator)
+        return ExhaustiveRun(claim, evaluator)
+
+    def runs_for(
+        self, spec: CheckedSpec, claims: list[CheckedClaim], rebind: dict[str, ModelHandle] | None = None
+    ) -> list[ClaimRun]:
+        """One run per claim, with its models bound (a claim whose model failed is an error)."""
+        roles = sorted({r for c in claims for r in c.roles})
+        handles = self.handles(spec, roles, rebind)
+        bound = {r: h for r, h in handles.items() if isinstance(h, ModelHandle)}
+        ctx = RunContext(self.planner, self.options.seed, spec.path.parent)
+        evaluator = Evaluator(spec, ctx, bound)
+        runs: list[ClaimRun] = []
+        for claim in claims:
+            run = self.engine(claim, evaluator)
+            failed = [h for r, h in handles.items() if r in claim.roles and isinstance(h, _Failed)]
+            if failed:
+                run.fail(failed[0].error.message, failed[0].error.span, run.method if hasattr(run, "method") else "exhaustive")
+            runs.append(run)
+        return runs
+
+    def drive(self, runs: list[ClaimRun], on_done: Callable[[ClaimRun], None] | None = None) -> dict[int, float]:
+        """Step every run until all are done, flushing the planner between rounds."""
+        seconds = {id(r): 0.0 for r in runs}
+        reported: set[int] = set()
+        while True:
+            active = [r for r in runs if not r.done]
+            for run in active:
+                start = time.perf_counter()
+                run.step()
+                seconds[id(run)] += time.perf_counter() - start
+            for run in runs:
+                if run.done and id(run) not in reported:
+                    reported.add(id(run))
+                    if on_done is not None:
+                        on_done(run)
+            waiting = [r for r in runs if not r.done]
+            if not waiting:
+                return seconds
+            start = time.perf_counter()
+            executed = self.planner.flush()
+            share = (time.perf_counter() - start) / len(waiting)
+            for run in waiting:
+                seconds[id(run)] += share
+            if executed == 0:
+                for run in waiting:
+                    if not run.done:
+                        run.fail("the claim's measurements never became available", run.claim.claim.span, "exhaustive")
+
+    # findings
+
+    def check(self, specs: list[CheckedSpec], on_done: Callable[[ClaimRun], None] | None = None) -> FindingsDocument:
+        started = _now()
+        plans = []
+        for spec in specs:
+            claims = [c for c in spec.claims if selected(c, self.options.select)]
+            if claims:
+                plans.append((spec, self.runs_for(spec, claims)))
+        all_runs = [r for _, runs in plans for r in runs]
+        seconds = self.drive(all_runs, on_done)
+        findings = []
+        for spec, runs in plans:
+            for run in runs:
+                findings.append(self.finding(spec, run, seconds[id(run)], started))
+        return FindingsDocument.of(findings)
+
+    def finding(self, spec: CheckedSpec, run: ClaimRun, seconds: float, started: Any) -> Finding:
+        outcome = run.outcome
+        assert outcome is not None
+        claim = run.claim
+        evaluator: Evaluator | None = getattr(run, "ev", None)
+        ctx = evaluator.ctx if evaluator is not None else None
+        models = []
+        for role in claim.roles:
+            handle = evaluator.models.get(role) if evaluator is not None else None
+            decl = spec.roles[role]
+            models.append(ModelRef(
+                role=role,
+                ref=self.options.bindings.get(role, decl.ref or "") or "(unbound)",
+                kind=decl.kind,
+                fingerprint=handle.fingerprint if handle is not None else None,
+            ))
+        data = sorted((ctx.data_hashes if ctx else {}).items())
+        provenance = collect_provenance(
+            spec_hash=spec_hash(spec),
+            data_hash=_sha256(repr(data)) if data else None,
+            seeds={"run": self.options.seed},
+            device=self.options.device,
+            dtype=self.options.dtype,
+            started_at=started,
+        )
+        return make_finding(
+            claim=claim_ref(spec, claim),
+            verdict=outcome.verdict,
+            method=outcome.method,
+            models=models,
+            statistics=_statistics(outcome),
+            counterexamples=[_counterexample(c) for c in outcome.counterexamples],
+            proof=Proof(**outcome.proof) if outcome.proof else None,
+            tables=[Table(**t) for t in outcome.tables],
+            series=[Series(**s) for s in outcome.series],
+            error=FindingError(message=outcome.error[0], location=str(outcome.error[1]) if outcome.error[1] else None)
+            if outcome.error else None,
+            message=outcome.message[:1000] or None,
+            provenance=provenance,
+            duration_s=round(seconds, 3),
+        )
+
+
+def claim_ref(spec: CheckedSpec, claim: CheckedClaim) -> ClaimRef:
+    node = claim.claim
+    lines = spec.parsed.source.lines[node.span.line - 1 : node.span.end_line]
+    return ClaimRef(
+        name=claim.name,
+        kind=claim.kind,
+        file=Path(display_path(spec.path)).as_posix(),
+        line=node.span.line,
+        column=node.span.column,
+        text="\n".join(lines),
+        description=claim.description or None,
+        tags=list(claim.tags),
+        severity=claim.severity,
+    )
+
+
+def spec_hash(spec: CheckedSpec) -> str:
+    """sha256 over the text of the spec and of every file it imports."""
+    digest = hashlib.sha256()
+    for parsed in spec.modules.values():
+        digest.update(parsed.source.text.encode("utf-8"))
+    return "sha256:" + digest.hexdigest()
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _name(key: str) -> str:
+    return key if len(key) <= 256 else key[:255] + "…"
+
+
+def _statistics(outcome: Outcome) -> Statistics | None:
+    stats = dict(outcome.statistics)
+    if outcome.verdict == "error" and not stats:
+        return None
+    values = {_name(k): float(v) for k, v in stats.pop("values", {}).items()}
+    return Statistics(values=values, **stats)
+
+
+def _counterexample(example: dict[str, Any]) -> Counterexample:
+    values = {}
+    for key, value in example.get("values", {}).items():
+        values[_name(key)] = value
+    return Counterexample(
+        input=example["input"],
+        values=values,
+        original=example.get("original"),
+        edit=example.get("edit"),
+        replayed=bool(example.get("replayed")),
+    )
+
+
+def _is_sample(node: ast.Expr, spec: CheckedSpec, depth: int = 0) -> bool:
+    """Whether a quantifier ranges over a sample (directly or through declarations)."""
+    if depth > 50:
+        return False
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sample":
+        return True
+    if isinstance(node, ast.Name) and node.id in spec.symbols:
+        decl = spec.symbols[node.id].node
+        return isinstance(decl, ast.Decl) and _is_sample(decl.value, spec, depth + 1)
+    return False

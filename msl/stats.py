@@ -1,0 +1,73 @@
+"""Statistics behind the verdicts: exact intervals, sequential looks, the bootstrap.
+
+A sampled claim reports the violation rate with an exact Clopper–Pearson interval. It is
+checked in *looks* of growing size and stops as soon as the verdict cannot change; to
+keep the stated confidence honest across several looks, each look uses the confidence
+1 − α/K for K planned looks (Bonferroni), and the finding reports the n actually used.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+
+from scipy.stats import beta
+
+#: The first look's size; later looks double it until the sample is spent.
+FIRST_LOOK = 32
+
+
+def clopper_pearson(violations: int, n: int, confidence: float) -> tuple[float, float]:
+    """The exact two-sided interval for a binomial rate."""
+    if n == 0:
+        return 0.0, 1.0
+    alpha = 1 - confidence
+    lo = 0.0 if violations == 0 else float(beta.ppf(alpha / 2, violations, n - violations + 1))
+    hi = 1.0 if violations == n else float(beta.ppf(1 - alpha / 2, violations + 1, n - violations))
+    return lo, hi
+
+
+def looks(total: int) -> list[int]:
+    """Sample sizes at which a sampled claim is examined: 32, 64, … and finally ``total``."""
+    sizes, n = [], FIRST_LOOK
+    while n < total:
+        sizes.append(n)
+        n *= 2
+    sizes.append(total)
+    return sizes
+
+
+def per_look_confidence(confidence: float, looks_planned: int) -> float:
+    """Bonferroni: each of K looks at confidence 1 − α/K keeps the overall level."""
+    return 1 - (1 - confidence) / max(1, looks_planned)
+
+
+def rate_verdict(violations: int, n: int, tolerance: float, confidence: float, exhaustive: bool) -> str:
+    """``holds``, ``violated`` or ``inconclusive`` for a violation count (brief's rules)."""
+    if n == 0:
+        return "inconclusive"
+    if exhaustive:
+        return "holds" if violations / n <= tolerance else "violated"
+    if tolerance == 0 and violations > 0:
+        return "violated"  # any violation where none is tolerated
+    lo, hi = clopper_pearson(violations, n, confidence)
+    if lo > tolerance:
+        return "violated"
+    if hi <= tolerance:
+        return "holds"
+    return "inconclusive"
+
+
+def bootstrap_support(
+    n: int, statistic: Callable[[Sequence[int]], bool], rng: random.Random, replicates: int = 400
+) -> float:
+    """The fraction of bootstrap resamples (indices drawn with replacement) where the
+    condition holds; a condition on sample aggregates holds when this reaches the
+    confidence and is violated when it falls to 1 − confidence."""
+    if n == 0:
+        return math.nan
+    hits = 0
+    for _ in range(replicates):
+        hits += bool(statistic([rng.randrange(n) for _ in range(n)]))
+    return hits / replicates
