@@ -28,14 +28,12 @@ _FROM = re.compile(r"from\s+(-?\d+)")
 def token_selector(value: Any) -> q.TokenSel:
     """``"last"``, ``"all"``, ``"from K"`` or an integer position, as the runtime's selector."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value):
-        return q.TokenSel.index(int(value))
-    if value == "last":
-        return q.TokenSel.last()
-    if value == "all":
-        return q.TokenSel.all()
+        return q.TokenSel("index", int(value))
+    if value in ("last", "all"):
+        return q.TokenSel(value)
     m = _FROM.fullmatch(str(value).strip())
     if m:
-        return q.TokenSel.from_(int(m.group(1)))
+        return q.TokenSel("from", int(m.group(1)))
     raise EvalError(f'bad token selector {value!r}: use "last", "all", "from K" or a position')
 
 
