@@ -257,7 +257,9 @@ class _Translator:
         return t  # type: ignore[return-value]
 
     def product(self, node: ast.Binary) -> z3.ExprRef:
-        a, b = self.number(node.left), self.number(node.right)
+        # simplify folds `-3` (a negation of 3) into the constant -3, so that `-3 * x` is
+        # read as linear rather than as an opaque atom
+        a, b = z3.simplify(self.number(node.left)), z3.simplify(self.number(node.right))
         if node.op == "/":
             if not z3.is_rational_value(b) or b.as_fraction() == 0:
                 return self.atom(node)
