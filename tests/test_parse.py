@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ast_strategies import exprs, modules, names, strings
+from ast_strategies import expectations, exprs, modules, names, strings
 from msl import ast
 from msl.errors import MAX_SPEC_BYTES, SpecErrors
 from msl.fmt import format_module
@@ -70,14 +70,18 @@ def test_the_generators_avoid_keywords_and_cover_every_node_type() -> None:
     """The round trip is only as good as its generator: check what it produces."""
     seen: set[type] = set()
 
-    @settings(max_examples=250, deadline=None, database=None, derandomize=True)
-    @given(modules)
-    def collect(module: ast.Module) -> None:
-        for node in ast.walk(module):
+    def walk(tree: ast.Node) -> None:
+        for node in ast.walk(tree):
             seen.add(type(node))
             for attr in ("name", "id", "var"):
                 value = getattr(node, attr, None)
                 assert value not in keywords(), value
+
+    @settings(max_examples=150, deadline=None, database=None, derandomize=True)
+    @given(modules, expectations)
+    def collect(module: ast.Module, expectation: ast.Node) -> None:
+        walk(module)
+        walk(expectation)
 
     collect()
     every = {
