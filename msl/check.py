@@ -1090,18 +1090,24 @@ def iter_specs(paths: list[Path]) -> Iterator[Path]:
 
 def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
     """Check every spec under ``paths``; errors of one file do not stop the others."""
-    specs, problems = [], []
-    for path in iter_specs(paths):
-        if not path.exists():
-            problems.append(SpecError(f"no such file or folder: {path}", None))
+    specs: list[CheckedSpec] = []
+    problems: list[MslError] = []
+    for root in paths:
+        where = Span.point(display_path(root))
+        if not root.exists():
+            problems.append(SpecError(f"no such file or folder: {root}", where))
             continue
-        try:
-            spec = check_file(path)
-        except SpecErrors as exc:
-            problems.extend(exc.errors)
-            continue
-        specs.append(spec)
-        problems.extend(spec.warnings)
+        found = list(iter_specs([root]))
+        if not found:  # a CI job pointed at the wrong folder would otherwise pass silently
+            problems.append(SpecError(f"no .msl files under {root}", where, severity=Severity.WARNING))
+        for path in found:
+            try:
+                spec = check_file(path)
+            except SpecErrors as exc:
+                problems.extend(exc.errors)
+                continue
+            specs.append(spec)
+            problems.extend(spec.warnings)
     return specs, problems
 
 
