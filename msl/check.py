@@ -276,8 +276,10 @@ class _Checker:
     def declare(self, node: ast.ModelDecl | ast.Decl | ast.MeasureDecl, type_: T.Type, parsed: Parsed) -> None:
         previous = self.symbols.get(node.name)
         if previous is not None and previous.node is not node:
-            where = previous.node.name_span
-            self.error(f"`{node.name}` is already declared at {where}", node.name_span)
+            self.error(
+                f"`{node.name}` is already declared at {_where(previous.node.name_span, node.name_span)}",
+                node.name_span,
+            )
             return
         if lookup(node.name) is not None:
             self.warn(f"`{node.name}` hides the built-in of the same name", node.name_span)
@@ -708,7 +710,8 @@ class _Checker:
         seen: dict[str, ast.Claim] = {}
         for c in claims:
             if c.name in seen:
-                self.error(f"claim `{c.name}` is already defined at {seen[c.name].name_span}", c.name_span)
+                where = _where(seen[c.name].name_span, c.name_span)
+                self.error(f"claim `{c.name}` is already defined at {where}", c.name_span, hint="claim names are unique in a spec")
             else:
                 seen[c.name] = c
 
@@ -1071,6 +1074,11 @@ def _keyword(stmt: ast.Node) -> str:
         ast.Description: "description", ast.Tags: "tags", ast.Severity: "severity",
         ast.Tolerate: "tolerate", ast.Preserves: "preserves",
     }.get(type(stmt)) or (stmt.role if isinstance(stmt, ast.RoleBinding) else type(stmt).__name__.lower())
+
+
+def _where(there: Span, here: Span) -> str:
+    """Where ``there`` is, as seen from ``here``: a line in the same file, else file:line:col."""
+    return f"line {there.line}" if there.file == here.file else str(there)
 
 
 def _is_fingerprint(text: str) -> bool:
