@@ -315,6 +315,10 @@ class _Checker:
                 node.value.span,
                 hint="use `let` for other values" if node.keyword != "let" else None,
             )
+        if expected is not None and (t == T.ANY or not T.assignable(t, expected)):
+            # the keyword says what the name is, even when its value has an error: uses of
+            # the name are then checked against that, not reported again
+            return expected
         return t
 
     def measure(self, node: ast.MeasureDecl) -> T.Type:
