@@ -146,6 +146,16 @@ _TERMINAL_WORDS = {
     "$END": "the end of the file",
 }
 
+#: Characters from other languages, and what MSL writes instead.
+_PYTHONISMS = {
+    "&&": "write `and`",
+    "&": "write `and`",
+    "||": "write `or`",
+    "|": "write `or`",
+    "!": "write `not`",
+    ";": "no `;` is needed: a statement ends where the next one begins",
+}
+
 #: Tokens that can begin an expression (after another expression: a missing comma?).
 _EXPRESSION_START = frozenset({"NAME", "NUMBER", "STRING", "(", "[", "{", "-", "not", "true", "false"})
 _CLOSER = {"(": ")", "[": "]", "{": "}"}
@@ -233,7 +243,10 @@ def _error_from(source: Source, exc: UnexpectedInput, start: int = 0, end: int |
         if char == "'":
             return SpecError("strings are written in double quotes", span, hint='write "text", not \'text\'')
         shown = printable(char) if char else "end of input"
-        return SpecError(f"unexpected character `{shown}`", span, hint=f"expected {describe_expected(accepted)} here")
+        hint = _PYTHONISMS.get(text[offset : offset + 2]) or _PYTHONISMS.get(char)
+        return SpecError(
+            f"unexpected character `{shown}`", span, hint=hint or f"expected {describe_expected(accepted)} here"
+        )
     tok = exc.token if isinstance(exc, UnexpectedToken) else None
     expected = describe_expected(accepted)
     if tok is None or tok.type == "$END":
@@ -281,6 +294,12 @@ def _token_words(tok: Token) -> str:
 def _token_hint(text: str, offset: int, tok: Token, accepted: set[str], texts: set[str]) -> str | None:
     """The likeliest fix: a misspelt keyword, a missing comma, an unclosed bracket."""
     word = _terminal_text().get(tok.type, tok.type)
+    if word == "=" and ":" in texts:
+        return "keyword arguments are written `name: value`"
+    if word == "=" and "COMPARE" in accepted:
+        return "compare with `==`"
+    if word == ":" and "}" in texts:
+        return "no `:` is needed: a statement ends where the next one begins"
     if tok.type == "NAME":
         close = _did_you_mean(str(tok.value), texts)
         if close:
