@@ -570,6 +570,7 @@ class _Checker:
             self.error(
                 "a steer claim states what an intervention does: use `with` or `under` an intervention",
                 node.name_span,
+                hint="e.g. `expect increases score(p) under push by 0.5` or `expect lm.top(p) with push == \" yes\"`",
             )
         foralls = [q for q in quantifiers if isinstance(q, ast.Forall)]
         if foralls and len(quantifiers) > 1:
@@ -760,6 +761,8 @@ class _Checker:
         candidates = list(scope.visible()) + list(functions())
         close = difflib.get_close_matches(node.id, candidates, n=1)
         hint = f"did you mean `{close[0]}`?" if close else None
+        if node.id.lower() in ("true", "false"):
+            hint = f"did you mean `{node.id.lower()}`?"
         if node.id in self.later_names():
             hint = f"`{node.id}` is declared further down; declare it before use"
         return self.error(f"unknown name `{node.id}`", node.span, hint)
@@ -835,13 +838,13 @@ class _Checker:
         owners = receivers_of(node.name)
         if owners:
             return self.error(
-                f"`{node.name}` is a measurement of {' and '.join(owners)} models, and this is a {kind}",
+                f"`{node.name}` is a measurement of {' and '.join(owners)} models, and this is {_a(kind)}",
                 node.span,
-                hint=f"a {kind} offers: {', '.join(available)}",
+                hint=f"{_a(kind)} offers: {', '.join(available)}",
             )
         close = difflib.get_close_matches(node.name, available, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"a {kind} offers: {', '.join(available)}"
-        return self.error(f"a {kind} has no measurement or site `{node.name}`", node.span, hint)
+        hint = f"did you mean `{close[0]}`?" if close else f"{_a(kind)} offers: {', '.join(available)}"
+        return self.error(f"{_a(kind)} has no measurement or site `{node.name}`", node.span, hint)
 
     def e_index(self, node: ast.Index, scope: _Scope) -> T.Type:
         obj = self.infer(node.obj, scope)
@@ -982,9 +985,9 @@ class _Checker:
         if kind is not None:
             offers = ", ".join(sorted(measurements(kind)))
             return self.error(
-                f"a {kind} model cannot be called; use one of its measurements",
+                f"{_a(kind)} model cannot be called; use one of its measurements",
                 node.span,
-                hint=f"e.g. `{name}.{sorted(measurements(kind))[0]}(...)`; a {kind} offers: {offers}",
+                hint=f"e.g. `{name}.{sorted(measurements(kind))[0]}(...)`; {_a(kind)} offers: {offers}",
             )
         if t == T.ANY:
             return T.ANY
@@ -1078,6 +1081,11 @@ def _keyword(stmt: ast.Node) -> str:
         ast.Description: "description", ast.Tags: "tags", ast.Severity: "severity",
         ast.Tolerate: "tolerate", ast.Preserves: "preserves",
     }.get(type(stmt)) or (stmt.role if isinstance(stmt, ast.RoleBinding) else type(stmt).__name__.lower())
+
+
+def _a(kind: str) -> str:
+    """A model kind with its article: “a classifier”, “an encoder”."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def _where(there: Span, here: Span) -> str:
