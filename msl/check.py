@@ -577,7 +577,11 @@ class _Checker:
             self.error("a `forall` claim has exactly one quantifier", quantifiers[1].span)
         if tolerance is not None:
             if foralls:
-                self.error("a `forall` claim is universal: it tolerates no violation", tolerance.span)
+                self.error(
+                    "a `forall` claim is universal: it tolerates no violation",
+                    tolerance.span,
+                    hint="remove `tolerate`: the claim is proved or refuted, never sampled",
+                )
             elif not any(e.shape == "instance" for e in expects):
                 self.error(
                     "`tolerate` needs per-instance expectations (`for x in ...` and `expect` on x)",
