@@ -580,7 +580,7 @@ class _Checker:
                 self.error(
                     "a `forall` claim is universal: it tolerates no violation",
                     tolerance.span,
-                    hint="remove `tolerate`: the claim is proved or refuted, never sampled",
+                    hint="remove `tolerate`, or state the claim with `for x in S` over a finite set",
                 )
             elif not any(e.shape == "instance" for e in expects):
                 self.error(
