@@ -117,38 +117,72 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def load_modules(root: Path) -> tuple[Parsed, dict[Path, Parsed], list[MslError]]:
-    """Parse ``root`` and, depth-first, every file it imports; report cycles."""
-    modules: dict[Path, Parsed] = {}
+#: One spec may import at most this many files (directly or not): real specs import a
+#: handful, and a hostile chain of thousands must stay cheap to reject.
+MAX_IMPORTS = 100
+#: `preserves` may name a spec that preserves another … at most this deep.
+MAX_PRESERVES_DEPTH = 8
+
+#: Parse results by resolved path, shared by the specs of one `msl lint` run so that a
+#: file imported by many specs is read once.
+ParseCache = dict[Path, "Parsed | SpecErrors"]
+
+
+def _parse_cached(path: Path, cache: ParseCache) -> Parsed | SpecErrors:
+    key = path.resolve()
+    if key not in cache:
+        try:
+            cache[key] = parse_file(path, display_path(path))
+        except SpecErrors as exc:
+            cache[key] = exc
+    return cache[key]
+
+
+def load_modules(root: Path, cache: ParseCache | None = None) -> tuple[Parsed, dict[Path, Parsed], list[MslError]]:
+    """Parse ``root`` and, depth-first, every file it imports; report cycles.
+
+    The walk keeps its own stack (an import chain is as long as a hostile folder makes
+    it) and returns the modules imported-first, so declarations resolve in order.
+    """
+    cache = {} if cache is None else cache
+    parsed = _parse_cached(root, cache)
+    if isinstance(parsed, SpecErrors):
+        raise parsed
+    root_key = root.resolve()
+    modules: dict[Path, Parsed] = {root_key: parsed}
     errors: list[MslError] = []
     order: list[Path] = []
-
-    def visit(path: Path, stack: tuple[Path, ...], via: ast.Import | None) -> None:
-        key = path.resolve()
-        if key in stack:
-            cycle = " → ".join(display_path(p) for p in stack[stack.index(key):] + (key,))
-            assert via is not None
-            errors.append(SpecError(f"import cycle: {cycle}", via.span))
-            return
-        if key in modules:
-            return
-        try:
-            parsed = parse_file(path, display_path(path))
-        except SpecErrors as exc:
-            errors.extend(exc.errors)
-            return
-        modules[key] = parsed
-        for imp in parsed.module.imports:
-            target = _import_target(path, imp, errors)
-            if target is not None:
-                visit(target, stack + (key,), imp)
-        order.append(key)
-
-    visit(root, (), None)
-    root_parsed = modules.get(root.resolve())
-    if root_parsed is None:
-        raise SpecErrors(errors)
-    return root_parsed, {k: modules[k] for k in order}, errors
+    failed: set[Path] = set()
+    stack: list[tuple[Path, Path, Iterator[ast.Import]]] = [(root_key, root, iter(parsed.module.imports))]
+    while stack:
+        key, path, pending = stack[-1]
+        imp = next(pending, None)
+        if imp is None:
+            stack.pop()
+            order.append(key)
+            continue
+        target = _import_target(path, imp, errors)
+        if target is None:
+            continue
+        target_key = target.resolve()
+        chain = [frame[0] for frame in stack]
+        if target_key in chain:
+            cycle = " → ".join(display_path(p) for p in chain[chain.index(target_key):] + [target_key])
+            errors.append(SpecError(f"import cycle: {cycle}", imp.span, hint="a file cannot import itself, even through others"))
+            continue
+        if target_key in modules or target_key in failed:
+            continue
+        if len(modules) >= MAX_IMPORTS:
+            errors.append(SpecError(f"this spec imports more than {MAX_IMPORTS} files", imp.span))
+            break
+        result = _parse_cached(target, cache)
+        if isinstance(result, SpecErrors):
+            errors.extend(result.errors)
+            failed.add(target_key)
+            continue
+        modules[target_key] = result
+        stack.append((target_key, target, iter(result.module.imports)))
+    return parsed, {k: modules[k] for k in order}, errors
 
 
 def _import_target(importer: Path, imp: ast.Import, errors: list[MslError]) -> Path | None:
@@ -166,10 +200,11 @@ def _import_target(importer: Path, imp: ast.Import, errors: list[MslError]) -> P
     return resolved
 
 
-def check_file(path: Path, _seen: tuple[Path, ...] = ()) -> CheckedSpec:
+def check_file(path: Path, _seen: tuple[Path, ...] = (), cache: ParseCache | None = None) -> CheckedSpec:
     """Load, parse and check one spec with its imports; raises :class:`SpecErrors`."""
-    root, modules, errors = load_modules(path)
-    checker = _Checker(path, root, modules, errors, _seen + (path.resolve(),))
+    cache = {} if cache is None else cache
+    root, modules, errors = load_modules(path, cache)
+    checker = _Checker(path, root, modules, errors, _seen + (path.resolve(),), cache)
     spec = checker.run()
     hard = [e for e in checker.diagnostics if e.severity is Severity.ERROR]
     if hard:
@@ -221,8 +256,10 @@ class _Checker:
         modules: dict[Path, Parsed],
         errors: list[MslError],
         seen: tuple[Path, ...],
+        cache: ParseCache,
     ) -> None:
         self.path = path
+        self.cache = cache
         self.root = root
         self.modules = modules
         self.diagnostics: list[MslError] = list(errors)
@@ -613,8 +650,11 @@ class _Checker:
         if resolved.resolve() in self.seen:
             self.error("a spec cannot preserve itself (directly or through another spec)", stmt.span)
             return
+        if len(self.seen) > MAX_PRESERVES_DEPTH:
+            self.error(f"`preserves` is nested more than {MAX_PRESERVES_DEPTH} specs deep", stmt.span)
+            return
         try:
-            spec = self.preserved.get(stmt.path) or check_file(resolved, self.seen)
+            spec = self.preserved.get(stmt.path) or check_file(resolved, self.seen, self.cache)
         except SpecErrors as exc:
             self.diagnostics.extend(exc.errors)
             self.error(f"{stmt.path!r} has errors", stmt.span)
@@ -1116,6 +1156,7 @@ def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
     """Check every spec under ``paths``; errors of one file do not stop the others."""
     specs: list[CheckedSpec] = []
     problems: list[MslError] = []
+    cache: ParseCache = {}
     for root in paths:
         where = Span.point(display_path(root))
         if not root.exists():
@@ -1126,13 +1167,25 @@ def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
             problems.append(SpecError(f"no .msl files under {root}", where, severity=Severity.WARNING))
         for path in found:
             try:
-                spec = check_file(path)
+                spec = check_file(path, cache=cache)
             except SpecErrors as exc:
                 problems.extend(exc.errors)
                 continue
             specs.append(spec)
             problems.extend(spec.warnings)
-    return specs, problems
+    return specs, _unique(problems)
+
+
+def _unique(problems: list[MslError]) -> list[MslError]:
+    """Each diagnostic once: a file imported by several specs is reported with each."""
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for p in problems:
+        key = (p.span, p.message, p.severity)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
 
 
 def any_errors(problems: list[MslError]) -> bool:
