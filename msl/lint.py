@@ -165,6 +165,7 @@ def _facts(spec: CheckedSpec, claim: CheckedClaim) -> Iterator[_Fact]:
     if fors:
         lets[fors[0].var] = translator.typed(ast.Name("_"), fors[0])
     for stmt in claim.claim.body:
+        translator.size = 0
         try:
             if isinstance(stmt, ast.Let | ast.RoleBinding):
                 # a claim-local name is its value; one lint cannot read poisons what reads it
@@ -199,6 +200,8 @@ def _set_key(iterable: ast.Expr) -> str:
 
 #: Measures inlined inside measures deeper than this are left as atoms.
 _MAX_INLINE = 20
+#: A statement whose inlined form grows past this many nodes is not linted.
+_MAX_NODES = 5000
 
 
 class _Translator:
@@ -210,6 +213,7 @@ class _Translator:
         self.keep: list[ast.Node] = []  # keeps substituted nodes alive: their ids key `types`
         self.axioms: list[z3.BoolRef] = []
         self.atoms: set[str] = set()
+        self.size = 0  # nodes built for the current statement
 
     def subst(self, node: ast.Node, env: dict[str, ast.Node | None], depth: int) -> ast.Node:
         """``node`` with lets, the claim variable (``_``) and measure bodies substituted.
@@ -245,6 +249,9 @@ class _Translator:
         return self.typed(replace(node, **changes) if changes else node, node)
 
     def typed(self, new: ast.Node, old: ast.Node) -> ast.Node:
+        self.size += 1
+        if self.size > _MAX_NODES:  # measures that call measures twice grow exponentially
+            raise _Untranslatable
         if id(new) not in self.types:
             self.types[id(new)] = self.spec.types.get(id(old), self.types.get(id(old), T.ANY))
         self.keep.append(new)
