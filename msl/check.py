@@ -122,6 +122,8 @@ def display_path(path: Path) -> str:
 MAX_IMPORTS = 100
 #: `preserves` may name a spec that preserves another … at most this deep.
 MAX_PRESERVES_DEPTH = 8
+#: "Did you mean" compares a misspelt name with at most this many candidates per spec.
+SUGGESTION_BUDGET = 200_000
 
 #: Parse results by resolved path, shared by the specs of one `msl lint` run so that a
 #: file imported by many specs is read once.
@@ -260,6 +262,12 @@ class _Checker:
     ) -> None:
         self.path = path
         self.cache = cache
+        self.suggestion_budget = SUGGESTION_BUDGET
+        #: every name some module declares (a use before the declaration gets a hint)
+        self.declared = {
+            i.name for p in modules.values() for i in p.module.items
+            if isinstance(i, (ast.Decl, ast.ModelDecl, ast.MeasureDecl))
+        }
         self.root = root
         self.modules = modules
         self.diagnostics: list[MslError] = list(errors)
@@ -281,6 +289,16 @@ class _Checker:
 
     def warn(self, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(SpecError(message, span, hint, Severity.WARNING))
+
+    def suggest(self, word: str, candidates: list[str]) -> str | None:
+        """The candidate ``word`` was probably meant to be, within a budget per spec:
+        thousands of unknown names among thousands of declarations would otherwise
+        take minutes of string matching."""
+        self.suggestion_budget -= len(candidates)
+        if self.suggestion_budget < 0:
+            return None
+        close = difflib.get_close_matches(word, candidates, n=1)
+        return close[0] if close else None
 
     def report(self, message: str, span: Span, hint: str | None = None) -> None:
         """The callback built-in validators report through."""
@@ -802,18 +820,15 @@ class _Checker:
         return self.unknown_name(node, scope)
 
     def unknown_name(self, node: ast.Name, scope: _Scope) -> T.Type:
-        candidates = list(scope.visible()) + list(functions())
-        close = difflib.get_close_matches(node.id, candidates, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else None
+        close = None
+        if self.suggestion_budget > 0:
+            close = self.suggest(node.id, list(scope.visible()) + list(functions()))
+        hint = f"did you mean `{close}`?" if close else None
         if node.id.lower() in ("true", "false"):
             hint = f"did you mean `{node.id.lower()}`?"
-        if node.id in self.later_names():
+        if node.id in self.declared and node.id not in self.symbols:
             hint = f"`{node.id}` is declared further down; declare it before use"
         return self.error(f"unknown name `{node.id}`", node.span, hint)
-
-    def later_names(self) -> set[str]:
-        return {i.name for p in self.modules.values() for i in p.module.items
-                if isinstance(i, (ast.Decl, ast.ModelDecl, ast.MeasureDecl))} - set(self.symbols)
 
     def e_list(self, node: ast.ListLit, scope: _Scope) -> T.Type:
         items = [self.infer(i, scope) for i in node.items]
@@ -867,8 +882,8 @@ class _Checker:
             return self.unknown_member(node, kind)
         if obj.name == "record":
             if obj.fields is not None and node.name not in obj.fields:
-                close = difflib.get_close_matches(node.name, sorted(obj.fields), n=1)
-                hint = f"did you mean `{close[0]}`?" if close else f"its fields: {', '.join(sorted(obj.fields))}"
+                close = self.suggest(node.name, sorted(obj.fields))
+                hint = f"did you mean `{close}`?" if close else f"its fields: {', '.join(sorted(obj.fields))}"
                 return self.error(f"the input has no field `{node.name}`", node.span, hint)
             return T.STR if node.name == "text" else T.ANY
         if obj in (T.TEXT, T.ANY):
