@@ -275,6 +275,8 @@ class _Checker:
         self.types: dict[int, T.Type] = {}
         self.implicit: set[int] = set()
         self.symbols: dict[str, Symbol] = {}
+        #: the model roles each declaration reads, directly or through earlier ones
+        self.roles_of: dict[str, frozenset[str]] = {}
         self.used: set[str] = set()
         self.globals = _Scope()
         self.claim: ast.Claim | None = None
@@ -341,6 +343,7 @@ class _Checker:
         symbol = Symbol(node.name, node, parsed.source.name, type_)
         self.symbols[node.name] = symbol
         self.globals.names[node.name] = _Binding(type_, symbol=symbol)
+        self.roles_of[node.name] = frozenset({node.name}) if isinstance(node, ast.ModelDecl) else self.roles_read(node)
 
     def model_decl(self, node: ast.ModelDecl) -> T.Type:
         if node.kind not in T.MODEL_KINDS:
@@ -697,20 +700,16 @@ class _Checker:
 
     def claim_roles(self, node: ast.Claim) -> set[str]:
         """The model roles a claim reads, directly or through measures, vectors, …"""
+        return set(self.roles_read(node))
+
+    def roles_read(self, node: ast.Node) -> frozenset[str]:
+        """The roles ``node`` reads: declarations know theirs already (see ``declare``), so
+        this is one walk, not one walk per declaration per claim."""
         roles: set[str] = set()
-        seen: set[str] = set()
-        stack: list[ast.Node] = [node]
-        while stack:
-            for n in ast.walk(stack.pop()):
-                if not isinstance(n, ast.Name) or n.id in seen or n.id not in self.symbols:
-                    continue
-                seen.add(n.id)
-                decl = self.symbols[n.id].node
-                if isinstance(decl, ast.ModelDecl):
-                    roles.add(n.id)
-                else:
-                    stack.append(decl)
-        return roles
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and n.id in self.roles_of:
+                roles |= self.roles_of[n.id]
+        return frozenset(roles)
 
     def tolerance(self, stmt: ast.Tolerate | None) -> tuple[float, float]:
         if stmt is None:
