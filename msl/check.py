@@ -782,6 +782,8 @@ class _Checker:
                 seen[c.name] = c
 
     def unused(self) -> None:
+        if not self.root.module.claims:
+            return  # a file of declarations only is a library that other specs import
         for item in self.root.module.items:
             if isinstance(item, (ast.ModelDecl, ast.Decl, ast.MeasureDecl)) and item.name not in self.used:
                 what = "model role" if isinstance(item, ast.ModelDecl) else getattr(item, "keyword", "measure")
