@@ -381,7 +381,8 @@ def _decode_string(file: str, tok: Token) -> str:
 def _decode_number(file: str, tok: Token) -> int | float:
     text = tok.value
     if re.fullmatch(r"[0-9]+", text):
-        value: int | float = int(text)
+        # the length first: Python refuses to convert more than 4 300 digits (a traceback)
+        value: int | float = int(text) if len(text.lstrip("0")) <= 20 else 2**64
         if abs(value) > 2**63:
             raise SpecError("integer literal is too large", _token_span(file, tok))
         return value
