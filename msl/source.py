@@ -50,7 +50,8 @@ class Source:
     lines: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lines", tuple(self.text.split("\n")))
+        # lines as shown in diagnostics: the \r of a CRLF line end is not part of the line
+        object.__setattr__(self, "lines", tuple(line.removesuffix("\r") for line in self.text.split("\n")))
 
     def register(self) -> Source:
         """Make this text the one diagnostics about ``name`` quote."""
