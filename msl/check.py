@@ -113,7 +113,7 @@ def display_path(path: Path) -> str:
     """A path as diagnostics show it: relative to the working directory when inside it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # outside the working directory; a symlink loop
         return str(path)
 
 
