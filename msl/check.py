@@ -426,6 +426,7 @@ class _Checker:
                 t = self.infer(stmt.value, scope)
                 if stmt.name in self.claim_vars:
                     self.error(f"`{stmt.name}` is the claim's quantified variable", stmt.name_span)
+                    continue  # keep the variable's binding: uses of it are not errors too
                 deps = self.deps(stmt.value, scope)
                 scope.names[stmt.name] = _Binding(t, deps)
                 if deps:
