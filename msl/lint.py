@@ -112,7 +112,9 @@ def _contradictions(facts: list[_Fact], solver: _Solver) -> Iterator[MslError]:
                 if same:
                     message = "this expectation contradicts another of the same claim"
                 else:
-                    message = f"this expectation contradicts claim `{a.claim.name}` ({a.expect.span})"
+                    where = a.expect.span
+                    at = f"line {where.line}" if where.file == b.expect.span.file else str(where)
+                    message = f"this expectation contradicts claim `{a.claim.name}` ({at})"
                 yield SpecError(
                     message,
                     b.expect.span,

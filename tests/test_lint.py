@@ -62,7 +62,7 @@ verify low {
 }
 """)
     (found,) = contradictions(problems)
-    assert found.message.startswith("this expectation contradicts claim `high` (")
+    assert found.message == f"this expectation contradicts claim `high` (line {HEADER.count(chr(10)) + 4})"
     assert line_of(found) == 8
     assert found.hint == "no input satisfies both `sentiment(x) >= 1` and `sentiment(y) <= 0`"
     assert found.severity is Severity.ERROR
