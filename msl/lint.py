@@ -66,6 +66,7 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
             problems.append(SpecError(
                 "tolerating 100% of violations makes this claim pass whatever the model does",
                 tolerate.span,
+                hint="a tolerance is the share of inputs allowed to fail, e.g. `tolerate 5%`",
             ))
         for fact in _facts(spec, claim):
             if solver.unsat(z3.And(fact.axioms, fact.formula)):
