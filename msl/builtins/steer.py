@@ -138,7 +138,28 @@ def principal_direction(diffs: np.ndarray) -> np.ndarray:
     return v * np.linalg.norm(mean)
 
 
-@builtin('load_vector(path: str, key: str = "vector") -> vector')
+def vector_path(spec_dir: Path, path: str) -> Path:
+    """A vector file's path: a .safetensors file inside the spec's directory (specs are
+    untrusted); raises ValueError otherwise."""
+    candidate = (spec_dir / path).resolve()
+    if Path(path).is_absolute() or (spec_dir.resolve() not in candidate.parents) or candidate.suffix != ".safetensors":
+        raise ValueError("vectors are .safetensors files inside the spec's directory")
+    return candidate
+
+
+def _check_vector_path(args: dict[str, ast.Expr], types: dict[str, Type], report: Report) -> None:
+    """The checker rejects a path outside the spec's directory before anything runs."""
+    node = args.get("path")
+    path = literal(node)
+    if node is None or not isinstance(path, str):
+        return
+    try:
+        vector_path(Path(node.span.file).parent, path)
+    except ValueError as exc:
+        report(str(exc), node.span)
+
+
+@builtin('load_vector(path: str, key: str = "vector") -> vector', validate=_check_vector_path)
 def load_vector(ctx: Context, path: str, key: str = "vector") -> Any:
     """A vector from a safetensors file next to the spec (never a pickle).
 
@@ -147,10 +168,10 @@ def load_vector(ctx: Context, path: str, key: str = "vector") -> Any:
     """
 
     def compute(keep: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        candidate = (ctx.spec_dir / path).resolve()
-        base = ctx.spec_dir.resolve()
-        if Path(path).is_absolute() or (base not in candidate.parents) or candidate.suffix != ".safetensors":
-            raise EvalError("vectors are .safetensors files inside the spec's directory")
+        try:
+            candidate = vector_path(ctx.spec_dir, path)
+        except ValueError as exc:
+            raise EvalError(str(exc)) from None
         return keep(_read_vector(candidate, path, key))  # its hash is in the finding's vectors
 
     return labelled(ctx, compute)
