@@ -121,7 +121,7 @@ def lint(paths: tuple[Path, ...]) -> int:
 
 @cli.command()
 @click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would change.")
-@click.option("--diff", is_flag=True, help="Show what would change as a unified diff.")
+@click.option("--diff", is_flag=True, help="Show what would change as a unified diff; change nothing (exit 1 if a file would change).")
 @_paths_argument
 @_guarded
 def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
@@ -142,6 +142,7 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
     from msl.fmt import format_parsed
     from msl.parse import parse_file
 
+    check_only = check_only or diff
     changed, broken = 0, 0
     for path in iter_specs(list(paths)):
         try:

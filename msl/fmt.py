@@ -192,9 +192,7 @@ def _wrapped(line: str, value: ast.Node | None, indent: str) -> list[str]:
             opener, items, closer = "[", [expr(i) for i in value.items], "]"
         case ast.RecordLit() if value.fields:
             opener, items, closer = "{", [f"{f.name}: {expr(f.value)}" for f in value.fields], "}"
-        case ast.Call() if (value.args or value.kwargs) and not any(
-            isinstance(a, ast.Comprehension) and not a.bracketed for a in value.args
-        ):  # a generator argument takes no trailing comma: `increasing(f(s) for s in scales)`
+        case ast.Call() if value.args or value.kwargs:
             opener, items, closer = expr(value.func, _POSTFIX) + "(", _call_arguments(value), ")"
         case _:
             return [indent + line]

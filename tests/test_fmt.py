@@ -193,6 +193,9 @@ def test_cli_check_diff_and_rewrite(tmp_path: Path) -> None:
     assert " msl 1.0\n-let  x=1 # c\n+\n+let x = 1  # c\n" in result.stdout
     assert "would reformat messy.msl" in result.stderr
     assert messy.read_text(encoding="utf-8") == "msl 1.0\nlet  x=1 # c\n"  # --check changes nothing
+    result, _ = run_cli("fmt", "--diff", "messy.msl", cwd=tmp_path)
+    assert result.returncode == 1 and "+let x = 1  # c" in result.stdout
+    assert messy.read_text(encoding="utf-8") == "msl 1.0\nlet  x=1 # c\n"  # nor does --diff
 
     result, _ = run_cli("fmt", "messy.msl", cwd=tmp_path)
     assert result.returncode == 0
