@@ -113,42 +113,78 @@ def display_path(path: Path) -> str:
     """A path as diagnostics show it: relative to the working directory when inside it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # outside the working directory; a symlink loop
         return str(path)
 
 
-def load_modules(root: Path) -> tuple[Parsed, dict[Path, Parsed], list[MslError]]:
-    """Parse ``root`` and, depth-first, every file it imports; report cycles."""
-    modules: dict[Path, Parsed] = {}
+#: One spec may import at most this many files (directly or not): real specs import a
+#: handful, and a hostile chain of thousands must stay cheap to reject.
+MAX_IMPORTS = 100
+#: `preserves` may name a spec that preserves another … at most this deep.
+MAX_PRESERVES_DEPTH = 8
+#: "Did you mean" compares a misspelt name with at most this many candidates per spec.
+SUGGESTION_BUDGET = 200_000
+
+#: Parse results by resolved path, shared by the specs of one `msl lint` run so that a
+#: file imported by many specs is read once.
+ParseCache = dict[Path, "Parsed | SpecErrors"]
+
+
+def _parse_cached(path: Path, cache: ParseCache) -> Parsed | SpecErrors:
+    key = path.resolve()
+    if key not in cache:
+        try:
+            cache[key] = parse_file(path, display_path(path))
+        except SpecErrors as exc:
+            cache[key] = exc
+    return cache[key]
+
+
+def load_modules(root: Path, cache: ParseCache | None = None) -> tuple[Parsed, dict[Path, Parsed], list[MslError]]:
+    """Parse ``root`` and, depth-first, every file it imports; report cycles.
+
+    The walk keeps its own stack (an import chain is as long as a hostile folder makes
+    it) and returns the modules imported-first, so declarations resolve in order.
+    """
+    cache = {} if cache is None else cache
+    parsed = _parse_cached(root, cache)
+    if isinstance(parsed, SpecErrors):
+        raise parsed
+    root_key = root.resolve()
+    modules: dict[Path, Parsed] = {root_key: parsed}
     errors: list[MslError] = []
     order: list[Path] = []
-
-    def visit(path: Path, stack: tuple[Path, ...], via: ast.Import | None) -> None:
-        key = path.resolve()
-        if key in stack:
-            cycle = " → ".join(display_path(p) for p in stack[stack.index(key):] + (key,))
-            assert via is not None
-            errors.append(SpecError(f"import cycle: {cycle}", via.span))
-            return
-        if key in modules:
-            return
-        try:
-            parsed = parse_file(path, display_path(path))
-        except SpecErrors as exc:
-            errors.extend(exc.errors)
-            return
-        modules[key] = parsed
-        for imp in parsed.module.imports:
-            target = _import_target(path, imp, errors)
-            if target is not None:
-                visit(target, stack + (key,), imp)
-        order.append(key)
-
-    visit(root, (), None)
-    root_parsed = modules.get(root.resolve())
-    if root_parsed is None:
-        raise SpecErrors(errors)
-    return root_parsed, {k: modules[k] for k in order}, errors
+    failed: set[Path] = set()
+    stack: list[tuple[Path, Path, Iterator[ast.Import]]] = [(root_key, root, iter(parsed.module.imports))]
+    while stack:
+        key, path, pending = stack[-1]
+        imp = next(pending, None)
+        if imp is None:
+            stack.pop()
+            order.append(key)
+            continue
+        target = _import_target(path, imp, errors)
+        if target is None:
+            continue
+        target_key = target.resolve()
+        chain = [frame[0] for frame in stack]
+        if target_key in chain:
+            cycle = " → ".join(display_path(p) for p in chain[chain.index(target_key):] + [target_key])
+            errors.append(SpecError(f"import cycle: {cycle}", imp.span, hint="a file cannot import itself, even through others"))
+            continue
+        if target_key in modules or target_key in failed:
+            continue
+        if len(modules) >= MAX_IMPORTS:
+            errors.append(SpecError(f"this spec imports more than {MAX_IMPORTS} files", imp.span))
+            break
+        result = _parse_cached(target, cache)
+        if isinstance(result, SpecErrors):
+            errors.extend(result.errors)
+            failed.add(target_key)
+            continue
+        modules[target_key] = result
+        stack.append((target_key, target, iter(result.module.imports)))
+    return parsed, {k: modules[k] for k in order}, errors
 
 
 def _import_target(importer: Path, imp: ast.Import, errors: list[MslError]) -> Path | None:
@@ -166,10 +202,11 @@ def _import_target(importer: Path, imp: ast.Import, errors: list[MslError]) -> P
     return resolved
 
 
-def check_file(path: Path, _seen: tuple[Path, ...] = ()) -> CheckedSpec:
+def check_file(path: Path, _seen: tuple[Path, ...] = (), cache: ParseCache | None = None) -> CheckedSpec:
     """Load, parse and check one spec with its imports; raises :class:`SpecErrors`."""
-    root, modules, errors = load_modules(path)
-    checker = _Checker(path, root, modules, errors, _seen + (path.resolve(),))
+    cache = {} if cache is None else cache
+    root, modules, errors = load_modules(path, cache)
+    checker = _Checker(path, root, modules, errors, _seen + (path.resolve(),), cache)
     spec = checker.run()
     hard = [e for e in checker.diagnostics if e.severity is Severity.ERROR]
     if hard:
@@ -221,8 +258,16 @@ class _Checker:
         modules: dict[Path, Parsed],
         errors: list[MslError],
         seen: tuple[Path, ...],
+        cache: ParseCache,
     ) -> None:
         self.path = path
+        self.cache = cache
+        self.suggestion_budget = SUGGESTION_BUDGET
+        #: every name some module declares (a use before the declaration gets a hint)
+        self.declared = {
+            i.name for p in modules.values() for i in p.module.items
+            if isinstance(i, (ast.Decl, ast.ModelDecl, ast.MeasureDecl))
+        }
         self.root = root
         self.modules = modules
         self.diagnostics: list[MslError] = list(errors)
@@ -230,6 +275,8 @@ class _Checker:
         self.types: dict[int, T.Type] = {}
         self.implicit: set[int] = set()
         self.symbols: dict[str, Symbol] = {}
+        #: the model roles each declaration reads, directly or through earlier ones
+        self.roles_of: dict[str, frozenset[str]] = {}
         self.used: set[str] = set()
         self.globals = _Scope()
         self.claim: ast.Claim | None = None
@@ -244,6 +291,16 @@ class _Checker:
 
     def warn(self, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(SpecError(message, span, hint, Severity.WARNING))
+
+    def suggest(self, word: str, candidates: list[str]) -> str | None:
+        """The candidate ``word`` was probably meant to be, within a budget per spec:
+        thousands of unknown names among thousands of declarations would otherwise
+        take minutes of string matching."""
+        self.suggestion_budget -= len(candidates)
+        if self.suggestion_budget < 0:
+            return None
+        close = difflib.get_close_matches(word, candidates, n=1)
+        return close[0] if close else None
 
     def report(self, message: str, span: Span, hint: str | None = None) -> None:
         """The callback built-in validators report through."""
@@ -276,14 +333,17 @@ class _Checker:
     def declare(self, node: ast.ModelDecl | ast.Decl | ast.MeasureDecl, type_: T.Type, parsed: Parsed) -> None:
         previous = self.symbols.get(node.name)
         if previous is not None and previous.node is not node:
-            where = previous.node.name_span
-            self.error(f"`{node.name}` is already declared at {where}", node.name_span)
+            self.error(
+                f"`{node.name}` is already declared at {_where(previous.node.name_span, node.name_span)}",
+                node.name_span,
+            )
             return
         if lookup(node.name) is not None:
             self.warn(f"`{node.name}` hides the built-in of the same name", node.name_span)
         symbol = Symbol(node.name, node, parsed.source.name, type_)
         self.symbols[node.name] = symbol
         self.globals.names[node.name] = _Binding(type_, symbol=symbol)
+        self.roles_of[node.name] = frozenset({node.name}) if isinstance(node, ast.ModelDecl) else self.roles_read(node)
 
     def model_decl(self, node: ast.ModelDecl) -> T.Type:
         if node.kind not in T.MODEL_KINDS:
@@ -313,6 +373,10 @@ class _Checker:
                 node.value.span,
                 hint="use `let` for other values" if node.keyword != "let" else None,
             )
+        if expected is not None and (t == T.ANY or not T.assignable(t, expected)):
+            # the keyword says what the name is, even when its value has an error: uses of
+            # the name are then checked against that, not reported again
+            return expected
         return t
 
     def measure(self, node: ast.MeasureDecl) -> T.Type:
@@ -362,6 +426,7 @@ class _Checker:
                 t = self.infer(stmt.value, scope)
                 if stmt.name in self.claim_vars:
                     self.error(f"`{stmt.name}` is the claim's quantified variable", stmt.name_span)
+                    continue  # keep the variable's binding: uses of it are not errors too
                 deps = self.deps(stmt.value, scope)
                 scope.names[stmt.name] = _Binding(t, deps)
                 if deps:
@@ -564,13 +629,18 @@ class _Checker:
             self.error(
                 "a steer claim states what an intervention does: use `with` or `under` an intervention",
                 node.name_span,
+                hint="e.g. `expect increases score(p) under push by 0.5` or `expect lm.top(p) with push == \" yes\"`",
             )
         foralls = [q for q in quantifiers if isinstance(q, ast.Forall)]
         if foralls and len(quantifiers) > 1:
             self.error("a `forall` claim has exactly one quantifier", quantifiers[1].span)
         if tolerance is not None:
             if foralls:
-                self.error("a `forall` claim is universal: it tolerates no violation", tolerance.span)
+                self.error(
+                    "a `forall` claim is universal: it tolerates no violation",
+                    tolerance.span,
+                    hint="remove `tolerate`, or state the claim with `for x in S` over a finite set",
+                )
             elif not any(e.shape == "instance" for e in expects):
                 self.error(
                     "`tolerate` needs per-instance expectations (`for x in ...` and `expect` on x)",
@@ -580,7 +650,8 @@ class _Checker:
             if e.shape == "instance" and not quantifiers:
                 self.error("internal: instance expectation without quantifier", e.node.span)
 
-    def mentions_intervention(self, node: ast.Node) -> bool:
+    def mentions_intervention(self, node: ast.Node, seen: frozenset[str] = frozenset()) -> bool:
+        """Whether an expectation applies an intervention, itself or in a measure it calls."""
         for n in ast.walk(node):
             if isinstance(n, ast.With):
                 return True
@@ -588,6 +659,12 @@ class _Checker:
                 return True
             if isinstance(n, ast.Name) and self.types.get(id(n)) == T.INTERVENTION:
                 return True
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id not in seen:
+                symbol = self.symbols.get(n.func.id)
+                if symbol is not None and isinstance(symbol.node, ast.MeasureDecl) and self.mentions_intervention(
+                    symbol.node.body, seen | {n.func.id}
+                ):
+                    return True
         return False
 
     def preserved_spec(self, stmt: ast.Preserves, roles: dict[str, ast.RoleBinding]) -> None:
@@ -602,8 +679,11 @@ class _Checker:
         if resolved.resolve() in self.seen:
             self.error("a spec cannot preserve itself (directly or through another spec)", stmt.span)
             return
+        if len(self.seen) > MAX_PRESERVES_DEPTH:
+            self.error(f"`preserves` is nested more than {MAX_PRESERVES_DEPTH} specs deep", stmt.span)
+            return
         try:
-            spec = self.preserved.get(stmt.path) or check_file(resolved, self.seen)
+            spec = self.preserved.get(stmt.path) or check_file(resolved, self.seen, self.cache)
         except SpecErrors as exc:
             self.diagnostics.extend(exc.errors)
             self.error(f"{stmt.path!r} has errors", stmt.span)
@@ -628,20 +708,16 @@ class _Checker:
 
     def claim_roles(self, node: ast.Claim) -> set[str]:
         """The model roles a claim reads, directly or through measures, vectors, …"""
+        return set(self.roles_read(node))
+
+    def roles_read(self, node: ast.Node) -> frozenset[str]:
+        """The roles ``node`` reads: declarations know theirs already (see ``declare``), so
+        this is one walk, not one walk per declaration per claim."""
         roles: set[str] = set()
-        seen: set[str] = set()
-        stack: list[ast.Node] = [node]
-        while stack:
-            for n in ast.walk(stack.pop()):
-                if not isinstance(n, ast.Name) or n.id in seen or n.id not in self.symbols:
-                    continue
-                seen.add(n.id)
-                decl = self.symbols[n.id].node
-                if isinstance(decl, ast.ModelDecl):
-                    roles.add(n.id)
-                else:
-                    stack.append(decl)
-        return roles
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and n.id in self.roles_of:
+                roles |= self.roles_of[n.id]
+        return frozenset(roles)
 
     def tolerance(self, stmt: ast.Tolerate | None) -> tuple[float, float]:
         if stmt is None:
@@ -708,11 +784,14 @@ class _Checker:
         seen: dict[str, ast.Claim] = {}
         for c in claims:
             if c.name in seen:
-                self.error(f"claim `{c.name}` is already defined at {seen[c.name].name_span}", c.name_span)
+                where = _where(seen[c.name].name_span, c.name_span)
+                self.error(f"claim `{c.name}` is already defined at {where}", c.name_span, hint="claim names are unique in a spec")
             else:
                 seen[c.name] = c
 
     def unused(self) -> None:
+        if not self.root.module.claims:
+            return  # a file of declarations only is a library that other specs import
         for item in self.root.module.items:
             if isinstance(item, (ast.ModelDecl, ast.Decl, ast.MeasureDecl)) and item.name not in self.used:
                 what = "model role" if isinstance(item, ast.ModelDecl) else getattr(item, "keyword", "measure")
@@ -750,16 +829,15 @@ class _Checker:
         return self.unknown_name(node, scope)
 
     def unknown_name(self, node: ast.Name, scope: _Scope) -> T.Type:
-        candidates = list(scope.visible()) + list(functions())
-        close = difflib.get_close_matches(node.id, candidates, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else None
-        if node.id in self.later_names():
+        close = None
+        if self.suggestion_budget > 0:
+            close = self.suggest(node.id, list(scope.visible()) + list(functions()))
+        hint = f"did you mean `{close}`?" if close else None
+        if node.id.lower() in ("true", "false"):
+            hint = f"did you mean `{node.id.lower()}`?"
+        if node.id in self.declared and node.id not in self.symbols:
             hint = f"`{node.id}` is declared further down; declare it before use"
         return self.error(f"unknown name `{node.id}`", node.span, hint)
-
-    def later_names(self) -> set[str]:
-        return {i.name for p in self.modules.values() for i in p.module.items
-                if isinstance(i, (ast.Decl, ast.ModelDecl, ast.MeasureDecl))} - set(self.symbols)
 
     def e_list(self, node: ast.ListLit, scope: _Scope) -> T.Type:
         items = [self.infer(i, scope) for i in node.items]
@@ -813,8 +891,8 @@ class _Checker:
             return self.unknown_member(node, kind)
         if obj.name == "record":
             if obj.fields is not None and node.name not in obj.fields:
-                close = difflib.get_close_matches(node.name, sorted(obj.fields), n=1)
-                hint = f"did you mean `{close[0]}`?" if close else f"its fields: {', '.join(sorted(obj.fields))}"
+                close = self.suggest(node.name, sorted(obj.fields))
+                hint = f"did you mean `{close}`?" if close else f"its fields: {', '.join(sorted(obj.fields))}"
                 return self.error(f"the input has no field `{node.name}`", node.span, hint)
             return T.STR if node.name == "text" else T.ANY
         if obj in (T.TEXT, T.ANY):
@@ -828,13 +906,13 @@ class _Checker:
         owners = receivers_of(node.name)
         if owners:
             return self.error(
-                f"`{node.name}` is a measurement of {' and '.join(owners)} models, and this is a {kind}",
+                f"`{node.name}` is a measurement of {' and '.join(owners)} models, and this is {_a(kind)}",
                 node.span,
-                hint=f"a {kind} offers: {', '.join(available)}",
+                hint=f"{_a(kind)} offers: {', '.join(available)}",
             )
         close = difflib.get_close_matches(node.name, available, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"a {kind} offers: {', '.join(available)}"
-        return self.error(f"a {kind} has no measurement or site `{node.name}`", node.span, hint)
+        hint = f"did you mean `{close[0]}`?" if close else f"{_a(kind)} offers: {', '.join(available)}"
+        return self.error(f"{_a(kind)} has no measurement or site `{node.name}`", node.span, hint)
 
     def e_index(self, node: ast.Index, scope: _Scope) -> T.Type:
         obj = self.infer(node.obj, scope)
@@ -930,6 +1008,9 @@ class _Checker:
                 self.infer(a, scope)
             return T.ANY
         if not isinstance(func, ast.Name):
+            t = self.infer(func, scope)
+            if t in (T.TRANSFORM, T.ANY):  # typos(1)(x): a transformation applied at once
+                return self.call_value(node, _Binding(t), scope)
             return self.error("only built-ins, measures, transformations and networks can be called", func.span)
         binding = scope.find(func.id)
         if binding is not None:
@@ -975,9 +1056,9 @@ class _Checker:
         if kind is not None:
             offers = ", ".join(sorted(measurements(kind)))
             return self.error(
-                f"a {kind} model cannot be called; use one of its measurements",
+                f"{_a(kind)} model cannot be called; use one of its measurements",
                 node.span,
-                hint=f"e.g. `{name}.{sorted(measurements(kind))[0]}(...)`; a {kind} offers: {offers}",
+                hint=f"e.g. `{name}.{sorted(measurements(kind))[0]}(...)`; {_a(kind)} offers: {offers}",
             )
         if t == T.ANY:
             return T.ANY
@@ -1073,6 +1154,16 @@ def _keyword(stmt: ast.Node) -> str:
     }.get(type(stmt)) or (stmt.role if isinstance(stmt, ast.RoleBinding) else type(stmt).__name__.lower())
 
 
+def _a(kind: str) -> str:
+    """A model kind with its article: “a classifier”, “an encoder”."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
+def _where(there: Span, here: Span) -> str:
+    """Where ``there`` is, as seen from ``here``: a line in the same file, else file:line:col."""
+    return f"line {there.line}" if there.file == here.file else str(there)
+
+
 def _is_fingerprint(text: str) -> bool:
     import re
 
@@ -1090,19 +1181,38 @@ def iter_specs(paths: list[Path]) -> Iterator[Path]:
 
 def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
     """Check every spec under ``paths``; errors of one file do not stop the others."""
-    specs, problems = [], []
-    for path in iter_specs(paths):
-        if not path.exists():
-            problems.append(SpecError(f"no such file or folder: {path}", None))
+    specs: list[CheckedSpec] = []
+    problems: list[MslError] = []
+    cache: ParseCache = {}
+    for root in paths:
+        where = Span.point(display_path(root))
+        if not root.exists():
+            problems.append(SpecError(f"no such file or folder: {root}", where))
             continue
-        try:
-            spec = check_file(path)
-        except SpecErrors as exc:
-            problems.extend(exc.errors)
-            continue
-        specs.append(spec)
-        problems.extend(spec.warnings)
-    return specs, problems
+        found = list(iter_specs([root]))
+        if not found:  # a CI job pointed at the wrong folder would otherwise pass silently
+            problems.append(SpecError(f"no .msl files under {root}", where, severity=Severity.WARNING))
+        for path in found:
+            try:
+                spec = check_file(path, cache=cache)
+            except SpecErrors as exc:
+                problems.extend(exc.errors)
+                continue
+            specs.append(spec)
+            problems.extend(spec.warnings)
+    return specs, _unique(problems)
+
+
+def _unique(problems: list[MslError]) -> list[MslError]:
+    """Each diagnostic once: a file imported by several specs is reported with each."""
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for p in problems:
+        key = (p.span, p.message, p.severity)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
 
 
 def is_sample(node: ast.Expr, spec: CheckedSpec, depth: int = 0) -> bool:

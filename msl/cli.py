@@ -121,7 +121,7 @@ def lint(paths: tuple[Path, ...]) -> int:
 
 @cli.command()
 @click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would change.")
-@click.option("--diff", is_flag=True, help="Show what would change as a unified diff.")
+@click.option("--diff", is_flag=True, help="Show what would change as a unified diff; change nothing (exit 1 if a file would change).")
 @_paths_argument
 @_guarded
 def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
@@ -142,6 +142,7 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
     from msl.fmt import format_parsed
     from msl.parse import parse_file
 
+    check_only = check_only or diff
     changed, broken = 0, 0
     for path in iter_specs(list(paths)):
         try:
@@ -408,12 +409,14 @@ def _binding(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the result cache.")
+@click.option("--vectors", "vectors_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Use the steering vectors saved by an earlier run (FILE.vectors.safetensors) instead of computing them.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; only the final table.")
 @_guarded
 def check(
     paths: tuple[Path, ...], fmt: str | None, output: Path | None, bindings: dict[str, str], seed: int,
     select: tuple[str, ...], strict: bool, baseline_file: Path | None, record: bool, catalog_file: Path | None,
-    dtype: str, device: str, no_cache: bool, quiet: bool,
+    dtype: str, device: str, no_cache: bool, vectors_file: Path | None, quiet: bool,
 ) -> int:
     """Check every claim of the specs against the real models.
 
@@ -425,16 +428,22 @@ def check(
     any is violated or refuted (inconclusive too with --strict), 2 for a usage or spec
     error, 3 when a model or runtime error left a claim unchecked.
 
+    With -o FILE, the steering vectors the claims computed are saved beside it as
+    FILE's stem + .vectors.safetensors (their hashes are in the findings); --vectors
+    gives them back to a later run, which then uses them instead of computing.
+
     \b
     Examples:
       msl check specs/
       msl check specs/ --format sarif -o msl.sarif --select tag:fairness
       msl check specs/steer_lm.msl --model lm=./my-finetune --seed 3
+      msl check specs/steer_lm.msl --vectors findings.vectors.safetensors
     """
     from msl.check import any_errors, check_paths
     from msl.findings import exit_code
     from msl.lint import lint_spec
     from msl.run import Runner, RunOptions
+    from msl.vectors import VectorFile, vectors_path
 
     specs, problems = check_paths(list(paths))
     for spec in specs:
@@ -449,9 +458,10 @@ def check(
             raise UsageError(f"--model {role}=…: no spec declares a model role `{role}`",
                              hint=f"roles: {', '.join(sorted(roles)) or 'none'}")
     accepted = load_baseline(baseline_file) if baseline_file is not None else None
+    pinned = VectorFile.load(vectors_file) if vectors_file is not None else None
     console = Console(stderr=True, quiet=quiet)
     runner = Runner(RunOptions(seed=seed, select=select, bindings=bindings, dtype=dtype, device=device,
-                               cache=not no_cache, progress=not quiet))
+                               cache=not no_cache, progress=not quiet, vectors=pinned))
 
     def done(run: Any) -> None:
         outcome = run.outcome
@@ -463,6 +473,10 @@ def check(
     write_report(doc, "text", strict=strict, stream=sys.stderr)
     if fmt is not None or output is not None:
         write_report(doc, fmt or "json", output, strict=strict)
+    if output is not None and str(output) != "-" and runner.vectors:
+        saved = VectorFile.of(runner.vectors)
+        saved.save(vectors_path(output))
+        console.print(f"{len(saved)} vector(s) saved to {vectors_path(output)}", markup=False, highlight=False)
     if record:
         with Catalog(catalog_file) as cat:
             cat.add(doc)
@@ -483,7 +497,8 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
 
     The findings file is validated and size-limited; nothing in it runs. Each finding's
     claim is re-run from the local spec it names (a .msl file under the current
-    directory), with the finding's seed; its counterexamples are replayed first. Each
+    directory), with the finding's seed and — when the file beside it holds them — the
+    very steering vectors it used; its counterexamples are replayed first. Each
     finding is then reported as reproduced, not reproduced or not comparable (with
     warnings when the weights or data differ). Exit 0 when all reproduce, else 1.
 
@@ -496,9 +511,13 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
     from msl.reporters.text import comparisons_table
     from msl.run import RunOptions
 
+    from msl.vectors import VectorFile, vectors_path
+
     doc = load_findings(findings_file)
+    saved = vectors_path(findings_file)  # the vectors the findings were made with, when shared
+    vectors = VectorFile.load(saved) if saved.is_file() else None
     result = run_replay(doc, RunOptions(bindings=bindings, dtype=dtype, device=device, cache=not no_cache,
-                                        progress=not quiet))
+                                        progress=not quiet, vectors=vectors))
     console = _console()
     for problem in result.problems:
         console.print(f"not comparable: {problem}", markup=False)

@@ -61,13 +61,8 @@ class MslError(Exception):
         if self.span and source is not None and source.name == self.span.file:
             text = source.line(self.span.line)
             if text or self.span.line <= len(source.lines):
-                shown = printable(text.expandtabs(1))
-                width = 1
-                if self.span.end_line == self.span.line:
-                    width = max(1, self.span.end_column - self.span.column)
-                width = min(width, max(1, len(shown) - self.span.column + 1))
-                out.append(f"  {shown}")
-                out.append("  " + " " * (self.span.column - 1) + "^" * width)
+                end = self.span.end_column if self.span.end_line == self.span.line else len(text) + 1
+                out.extend("  " + part for part in quote(text, self.span.column, end))
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)
@@ -100,6 +95,30 @@ class SpecErrors(Exception):
         return "\n".join(str(e) for e in self.errors)
 
 
+#: Quoted source lines longer than this are shown as a window around the caret.
+QUOTE_WIDTH = 100
+
+
+def quote(line: str, column: int, end_column: int) -> tuple[str, str]:
+    """A source line made printable and a caret line under columns [column, end_column).
+
+    Control characters are escaped before the caret is placed, so it stays under the
+    right character; a very long line (a hostile file) is cut to a window around it.
+    """
+    start = min(max(column - 1, 0), len(line))
+    stop = min(max(end_column - 1, start + 1), len(line))
+    before, marked, after = (printable(part.expandtabs(1)) for part in (line[:start], line[start:stop], line[stop:]))
+    shown, caret_at, width = before + marked + after, len(before), max(1, len(marked))
+    if len(shown) > QUOTE_WIDTH:
+        left = max(0, caret_at - QUOTE_WIDTH // 3)
+        prefix = "…" if left else ""
+        suffix = "…" if left + QUOTE_WIDTH < len(shown) else ""
+        shown = prefix + shown[left : left + QUOTE_WIDTH] + suffix
+        caret_at += len(prefix) - left
+        width = min(width, QUOTE_WIDTH - (caret_at - len(prefix)))
+    return shown, " " * caret_at + "^" * width
+
+
 def printable(text: str) -> str:
     """Escape control and other non-printable characters so a message is safe to print."""
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
@@ -112,7 +131,10 @@ def decode_utf8(name: str, data: bytes) -> str:
     except UnicodeDecodeError as exc:
         before = data[: exc.start]
         line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        # the column in characters, and the text with the bad bytes shown as U+FFFD, so the
+        # diagnostic can quote the line with a caret like any other
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+        Source(name, data.decode("utf-8", errors="replace")).register()
         raise SpecError(
             f"file is not valid UTF-8 text (byte 0x{data[exc.start]:02x})",
             Span.point(name, line, column),

@@ -72,6 +72,12 @@ class RunContext:
     spec_dir: Path
     data_hashes: dict[str, str] = field(default_factory=dict)
     vectors: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+    #: Vectors to use instead of computing them, by label (``msl check --vectors``).
+    pins: dict[str, np.ndarray] = field(default_factory=dict)
+    #: What is being evaluated — a declaration's name and its value node, or a claim's
+    #: name — and the built-in call running now: together they label vectors.
+    owner: tuple[str, ast.Node | None] = ("", None)
+    call: ast.Node | None = None
 
     def query(self, model: ModelHandle, query: Any, then: Callable[[Any], Any] | None = None) -> Any:
         result = self.planner.get(model.model, query, model.intervention)
@@ -96,14 +102,28 @@ class RunContext:
         self.data_hashes[label] = digest
 
     def save_vector(self, label: str, vector: Any) -> str:
-        array = np.asarray(vector, dtype="<f4")
-        digest = "sha256:" + hashlib.sha256(array.tobytes()).hexdigest()
-        self.vectors[label] = (digest, array)
-        return digest
+        from msl.vectors import digest
+
+        array = np.asarray(vector, dtype="<f4").ravel()
+        self.vectors[label] = (digest(array), array)
+        return self.vectors[label][0]
+
+    def vector_label(self) -> str:
+        """The label of a vector made by the current call (see :mod:`msl.vectors`): the
+        declaration's name when the call is its whole value, else ``OWNER@LINE:COL``."""
+        name, root = self.owner
+        if self.call is not None and self.call is root:
+            return name
+        span = self.call.span if self.call is not None else None
+        return f"{name}@{span.line}:{span.column}" if span is not None else name or "vector"
+
+    def pinned(self, label: str) -> np.ndarray | None:
+        """The pinned vector for ``label``, if the run was given one."""
+        return self.pins.get(label)
 
     def for_spec(self, spec_dir: Path) -> RunContext:
         """The same run, reading data next to another spec."""
-        return RunContext(self.planner, self.seed, spec_dir, self.data_hashes, self.vectors)
+        return RunContext(self.planner, self.seed, spec_dir, self.data_hashes, self.vectors, self.pins)
 
 
 def _check_finite(value: Any, what: str) -> None:
@@ -190,6 +210,7 @@ class Evaluator:
             return MeasureValue(node)
         saved = self.ctx
         self.ctx = saved.for_spec(Path(node.span.file).parent)  # data next to the declaring file
+        self.ctx.owner = (name, node.value)  # labels the vectors it makes
         try:
             value = self.eval(node.value, EMPTY)
         except EvalError as exc:
@@ -240,7 +261,7 @@ class Evaluator:
                 return PENDING if any(i is PENDING for i in items) else ListSet(tuple(items), "a list")
             case ast.RecordLit():
                 values = {f.name: self.eval(f.value, env, overlay, agg) for f in node.fields}
-                return PENDING if PENDING in values.values() else Record(tuple(values.items()))
+                return PENDING if any(v is PENDING for v in values.values()) else Record(tuple(values.items()))
             case ast.Comprehension():
                 items = self.comprehension(node, env, overlay, agg)
                 if items is PENDING:
@@ -369,7 +390,9 @@ class Evaluator:
             if fn is None:
                 raise EvalError(f"a {owner.kind} has no measurement `{func.name}`")
             return self.call_builtin(fn, owner, node.args, node.kwargs, env, overlay, node, agg)
-        assert isinstance(func, ast.Name)
+        if not isinstance(func, ast.Name):  # typos(1)(x)
+            value = self.eval(func, env, overlay, agg)
+            return PENDING if value is PENDING else self.call_value(value, node, env, overlay, agg)
         found, value = env.find(func.id)
         if not found and func.id in self.spec.symbols:
             found, value = True, self.global_value(func.id)
@@ -437,6 +460,7 @@ class Evaluator:
                 values[param.name] = extra
             elif param.name not in values and param.default is not REQUIRED:
                 values[param.name] = self.default(param, env, overlay)
+        self.ctx.call = node
         try:
             result = fn.impl(self.ctx, receiver, **values) if receiver is not None else fn.impl(self.ctx, **values)
         except EvalError:
@@ -463,17 +487,45 @@ class Evaluator:
         if id(call) in self.spec.implicit_aggregates:
             if agg is None:
                 raise EvalError(f"`{fn.name}` aggregates over the claim's instances here")
-            return [self.per_instance(arg, e, overlay, agg) for e in agg.envs]
+            return [self.per_instance(arg, e, overlay, agg, env) for e in agg.envs]
         value = self.eval(arg, env, overlay, agg)
         if value is PENDING or isinstance(value, list):
             return value
         return list(iterate(value, arg.span))
 
-    def per_instance(self, arg: ast.Expr, env: Env, overlay: Overlay, agg: Aggregation) -> Any:
-        key = (id(arg), id(env))
+    def per_instance(self, arg: ast.Expr, env: Env, overlay: Overlay, agg: Aggregation, outer: Env = EMPTY) -> Any:
+        """``arg`` on one instance. Names bound around the aggregate but not in the
+        instance's environment — a generator's variable, as ``s`` in
+        ``increasing(mean(f(p, s)) for s in scales)`` — are seen too."""
+        local = _local_names(outer, env)
+        key = (id(arg), id(env), overlay, tuple((k, _memo_key(v)) for k, v in sorted(local.items())))
         if key not in agg.memo or agg.memo[key] is PENDING:
-            agg.memo[key] = self.eval(arg, env, overlay)
+            agg.memo[key] = self.eval(arg, env.child(**local) if local else env, overlay)
         return agg.memo[key]
+
+
+def _local_names(env: Env, instance: Env) -> dict[str, Any]:
+    """The names ``env`` binds above the environments it shares with ``instance``."""
+    shared: set[int] = set()
+    current: Env | None = instance
+    while current is not None:
+        shared.add(id(current))
+        current = current.parent
+    out: dict[str, Any] = {}
+    current = env
+    while current is not None and id(current) not in shared:
+        for name, value in current.names.items():
+            out.setdefault(name, value)
+        current = current.parent
+    return out
+
+
+def _memo_key(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return value
 
 
 def apply_overlay(handle: ModelHandle, overlay: Overlay) -> ModelHandle:

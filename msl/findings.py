@@ -16,9 +16,10 @@ Design decisions, so that readers of a findings file can rely on them:
   fingerprints) over the canonical JSON of what decides the result: the claim (name,
   kind, file, text), each model's role and fingerprint, the data hash and seeds, the
   verdict, method and evidence (statistics, counterexamples, proof without its timing,
-  tables, series, error). Durations, timestamps, hostnames, device, library versions and
-  the baseline's ``accepted`` flag are left out, so the same claim on the same model,
-  data and seed with the same evidence has the same id on every machine.
+  tables, series, the hashes of the steering vectors used, error). Durations,
+  timestamps, hostnames, device, library versions and the baseline's ``accepted`` flag
+  are left out, so the same claim on the same model, data, seed and vectors with the
+  same evidence has the same id on every machine.
 * **Exit codes** (:func:`exit_code`): 1 beats 3 beats 0. A violated or refuted claim
   (or, with ``strict``, an inconclusive one) not accepted by the baseline makes the run
   fail with 1 even if another claim hit a model error, because the brief promises 1
@@ -290,6 +291,11 @@ class Finding(_Model):
     proof: Proof | None = None
     tables: list[Table] = []
     series: list[Series] = []
+    vectors: dict[Label, Sha256] = Field(
+        {},
+        description="steering vectors the claim used, by label (the declaration or claim@line:col that made "
+        "them) → sha256 of their little-endian float32 bytes; `msl check -o FILE` saves them beside FILE",
+    )
     error: FindingError | None = None
     message: Text | None = Field(None, description="a one-line explanation of the verdict, for people")
     provenance: Provenance
@@ -395,6 +401,7 @@ def finding_id(finding: Finding) -> str:
         "proof": None if f["proof"] is None else {k: v for k, v in f["proof"].items() if k != "time_s"},
         "tables": f["tables"],
         "series": f["series"],
+        "vectors": f["vectors"],
         "error": f["error"],
     }
     return sha256_of(canonical_json(identity).encode("utf-8"))

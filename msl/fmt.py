@@ -4,7 +4,7 @@ The printer works from the AST, so the output always parses back to the same AST
 formatting never changes meaning — and printing its own output again changes nothing.
 Comments and the blank lines that group declarations and statements are kept: each
 comment stays before, or at the end of, the line it was on (a comment inside a
-multi-line statement moves to just before that statement).
+multi-line statement or declaration moves to just before it).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from msl import ast
 from msl.parse import Parsed
+from msl.source import Source
 
 INDENT = "  "
 #: Statements longer than this have their outermost list or call laid out one item a line.
@@ -27,6 +28,14 @@ _BINARY = {"then": _THEN, "or": _OR, "and": _AND, "+": _SUM, "-": _SUM, "*": _PR
 def format_parsed(parsed: Parsed) -> str:
     """The canonical text of a parsed spec."""
     return _Printer(parsed).module()
+
+
+def format_module(module: ast.Module) -> str:
+    """The canonical text of a bare AST (no comments, no source layout to keep).
+
+    Tools that build specs as ASTs (and the round-trip tests) print through this.
+    """
+    return format_parsed(Parsed(module, (), Source("<ast>", "")))
 
 
 # ── Expressions ──────────────────────────────────────────────────────────────────────────
@@ -188,7 +197,13 @@ def _wrapped(line: str, value: ast.Node | None, indent: str) -> list[str]:
         case _:
             return [indent + line]
     inner = indent + INDENT
-    return [indent + head + opener] + [f"{inner}{i}," for i in items] + [indent + closer]
+    # A generator is a call's only argument and the grammar allows no comma after it.
+    comma = "" if isinstance(value, ast.Call) and _is_generator_call(value) else ","
+    return [indent + head + opener] + [f"{inner}{i}{comma}" for i in items] + [indent + closer]
+
+
+def _is_generator_call(node: ast.Call) -> bool:
+    return any(isinstance(a, ast.Comprehension) and not a.bracketed for a in node.args)
 
 
 # ── Layout with comments ─────────────────────────────────────────────────────────────────
@@ -215,6 +230,8 @@ class _Printer:
             if is_claim:
                 self.claim(item)
             else:
+                for line in range(item.span.line, item.span.end_line):
+                    self.comment_at(line, "")  # comments inside a multi-line declaration
                 value = item.value if isinstance(item, ast.Decl) else item.body if isinstance(item, ast.MeasureDecl) else None
                 self.block(_wrapped(item_head(item), value, ""), item.span.end_line)
             previous_end, previous_claim = item.span.end_line, is_claim

@@ -2,18 +2,23 @@
 
 Two claims over overlapping sets whose expectations no input can satisfy at once — say
 ``expect s(x) >= 1`` and ``expect s(x) <= 0`` over the same ``x`` — cannot both pass,
-whatever the model does; an expectation that no measurement can falsify, or a tolerance
-of 100%, would pass without evidence. Both are spec errors, found before any model runs.
+whatever the model does, and neither can one expectation that no measurement satisfies;
+an expectation that no measurement can falsify, or a tolerance of 100%, would pass
+without evidence. All are spec errors, found before any model runs.
 
 Expectations are read as formulas over *atoms*: each measurement (``lm.logprob(_, " a")``,
 with the claim's variable written ``_``) is an unknown real, string or condition, with the
 range its built-in guarantees (a rate is in [0, 1]). Lets and measures are inlined, so
 ``score(x)`` and its definition are the same atom. Linear arithmetic, comparisons,
 ``and``/``or``/``not``, ``abs``, ``min`` and ``max`` are exact; anything else is an atom.
+A claim's ``base`` and ``refined`` are inlined like lets, since they name other models in
+other claims. The solver gets a time budget per spec; when a hostile spec spends it, lint
+says so in a warning instead of running for hours.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
@@ -28,6 +33,8 @@ from msl.fmt import expr as show
 
 #: Each satisfiability question gets this long; an unknown answer reports nothing.
 SOLVER_TIMEOUT_MS = 2000
+#: All the questions about one spec get this long together (hostile specs stay cheap).
+BUDGET_S = 5.0
 
 #: Ranges that built-ins guarantee, by name: (lower, upper).
 _RANGES = {"rate": (0, 1), "prob": (0, 1), "cosine": (-1, 1), "count": (0, None), "abs": (0, None),
@@ -45,12 +52,14 @@ class _Fact:
     group: str  # the set the claim ranges over ("" for closed expectations)
     formula: z3.BoolRef
     axioms: z3.BoolRef  # the ranges of the formula's atoms
+    atoms: frozenset[str]  # the names of its atoms: facts that share none cannot clash
 
 
 def lint_spec(spec: CheckedSpec) -> list[MslError]:
     """Contradictions and vacuous expectations in one checked spec."""
     problems: list[MslError] = []
     facts: list[_Fact] = []
+    solver = _Solver()
     for claim in spec.claims:
         fors = [q for q in claim.quantifiers if isinstance(q, ast.For)]
         if (len(fors) == 1 and claim.tolerance == 0 and is_sample(fors[0].iterable, spec)
@@ -67,20 +76,36 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
             problems.append(SpecError(
                 "tolerating 100% of violations makes this claim pass whatever the model does",
                 tolerate.span,
+                hint="a tolerance is the share of inputs allowed to fail, e.g. `tolerate 5%`",
             ))
         for fact in _facts(spec, claim):
+            if solver.unsat(z3.And(fact.axioms, fact.formula)):
+                problems.append(SpecError(
+                    "this expectation can never hold, whatever the model does",
+                    fact.expect.span,
+                    hint=f"no value of the measurements satisfies `{show(_cond(fact.expect))}`",
+                ))
+                continue  # it would clash with every other expectation: say it once
             facts.append(fact)
-            if _unsat(z3.And(fact.axioms, z3.Not(fact.formula))):
+            if solver.unsat(z3.And(fact.axioms, z3.Not(fact.formula))):
                 problems.append(SpecError(
                     "this expectation holds whatever the model does, so it checks nothing",
                     fact.expect.span,
                     hint="compare the measurement with a threshold that a model could miss",
                 ))
-    problems.extend(_contradictions(facts))
+    problems.extend(_contradictions(facts, solver))
+    if solver.exhausted:
+        problems.append(SpecError(
+            f"lint stopped searching for contradictions after {BUDGET_S:g} s; "
+            "the expectations after this one were not all compared",
+            solver.exhausted.expect.span,
+            hint="split the spec into smaller files to lint them completely",
+            severity=Severity.WARNING,
+        ))
     return problems
 
 
-def _contradictions(facts: list[_Fact]) -> Iterator[MslError]:
+def _contradictions(facts: list[_Fact], solver: _Solver) -> Iterator[MslError]:
     by_group: dict[str, list[_Fact]] = defaultdict(list)
     for f in facts:
         by_group[f.group].append(f)
@@ -89,12 +114,18 @@ def _contradictions(facts: list[_Fact]) -> Iterator[MslError]:
             for b in group[i + 1 :]:
                 same = a.claim is b.claim
                 budget = a.claim.tolerance + (0 if same else b.claim.tolerance)
-                if budget >= 1 or not _unsat(z3.And(a.formula, b.formula, a.axioms, b.axioms)):
+                if budget >= 1 or not (a.atoms & b.atoms):
+                    continue  # facts over different atoms are each satisfiable, so jointly too
+                if solver.out_of_time(b):
+                    return
+                if not solver.unsat(z3.And(a.formula, b.formula, a.axioms, b.axioms)):
                     continue
                 if same:
                     message = "this expectation contradicts another of the same claim"
                 else:
-                    message = f"this expectation contradicts claim `{a.claim.name}` ({a.expect.span})"
+                    where = a.expect.span
+                    at = f"line {where.line}" if where.file == b.expect.span.file else str(where)
+                    message = f"this expectation contradicts claim `{a.claim.name}` ({at})"
                 yield SpecError(
                     message,
                     b.expect.span,
@@ -107,39 +138,68 @@ def _cond(e: ast.Expect) -> ast.Expr:
     return e.condition
 
 
-def _solve(formula: z3.BoolRef) -> z3.CheckSatResult:
-    solver = z3.Solver()
-    solver.set("timeout", SOLVER_TIMEOUT_MS)
-    solver.add(formula)
-    return solver.check()
+class _Solver:
+    """One z3 solver for the whole spec (push/pop is several times cheaper than a new
+    solver per question), with a deadline: a spec with thousands of expectations must
+    not keep lint busy for hours, since a pair of expectations costs one question."""
 
+    def __init__(self) -> None:
+        self.solver = z3.Solver()
+        self.deadline = time.monotonic() + BUDGET_S
+        #: the first fact that was not fully compared when time ran out
+        self.exhausted: _Fact | None = None
 
-def _unsat(formula: z3.BoolRef) -> bool:
-    return _solve(formula) == z3.unsat
+    def out_of_time(self, fact: _Fact) -> bool:
+        if self.exhausted is None and time.monotonic() >= self.deadline:
+            self.exhausted = fact
+        return self.exhausted is not None
+
+    def unsat(self, formula: z3.BoolRef) -> bool:
+        """Whether ``formula`` has no model; an unknown answer (timeout) counts as no."""
+        left_ms = int((self.deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            return False
+        self.solver.set("timeout", min(SOLVER_TIMEOUT_MS, left_ms))
+        self.solver.push()
+        try:
+            self.solver.add(formula)
+            return self.solver.check() == z3.unsat
+        finally:
+            self.solver.pop()
 
 
 def _facts(spec: CheckedSpec, claim: CheckedClaim) -> Iterator[_Fact]:
     fors = [q for q in claim.quantifiers if isinstance(q, ast.For)]
     if len(claim.quantifiers) > 1 or claim.quantifiers and not fors:
         return
-    group = _set_key(fors[0].iterable) if fors else ""
+    shapes = {id(e.node): e.shape for e in claim.expects}
     translator = _Translator(spec)
-    lets: dict[str, ast.Node] = {}
+    lets: dict[str, ast.Node | None] = {}
     if fors:
         lets[fors[0].var] = translator.typed(ast.Name("_"), fors[0])
     for stmt in claim.claim.body:
+        translator.size = 0
         try:
-            if isinstance(stmt, ast.Let):
-                lets[stmt.name] = translator.subst(stmt.value, lets, 0)
+            if isinstance(stmt, ast.Let | ast.RoleBinding):
+                # a claim-local name is its value; one lint cannot read poisons what reads it
+                name = stmt.name if isinstance(stmt, ast.Let) else stmt.role
+                lets[name] = None
+                lets[name] = translator.subst(stmt.value, lets, 0)
             if not isinstance(stmt, ast.Expect) or isinstance(
                 stmt.condition, ast.Invariant | ast.Directional | ast.Agree
             ):
                 continue
-            translator.axioms = []
+            translator.axioms, translator.atoms = [], set()
             formula = translator.bool(translator.subst(stmt.condition, lets, 0))
         except (_Untranslatable, z3.Z3Exception, RecursionError):
             continue
-        yield _Fact(claim, stmt, group, formula, z3.And(*translator.axioms))
+        group = ""
+        if fors:
+            # per instance, a claim over a sample of S speaks about elements of S; an
+            # aggregate speaks about its very set (the mean of a sample is not S's mean)
+            exact = shapes.get(id(stmt)) == "aggregate"
+            group = show(fors[0].iterable) if exact else _set_key(fors[0].iterable)
+        yield _Fact(claim, stmt, group, formula, z3.And(*translator.axioms), frozenset(translator.atoms))
 
 
 def _set_key(iterable: ast.Expr) -> str:
@@ -153,6 +213,8 @@ def _set_key(iterable: ast.Expr) -> str:
 
 #: Measures inlined inside measures deeper than this are left as atoms.
 _MAX_INLINE = 20
+#: A statement whose inlined form grows past this many nodes is not linted.
+_MAX_NODES = 5000
 
 
 class _Translator:
@@ -163,15 +225,20 @@ class _Translator:
         self.types: dict[int, T.Type] = {}
         self.keep: list[ast.Node] = []  # keeps substituted nodes alive: their ids key `types`
         self.axioms: list[z3.BoolRef] = []
+        self.atoms: set[str] = set()
+        self.size = 0  # nodes built for the current statement
 
-    def subst(self, node: ast.Node, env: dict[str, ast.Node], depth: int) -> ast.Node:
+    def subst(self, node: ast.Node, env: dict[str, ast.Node | None], depth: int) -> ast.Node:
         """``node`` with lets, the claim variable (``_``) and measure bodies substituted.
 
         The values in ``env`` are substituted already.
         """
         match node:
             case ast.Name() if node.id in env:
-                return env[node.id]
+                value = env[node.id]
+                if value is None:
+                    raise _Untranslatable
+                return value
             case ast.Call(func=ast.Name(id=name)) if name not in env and self.measure(name) and depth < _MAX_INLINE:
                 measure = self.measure(name)
                 assert measure is not None
@@ -195,6 +262,9 @@ class _Translator:
         return self.typed(replace(node, **changes) if changes else node, node)
 
     def typed(self, new: ast.Node, old: ast.Node) -> ast.Node:
+        self.size += 1
+        if self.size > _MAX_NODES:  # measures that call measures twice grow exponentially
+            raise _Untranslatable
         if id(new) not in self.types:
             self.types[id(new)] = self.spec.types.get(id(old), self.types.get(id(old), T.ANY))
         self.keep.append(new)
@@ -221,7 +291,7 @@ class _Translator:
                 return self.compare(node)
         if self.type_of(node) != T.BOOL:
             raise _Untranslatable
-        return z3.Bool(show(node))
+        return self.atom(node)  # type: ignore[return-value]
 
     def compare(self, node: ast.Compare) -> z3.BoolRef:
         terms = [self.term(o) for o in node.operands]
@@ -267,7 +337,9 @@ class _Translator:
         return t  # type: ignore[return-value]
 
     def product(self, node: ast.Binary) -> z3.ExprRef:
-        a, b = self.number(node.left), self.number(node.right)
+        # simplify folds `-3` (a negation of 3) into the constant -3, so that `-3 * x` is
+        # read as linear rather than as an opaque atom
+        a, b = z3.simplify(self.number(node.left)), z3.simplify(self.number(node.right))
         if node.op == "/":
             if not z3.is_rational_value(b) or b.as_fraction() == 0:
                 return self.atom(node)
@@ -279,6 +351,7 @@ class _Translator:
     def atom(self, node: ast.Node) -> z3.ExprRef:
         t = self.type_of(node)
         name = show(node)
+        self.atoms.add(name)
         if t == T.NUMBER:
             v = z3.Real(name)
             self.bounds(node, v)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Tree
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.visitors import Transformer_NonRecursive, v_args
 
 from msl import ast
@@ -118,21 +118,22 @@ def parse_file(path: Path, display: str | None = None) -> Parsed:
 
 # ── Errors ───────────────────────────────────────────────────────────────────────────────
 
-#: Groups of expected tokens that read better as one phrase.
+_STATEMENT_WORDS = frozenset({
+    "expect", "for", "forall", "let", "tolerate", "description", "tags", "severity",
+    "base", "refined", "preserves",
+})
+_ITEM_WORDS = frozenset({
+    "import", "model", "lexicon", "data", "transform", "vector", "intervention", "let", "measure",
+    "verify", "explore", "steer", "refine",
+})
+
+#: Groups of expected tokens that read better as one phrase, in the order they are said.
 _PHRASES: tuple[tuple[str, frozenset[str]], ...] = (
-    (
-        "a statement (`expect`, `for`, `let`, `tolerate`, …)",
-        frozenset({
-            "expect", "for", "forall", "let", "tolerate", "description", "tags", "severity",
-            "base", "refined", "preserves",
-        }),
-    ),
-    (
-        "a declaration or claim (`model`, `data`, `verify`, …)",
-        frozenset({"model", "data", "lexicon", "verify", "explore", "steer", "refine", "measure"}),
-    ),
-    ("an expression", frozenset({"NAME", "NUMBER", "STRING", "(", "["})),
+    ("a statement (`expect`, `for`, `let`, `tolerate`, …)", _STATEMENT_WORDS),
+    ("a declaration or claim (`model`, `data`, `verify`, …)", _ITEM_WORDS),
     ("an expectation", frozenset({"invariant", "increases", "decreases", "agree"})),
+    ("an expression", frozenset({"NAME", "NUMBER", "STRING", "(", "["})),
+    ("an operator", frozenset({"(", "[", ".", "MUL", "ADD", "COMPARE", "and", "or", "then", "with", "%"})),
 )
 
 _TERMINAL_WORDS = {
@@ -145,6 +146,22 @@ _TERMINAL_WORDS = {
     "$END": "the end of the file",
 }
 
+#: Characters from other languages, and what MSL writes instead.
+_PYTHONISMS = {
+    "&&": "write `and`",
+    "&": "write `and`",
+    "||": "write `or`",
+    "|": "write `or`",
+    "!": "write `not`",
+    ";": "no `;` is needed: a statement ends where the next one begins",
+}
+
+#: Tokens that can begin an expression (after another expression: a missing comma?).
+_EXPRESSION_START = frozenset({"NAME", "NUMBER", "STRING", "(", "[", "{", "-", "not", "true", "false"})
+_CLOSER = {"(": ")", "[": "]", "{": "}"}
+#: What bracket scanning skips: strings (even unterminated ones) and comments.
+_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[()\[\]{}]')
+
 
 @cache
 def _terminal_text() -> dict[str, str]:
@@ -156,7 +173,7 @@ def _terminal_text() -> dict[str, str]:
 
 
 def describe_expected(expected: Iterable[str]) -> str:
-    """Expected terminal names in words: “`}` or a statement (`expect`, …)”."""
+    """Expected terminal names in words: “`}`, a statement (`expect`, …) or an operator”."""
     texts = {_terminal_text().get(name, name) for name in expected}
     texts.discard("COMMENT")
     phrases: list[str] = []
@@ -172,7 +189,7 @@ def describe_expected(expected: Iterable[str]) -> str:
     if not items:
         return "something else"
     if len(items) > 6:
-        items = items[:6] + ["…"]
+        items = items[:5] + ["…"]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
@@ -183,37 +200,84 @@ def _token_span(file: str, tok: Token) -> Span:
     return Span(file, line, col, end_line, end_col)
 
 
-def _error_from(source: Source, exc: UnexpectedInput, line_offset: int = 0) -> SpecError:
-    """Turn one Lark exception into a located, worded :class:`SpecError`."""
-    name = source.name
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _accepted(exc: UnexpectedInput) -> set[str]:
+    """The terminals the parser would have taken where it stopped.
+
+    Lark's own ``expected`` is the lookahead set of an LALR state, which merges the
+    contexts that share the state (after a string, `)` is "expected" even at top level);
+    the interactive parser replays each candidate on the real stack and is exact.
+    """
+    fallback = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+    interactive = getattr(exc, "interactive_parser", None)
+    if interactive is None:
+        return fallback
+    try:
+        return set(interactive.accepts()) or fallback
+    except LarkError:  # pragma: no cover - accepts() only feeds tokens the state lists
+        return fallback
+
+
+def _error_from(source: Source, exc: UnexpectedInput, start: int = 0, end: int | None = None) -> SpecError:
+    """Turn one Lark exception into a located, worded :class:`SpecError`.
+
+    ``source`` is the whole file; the parse that failed read ``source.text[start:end]``
+    (one top-level item, during recovery) — its positions are shifted back into the file.
+    """
+    text, name = source.text, source.name
+    end = len(text) if end is None else end
+    accepted = _accepted(exc)
+    texts = {_terminal_text().get(n, n) for n in accepted}
     if isinstance(exc, UnexpectedCharacters):
-        line, col = exc.line + line_offset, exc.column
-        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
+        offset = start + exc.pos_in_stream
+        line, col = _position(text, offset)
+        char = text[offset] if offset < len(text) else ""
         span = Span(name, line, col, line, col + 1)
         if char == '"':
             return SpecError("unterminated string", span, hint='a string ends with `"` on the same line')
         if char == "'":
             return SpecError("strings are written in double quotes", span, hint='write "text", not \'text\'')
         shown = printable(char) if char else "end of input"
-        return SpecError(f"unexpected character `{shown}`", span, hint=_expected_hint(exc.allowed))
-    if isinstance(exc, UnexpectedEOF):
-        lines = source.text.count("\n") + 1
-        last = source.line(lines) if source.line(lines) else source.line(lines - 1)
-        at = lines if source.line(lines) else max(1, lines - 1)
-        span = Span.point(name, at + line_offset, len(last) + 1)
-        return SpecError(f"unexpected end of file; expected {describe_expected(exc.expected)}", span)
-    assert isinstance(exc, UnexpectedToken)
-    tok = exc.token
-    if tok.type == "$END":
-        lines = source.text.rstrip("\n").count("\n") + 1
-        span = Span.point(name, lines + line_offset, len(source.line(lines)) + 1)
-        expected = describe_expected(exc.expected)
-        return SpecError(f"unexpected end of file; expected {expected}", span, hint=_closing_hint(exc.expected))
-    span = _token_span(name, tok)
-    span = Span(name, span.line + line_offset, span.column, span.end_line + line_offset, span.end_column)
-    expected = describe_expected(exc.expected)
+        hint = _PYTHONISMS.get(text[offset : offset + 2]) or _PYTHONISMS.get(char)
+        return SpecError(
+            f"unexpected character `{shown}`", span, hint=hint or f"expected {describe_expected(accepted)} here"
+        )
+    tok = exc.token if isinstance(exc, UnexpectedToken) else None
+    expected = describe_expected(accepted)
+    if tok is None or tok.type == "$END":
+        if end < len(text):  # recovery: the item stopped where the next one begins
+            offset = end
+            word = _ITEM_START.match(text, end)
+            line, col = _position(text, offset)
+            width = len(word.group(0)) if word else 1
+            span = Span(name, line, col, line, col + width)
+            what = f"`{word.group(0)}`" if word else "text"
+            return SpecError(f"unexpected {what}; expected {expected}", span, hint=_unclosed_hint(text, offset, texts))
+        offset = len(text.rstrip())
+        line, col = _position(text, offset)
+        span = Span.point(name, line, col)
+        if not text.strip():
+            return SpecError("the file is empty", span, hint="a spec starts with its language version: `msl 1.0`")
+        return SpecError(f"unexpected end of file; expected {expected}", span, hint=_unclosed_hint(text, offset, texts))
+    offset = start + (tok.start_pos or 0)
+    line, col = _position(text, offset)
+    tok_line, tok_col = tok.line or 1, tok.column or 1
+    last_line = line + (tok.end_line or tok_line) - tok_line
+    last_col = (tok.end_column or tok_col + len(tok.value)) if last_line != line else col + len(tok.value)
+    span = Span(name, line, col, last_line, last_col)
+    if texts == {"msl"} and start == 0:
+        return SpecError(
+            "a spec starts with its language version: `msl 1.0`",
+            span,
+            hint="add `msl 1.0` as the first line",
+        )
     message = f"unexpected {_token_words(tok)}; expected {expected}"
-    return SpecError(message, span, hint=_did_you_mean(tok, exc.expected) or _closing_hint(exc.expected))
+    return SpecError(message, span, hint=_token_hint(text, offset, tok, accepted, texts))
 
 
 def _token_words(tok: Token) -> str:
@@ -227,31 +291,49 @@ def _token_words(tok: Token) -> str:
     return f"`{value}`"
 
 
-def _expected_hint(allowed: Iterable[str] | None) -> str | None:
-    if not allowed:
-        return None
-    return f"expected {describe_expected(allowed)} here"
-
-
-def _closing_hint(expected: Iterable[str]) -> str | None:
-    texts = {_terminal_text().get(n, n) for n in expected}
-    if "}" in texts:
-        return "is a `}` missing at the end of the claim above?"
-    if ")" in texts:
-        return "is a `)` missing?"
-    if "]" in texts:
-        return "is a `]` missing?"
+def _token_hint(text: str, offset: int, tok: Token, accepted: set[str], texts: set[str]) -> str | None:
+    """The likeliest fix: a misspelt keyword, a missing comma, an unclosed bracket."""
+    word = _terminal_text().get(tok.type, tok.type)
+    if word == "=" and ":" in texts:
+        return "keyword arguments are written `name: value`"
+    if word == "=" and "COMPARE" in accepted:
+        return "compare with `==`"
+    if word == ":" and "}" in texts:
+        return "no `:` is needed: a statement ends where the next one begins"
+    if tok.type == "NAME":
+        close = _did_you_mean(str(tok.value), texts)
+        if close:
+            return close
+    if (tok.type in _EXPRESSION_START or word in _EXPRESSION_START) and "," in texts:
+        return "is a `,` missing before it?"
+    if word in _STATEMENT_WORDS | _ITEM_WORDS or word in _CLOSER.values():
+        return _unclosed_hint(text, offset, texts)
     return None
 
 
-def _did_you_mean(tok: Token, expected: Iterable[str]) -> str | None:
-    """Suggest the keyword a misspelt word was probably meant to be."""
-    if tok.type != "NAME":
+def _unclosed_hint(text: str, offset: int, texts: set[str]) -> str | None:
+    """Name the innermost bracket still open before ``offset``, when its closer fits here."""
+    stack: list[tuple[str, int]] = []
+    for m in _BRACKETS.finditer(text, 0, offset):
+        ch = m.group(0)
+        if ch in _CLOSER:
+            stack.append((ch, m.start()))
+        elif ch in _CLOSER.values() and stack and _CLOSER[stack[-1][0]] == ch:
+            stack.pop()
+    if not stack:
         return None
-    words = sorted(
-        t for t in (_terminal_text().get(n, n) for n in expected) if t in keywords()
-    ) or sorted(keywords())
-    close = difflib.get_close_matches(str(tok.value), words, n=1, cutoff=0.6)
+    opener, at = stack[-1]
+    closer = _CLOSER[opener]
+    if closer not in texts:
+        return None
+    line, col = _position(text, at)
+    return f"is a `{closer}` missing? The `{opener}` at line {line}, column {col} is not closed"
+
+
+def _did_you_mean(word: str, texts: set[str]) -> str | None:
+    """Suggest the keyword a misspelt word was probably meant to be."""
+    words = sorted(t for t in texts if t in keywords()) or sorted(keywords())
+    close = difflib.get_close_matches(word, words, n=1, cutoff=0.7)
     return f"did you mean `{close[0]}`?" if close else None
 
 
@@ -266,21 +348,16 @@ def _collect_errors(source: Source, first: UnexpectedInput) -> list[SpecError]:
     """The first error, then errors from parsing each later top-level item on its own."""
     errors = [_error_from(source, first)]
     first_line = errors[0].span.line if errors[0].span else 1
-    starts = [m.start() for m in _ITEM_START.finditer(source.text)]
-    bounds = list(zip(starts, starts[1:] + [len(source.text)]))
+    text = source.text
+    starts = [m.start() for m in _ITEM_START.finditer(text)]
     parser = _parser()
-    for begin, end in bounds:
-        line0 = source.text.count("\n", 0, begin)
-        chunk_last_line = line0 + source.text.count("\n", begin, end) + 1
-        if chunk_last_line <= first_line:
-            continue
-        if line0 + 1 <= first_line:
-            continue  # the chunk that holds the first error: already reported
-        chunk = Source(source.name, source.text[begin:end])
+    for begin, end in zip(starts, starts[1:] + [len(text)]):
+        if text.count("\n", 0, begin) + 1 <= first_line:
+            continue  # items up to the one that holds the first error: already reported
         try:
-            parser.parse(chunk.text, start="item")
+            parser.parse(text[begin:end], start="item")
         except UnexpectedInput as exc:
-            errors.append(_error_from(chunk, exc, line_offset=line0))
+            errors.append(_error_from(source, exc, begin, end))
             if len(errors) >= MAX_ERRORS:
                 break
     return errors
@@ -304,7 +381,8 @@ def _decode_string(file: str, tok: Token) -> str:
 def _decode_number(file: str, tok: Token) -> int | float:
     text = tok.value
     if re.fullmatch(r"[0-9]+", text):
-        value: int | float = int(text)
+        # the length first: Python refuses to convert more than 4 300 digits (a traceback)
+        value: int | float = int(text) if len(text.lstrip("0")) <= 20 else 2**64
         if abs(value) > 2**63:
             raise SpecError("integer literal is too large", _token_span(file, tok))
         return value

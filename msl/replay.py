@@ -12,7 +12,7 @@ with the shared one (:mod:`msl.agreement`).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def replay(doc: FindingsDocument, options: RunOptions, root: Path | None = None)
     local: list[Finding] = []
     counterexamples: dict[str, tuple[int, int]] = {}
     for seed, groups in sorted(by_seed.items()):
-        runner = Runner(RunOptions(**{**options.__dict__, "seed": seed}))
+        runner = Runner(replace(options, seed=seed))
         for path, findings in groups.items():
             spec = specs[path]
             names = {f.claim.name for f in findings}

@@ -21,7 +21,7 @@ from msl import ast
 from msl.check import CheckedClaim, CheckedSpec, display_path, is_sample
 from msl.engines import ClaimRun, Outcome
 from msl.engines.exhaustive import ExhaustiveRun
-from msl.engines.search import MAX_EXAMPLES, SearchRun
+from msl.engines.search import MAX_EXAMPLES
 from msl.engines.statistical import StatisticalRun
 from msl.errors import MslError
 from msl.evaluate import Evaluator, RunContext
@@ -41,6 +41,7 @@ from msl.findings import (
 )
 from msl.plan import Planner
 from msl.values import ModelHandle
+from msl.vectors import VectorFile, claim_vectors
 
 
 @dataclass
@@ -55,6 +56,8 @@ class RunOptions:
     cache: bool = True
     progress: bool = True
     search_examples: int = MAX_EXAMPLES
+    #: Saved vectors to use instead of computing them (``--vectors``; :mod:`msl.vectors`).
+    vectors: VectorFile | None = None
 
 
 def selected(claim: CheckedClaim, patterns: tuple[str, ...]) -> bool:
@@ -88,6 +91,8 @@ class Runner:
         self.options = options
         self.planner = Planner(ResultCache.default() if options.cache else None, progress=options.progress)
         self._models: dict[tuple[str, str], Any] = {}
+        #: (spec file, label, vector) of every vector the checked claims made or read.
+        self.vectors: list[tuple[str, str, Any]] = []
 
     # models
 
@@ -156,7 +161,9 @@ class Runner:
         roles = sorted({r for c in claims for r in c.roles})
         handles = self.handles(spec, roles, rebind)
         bound = {r: h for r, h in handles.items() if isinstance(h, ModelHandle)}
-        ctx = RunContext(self.planner, self.options.seed, spec.path.parent)
+        spec_file = Path(display_path(spec.path)).as_posix()
+        pins = self.options.vectors.pins(spec_file) if self.options.vectors is not None else {}
+        ctx = RunContext(self.planner, self.options.seed, spec.path.parent, pins=pins)
         evaluator = Evaluator(spec, ctx, bound)
         runs: list[ClaimRun] = []
         for claim in claims:
@@ -233,6 +240,9 @@ class Runner:
                 fingerprint=handle.fingerprint if handle is not None else None,
             ))
         data = sorted((ctx.data_hashes if ctx else {}).items())
+        vectors = claim_vectors(spec.symbols, claim.claim, ctx.vectors) if ctx else {}
+        spec_file = Path(display_path(spec.path)).as_posix()
+        self.vectors.extend((spec_file, label, ctx.vectors[label][1]) for label in vectors if ctx)
         provenance = collect_provenance(
             spec_hash=spec_hash(spec),
             data_hash=_sha256(repr(data)) if data else None,
@@ -251,6 +261,7 @@ class Runner:
             proof=Proof(**outcome.proof) if outcome.proof else None,
             tables=[Table(**t) for t in outcome.tables],
             series=[Series(**s) for s in outcome.series],
+            vectors=vectors,
             error=FindingError(message=outcome.error[0], location=str(outcome.error[1]) if outcome.error[1] else None)
             if outcome.error else None,
             message=outcome.message[:1000] or None,

@@ -50,7 +50,8 @@ class Source:
     lines: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lines", tuple(self.text.split("\n")))
+        # lines as shown in diagnostics: the \r of a CRLF line end is not part of the line
+        object.__setattr__(self, "lines", tuple(line.removesuffix("\r") for line in self.text.split("\n")))
 
     def register(self) -> Source:
         """Make this text the one diagnostics about ``name`` quote."""
@@ -66,9 +67,15 @@ class Source:
         """Read and decode a spec file; raises :class:`msl.errors.SpecError` on bad bytes."""
         from msl.errors import SpecError, check_size, decode_utf8
 
+        from msl.errors import MAX_SPEC_BYTES
+
         name = display if display is not None else str(path)
         try:
-            data = path.read_bytes()
+            if not path.is_file():  # a device or a pipe could be read forever
+                raise SpecError("not a regular file", Span.point(name), hint="name a .msl file or a folder")
+            check_size(name, path.stat().st_size)
+            with path.open("rb") as handle:
+                data = handle.read(MAX_SPEC_BYTES + 1)
         except OSError as exc:
             raise SpecError(f"cannot read file: {exc.strerror or exc}", Span.point(name)) from None
         check_size(name, len(data))

@@ -71,3 +71,20 @@ def bootstrap_support(
     for _ in range(replicates):
         hits += bool(statistic([rng.randrange(n) for _ in range(n)]))
     return hits / replicates
+
+
+def mean_interval(values: Sequence[float], confidence: float) -> tuple[float, float] | None:
+    """Student's t interval for the mean of ``values`` (None for fewer than two values).
+
+    An exhaustive claim's verdict is exact on its finite set; this interval says how far
+    the mean might move on another draw of inputs like them.
+    """
+    from scipy.stats import t
+
+    n = len(values)
+    if n < 2:
+        return None
+    mean = math.fsum(values) / n
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
+    return mean - half, mean + half

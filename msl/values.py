@@ -378,3 +378,9 @@ class Context(Protocol):
 
     def save_vector(self, label: str, vector: Any) -> str:
         """Keep a vector computed in this run beside the findings; returns its hash."""
+
+    def vector_label(self) -> str:
+        """The label of a vector the running built-in makes (:mod:`msl.vectors`)."""
+
+    def pinned(self, label: str) -> Any:
+        """The vector the run was given for ``label`` (``--vectors``), or None."""

@@ -113,9 +113,7 @@ def bind_arguments(fn: Builtin, args: tuple[Any, ...], kwargs: tuple[Any, ...]) 
         elif variadic is not None:
             pairs.append((variadic, arg))
         else:
-            problems.append(BindProblem(
-                f"`{fn.name}` takes at most {len(fixed)} argument(s), got {len(args)}", arg, f"`{fn.signature}`"
-            ))
+            problems.append(_too_many(fn, arg, len(args), len(fixed)))
             break
     names = {p.name: p for p in fixed}
     for kw in kwargs:
@@ -133,6 +131,15 @@ def bind_arguments(fn: Builtin, args: tuple[Any, ...], kwargs: tuple[Any, ...]) 
         if p.required and p.name not in filled:
             problems.append(BindProblem(f"`{fn.name}` needs `{p.name}`", None, f"`{fn.signature}`"))
     return pairs, problems
+
+
+def _too_many(fn: Builtin, arg: Any, given: int, most: int) -> BindProblem:
+    if most:
+        return BindProblem(f"`{fn.name}` takes at most {most} argument(s), got {given}", arg, f"`{fn.signature}`")
+    hint = f"`{fn.signature}`"
+    if fn.returns == parse_type("transform"):  # `lowercase(x)`: applying a built-in transformation
+        hint = f"a transformation is applied by name: `transform t = {fn.name}`, then `t(x)`"
+    return BindProblem(f"`{fn.name}` takes no arguments, got {given}", arg, hint)
 
 
 def _unknown_keyword(fn: Builtin, kw: Any) -> BindProblem:

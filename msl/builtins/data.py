@@ -145,7 +145,7 @@ def _check_template(args: dict[str, ast.Expr], types: dict[str, Type], report: R
     row_fields = rows_type.elem.fields if rows_type is not None else frozenset()
     for name, value in given.items():
         if name not in slots:
-            hint = f"its slots are {', '.join(slots)}" if slots else "it has no `{slot}` in its text"
+            hint = f"its slots: {', '.join(f'`{s}`' for s in slots)}" if slots else "it has no `{slot}` in its text"
             report(f"the template has no slot `{name}`", value.span, hint)
         elif row_fields and name in row_fields:
             report(f"slot `{name}` is filled both by `rows` and by a keyword", value.span)

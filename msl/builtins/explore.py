@@ -8,6 +8,7 @@ expectations can test (``max(acc) >= 0.85``, ``first(acc >= 0.8) <= 12``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from msl import queries as q
 from msl.builtins import builtin
-from msl.builtins.steer import _check_tokens, token_selector
+from msl.builtins.steer import _check_tokens, labelled, token_selector
 from msl.values import Context, DataSet, EvalError, Record, Series, SiteFamily, SiteRef, as_text
 
 #: Probe training: full-batch optimisation, fixed budget, L2 penalty — deterministic.
@@ -50,40 +51,52 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return order[:cut], order[cut:]
 
 
-def fit_probe(features: np.ndarray, labels: list[Any], train: np.ndarray, test: np.ndarray, seed: int) -> ProbeFit:
-    """Multinomial logistic regression on standardised features; test accuracy."""
+def fit_probes(features: np.ndarray, labels: list[Any], train: np.ndarray, test: np.ndarray, seed: int) -> list[ProbeFit]:
+    """Multinomial logistic regression on standardised features, one probe per layer.
+
+    ``features`` is ``[layers, n, d]``. The probes are trained together as one batched
+    problem (each layer's loss depends only on its own weights, and Adam updates every
+    weight on its own gradients, so this is the same as training them one by one) —
+    one optimisation loop for all layers instead of one per layer.
+    """
     import torch
 
     classes = tuple(sorted(set(labels), key=str))
     y = np.array([classes.index(v) for v in labels])
-    mean = features[train].mean(axis=0)
-    scale = features[train].std(axis=0) + 1e-6
-    x = (features - mean) / scale
+    mean = features[:, train].mean(axis=1, keepdims=True)
+    scale = features[:, train].std(axis=1, keepdims=True) + 1e-6
+    x = torch.tensor((features - mean) / scale, dtype=torch.float64)
+    layers, _, d = x.shape
     generator = torch.Generator().manual_seed(seed)
-    xt = torch.tensor(x[train], dtype=torch.float64)
-    yt = torch.tensor(y[train])
-    weight = (torch.randn(x.shape[1], len(classes), generator=generator, dtype=torch.float64) * 0.01).requires_grad_()
-    bias = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
+    xt = x[:, train]
+    yt = torch.tensor(y[train]).repeat(layers)
+    weight = (torch.randn(layers, d, len(classes), generator=generator, dtype=torch.float64) * 0.01).requires_grad_()
+    bias = torch.zeros(layers, 1, len(classes), dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.Adam([weight, bias], lr=0.05)
     for _ in range(_EPOCHS):
         optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(xt @ weight + bias, yt) + _L2 * (weight**2).sum()
+        logits = (xt @ weight + bias).reshape(-1, len(classes))
+        # mean over each layer's examples, summed over layers: the layers stay independent
+        loss = torch.nn.functional.cross_entropy(logits, yt) * layers + _L2 * (weight**2).sum()
         loss.backward()
         optimiser.step()
     with torch.no_grad():
-        logits = torch.tensor(x[test], dtype=torch.float64) @ weight + bias
-        accuracy = float((logits.argmax(dim=1).numpy() == y[test]).mean())
-        raw = (weight.numpy() / scale[:, None]).T
-    return ProbeFit(accuracy, raw, classes)
+        predicted = (x[:, test] @ weight + bias).argmax(dim=2).numpy()
+        raw = weight.detach().numpy() / scale.transpose(0, 2, 1)
+    return [
+        ProbeFit(float((predicted[i] == y[test]).mean()), raw[i].T, classes) for i in range(layers)
+    ]
 
 
-def _captures(ctx: Context, family: SiteFamily, layer: int, texts: list[str], tokens: Any, then: Any) -> Any:
+def _captures(ctx: Context, family: SiteFamily, layers: list[int], texts: list[str], tokens: Any, then: Any) -> Any:
+    """The activations of every text at every layer, ``[layers, n, d]`` (a selector that
+    picks several tokens is averaged over them), handed to ``then``."""
     selector = token_selector(tokens)
-    queries = [q.Capture(t, q.Site(family.point, layer), selector) for t in texts]
+    queries = [q.Capture(t, q.Site(family.point, layer), selector) for layer in layers for t in texts]
 
     def features(results: list[Any]) -> Any:
         rows = [np.asarray(r, np.float64).reshape(-1, np.asarray(r).shape[-1]).mean(axis=0) for r in results]
-        return then(np.stack(rows))
+        return then(np.stack(rows).reshape(len(layers), len(texts), -1))
 
     return ctx.query_all(family.model, queries, features)
 
@@ -114,19 +127,12 @@ def probe(
         raise EvalError("probe: no layers to probe")
     key = int(seed) if seed is not None else ctx.rng("probe").getrandbits(31)
     train, test = _split(len(texts), split, key)
-    accuracies: dict[int, float] = {}
 
-    for layer in chosen:
-        def fit(features: np.ndarray, layer: int = layer) -> float:
-            accuracies[layer] = fit_probe(features, labels, train, test, key).accuracy
-            return accuracies[layer]
+    def accuracies(features: np.ndarray) -> Series:
+        fits = fit_probes(features, labels, train, test, key)
+        return Series(tuple(chosen), tuple(f.accuracy for f in fits), f"probe accuracy ({label})")
 
-        _captures(ctx, at, layer, texts, tokens, fit)
-    if len(accuracies) < len(chosen):
-        from msl.plan import PENDING
-
-        return PENDING
-    return Series(tuple(chosen), tuple(accuracies[layer] for layer in chosen), f"probe accuracy ({label})")
+    return _captures(ctx, at, chosen, texts, tokens, accuracies)
 
 
 @builtin(
@@ -156,11 +162,12 @@ def probe_direction(
     everything = np.arange(len(texts))
     family = SiteFamily(at.model, at.point)
 
-    def direction(features: np.ndarray) -> np.ndarray:
-        fit = fit_probe(features, labels, everything, everything, key)
-        w = fit.weights[fit.classes.index(target)] - fit.weights[1 - fit.classes.index(target)]
-        vector = (w / np.linalg.norm(w)).astype(np.float32)
-        ctx.save_vector(f"probe_direction at {at.point}[{at.layer}]", vector)
-        return vector
+    def compute(keep: Callable[[np.ndarray], np.ndarray]) -> Any:
+        def direction(features: np.ndarray) -> np.ndarray:
+            (fit,) = fit_probes(features, labels, everything, everything, key)
+            w = fit.weights[fit.classes.index(target)] - fit.weights[1 - fit.classes.index(target)]
+            return keep(w / np.linalg.norm(w))
 
-    return _captures(ctx, family, at.layer, texts, tokens, direction)
+        return _captures(ctx, family, [at.layer], texts, tokens, direction)
+
+    return labelled(ctx, compute)

@@ -3,13 +3,16 @@
 Sites are named the same way for every architecture — ``lm.resid_pre[l]``,
 ``lm.resid_post[l]``, ``lm.attn_out[l]``, ``lm.mlp_out[l]`` (negative ``l`` counts from
 the end) — and token selectors are ``"last"``, ``"all"``, ``"from K"`` or a position.
-A vector computed in a run is saved beside the findings and its hash recorded, so
-another lab can replay the claim with the very same vector.
+A vector computed in a run is labelled by the declaration that made it, saved beside the
+findings and its hash recorded, so another lab can replay the claim with the very same
+vector; a run given saved vectors (``--vectors``) uses them instead of computing
+(:mod:`msl.vectors`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,10 @@ from msl import ast
 from msl import queries as q
 from msl.builtins import builtin
 from msl.builtins.data import Report, literal
+from msl.errors import MslError
 from msl.types import Type
 from msl.values import Context, DataSet, EvalError, InterventionValue, SiteRef, as_text
+from msl.vectors import INDEX_KEY as VECTORS_INDEX
 
 _FROM = re.compile(r"from\s+(-?\d+)")
 
@@ -66,6 +71,23 @@ def _activations(ctx: Context, site: SiteRef, texts: DataSet, tokens: Any, then:
     return ctx.query_all(site.model, queries, stack)
 
 
+def labelled(ctx: Context, compute: Callable[[Callable[[np.ndarray], np.ndarray]], Any]) -> Any:
+    """Make a vector under its label (see :mod:`msl.vectors`): the pinned one when the run
+    was given it (nothing is computed), else ``compute(keep)``, which hands its result to
+    ``keep``; either way it is saved with its hash beside the findings."""
+    label = ctx.vector_label()
+
+    def keep(vector: np.ndarray) -> np.ndarray:
+        vector = np.asarray(vector, np.float32).ravel()
+        if not np.all(np.isfinite(vector)):
+            raise EvalError(f"vector {label}: not finite")
+        ctx.save_vector(label, vector)
+        return vector
+
+    pinned = ctx.pinned(label)
+    return keep(pinned) if pinned is not None else compute(keep)
+
+
 @builtin(
     'mean_diff(at: site, positive: set[text], negative: set[text], tokens: tokens = "last") -> vector',
     validate=_check_tokens,
@@ -75,15 +97,14 @@ def mean_diff(ctx: Context, at: SiteRef, positive: DataSet, negative: DataSet, t
 
     ``mean_diff(lm.resid_post[6], love, hate)`` — saved beside the findings with its hash.
     """
-    label = f"mean_diff at {at.point}[{at.layer}]"
 
-    def finish(pos: np.ndarray) -> Any:
-        return _activations(
-            ctx, at, negative, tokens,
-            lambda neg: _saved(ctx, label, pos.mean(axis=0) - neg.mean(axis=0)),
-        )
+    def compute(keep: Callable[[np.ndarray], np.ndarray]) -> Any:
+        def finish(pos: np.ndarray) -> Any:
+            return _activations(ctx, at, negative, tokens, lambda neg: keep(pos.mean(axis=0) - neg.mean(axis=0)))
 
-    return _activations(ctx, at, positive, tokens, finish)
+        return _activations(ctx, at, positive, tokens, finish)
+
+    return labelled(ctx, compute)
 
 
 @builtin(
@@ -92,50 +113,96 @@ def mean_diff(ctx: Context, at: SiteRef, positive: DataSet, negative: DataSet, t
 )
 def pca_diff(ctx: Context, at: SiteRef, positive: DataSet, negative: DataSet, tokens: Any = "last") -> Any:
     """First principal direction of the paired differences (positive[i] − negative[i]),
-    signed to agree with their mean and scaled to the mean difference's norm."""
+    signed to agree with their mean and scaled to the mean difference's norm — so it can
+    replace ``mean_diff`` at the same scales."""
     if len(positive) != len(negative):
         raise EvalError(f"pca_diff pairs its sets: they have {len(positive)} and {len(negative)} items")
-    label = f"pca_diff at {at.point}[{at.layer}]"
+    if len(positive) < 2:
+        raise EvalError("pca_diff needs at least two pairs")
 
-    def finish(pos: np.ndarray) -> Any:
-        def direction(neg: np.ndarray) -> Any:
-            diffs = pos - neg
-            mean = diffs.mean(axis=0)
-            _, _, vt = np.linalg.svd(diffs, full_matrices=False)
-            v = vt[0] if float(vt[0] @ mean) >= 0 else -vt[0]
-            return _saved(ctx, label, v * np.linalg.norm(mean))
+    def compute(keep: Callable[[np.ndarray], np.ndarray]) -> Any:
+        def finish(pos: np.ndarray) -> Any:
+            return _activations(ctx, at, negative, tokens, lambda neg: keep(principal_direction(pos - neg)))
 
-        return _activations(ctx, at, negative, tokens, direction)
+        return _activations(ctx, at, positive, tokens, finish)
 
-    return _activations(ctx, at, positive, tokens, finish)
+    return labelled(ctx, compute)
 
 
-def _saved(ctx: Context, label: str, vector: np.ndarray) -> np.ndarray:
-    vector = vector.astype(np.float32)
-    if not np.all(np.isfinite(vector)):
-        raise EvalError(f"{label}: the vector is not finite")
-    ctx.save_vector(label, vector)
-    return vector
+def principal_direction(diffs: np.ndarray) -> np.ndarray:
+    """The first principal direction of the rows (uncentred: the direction the pairs
+    differ along), signed like their mean and as long as it."""
+    mean = diffs.mean(axis=0)
+    _, _, vt = np.linalg.svd(diffs, full_matrices=False)
+    v = vt[0] if float(vt[0] @ mean) >= 0 else -vt[0]
+    return v * np.linalg.norm(mean)
 
 
-@builtin('load_vector(path: str, key: str = "vector") -> vector')
-def load_vector(ctx: Context, path: str, key: str = "vector") -> np.ndarray:
-    """A vector from a safetensors file next to the spec (never a pickle)."""
-    from safetensors.numpy import load_file
+def vector_path(spec_dir: Path, path: str) -> Path:
+    """A vector file's path: a .safetensors file inside the spec's directory (specs are
+    untrusted); raises ValueError otherwise."""
+    candidate = (spec_dir / path).resolve()
+    if Path(path).is_absolute() or (spec_dir.resolve() not in candidate.parents) or candidate.suffix != ".safetensors":
+        raise ValueError("vectors are .safetensors files inside the spec's directory")
+    return candidate
 
-    candidate = (ctx.spec_dir / path).resolve()
-    base = ctx.spec_dir.resolve()
-    if Path(path).is_absolute() or (base not in candidate.parents) or candidate.suffix != ".safetensors":
-        raise EvalError("vectors are .safetensors files inside the spec's directory")
+
+def _check_vector_path(args: dict[str, ast.Expr], types: dict[str, Type], report: Report) -> None:
+    """The checker rejects a path outside the spec's directory before anything runs."""
+    node = args.get("path")
+    path = literal(node)
+    if node is None or not isinstance(path, str):
+        return
     try:
-        tensors = load_file(str(candidate))
+        vector_path(Path(node.span.file).parent, path)
+    except ValueError as exc:
+        report(str(exc), node.span)
+
+
+@builtin('load_vector(path: str, key: str = "vector") -> vector', validate=_check_vector_path)
+def load_vector(ctx: Context, path: str, key: str = "vector") -> Any:
+    """A vector from a safetensors file next to the spec (never a pickle).
+
+    ``key`` names a tensor of the file, or — in a vectors file that ``msl check -o``
+    saved — the label of a vector (``load_vector("run.vectors.safetensors", key: "love")``).
+    """
+
+    def compute(keep: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        try:
+            candidate = vector_path(ctx.spec_dir, path)
+        except ValueError as exc:
+            raise EvalError(str(exc)) from None
+        return keep(_read_vector(candidate, path, key))  # its hash is in the finding's vectors
+
+    return labelled(ctx, compute)
+
+
+def _read_vector(file: Path, path: str, key: str) -> np.ndarray:
+    from safetensors import safe_open
+
+    from msl.vectors import MAX_BYTES, VectorFile
+
+    try:
+        if file.stat().st_size > MAX_BYTES:
+            raise EvalError(f"{path} is larger than {MAX_BYTES:,} bytes")
+        with safe_open(str(file), framework="numpy") as handle:
+            keys = set(handle.keys())
+            if key in keys:
+                return np.asarray(handle.get_tensor(key), np.float32).ravel()
+            labelled_file = VECTORS_INDEX in (handle.metadata() or {})
+    except EvalError:
+        raise
     except Exception as exc:
-        raise EvalError(f"cannot read {path}: {exc}") from None
-    if key not in tensors:
-        raise EvalError(f"{path} has no tensor {key!r}; it has {sorted(tensors)}")
-    vector = np.asarray(tensors[key], np.float32).ravel()
-    ctx.note_data(path, ctx.save_vector(f"load_vector({path!r})", vector))
-    return vector
+        raise EvalError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if labelled_file:
+        try:
+            pins = VectorFile.load(file).pins(path)  # labels the file gives one vector
+        except MslError as exc:
+            raise EvalError(f"{path}: {exc.message}") from None
+        if key in pins:
+            return pins[key]
+        keys |= set(pins)
+    raise EvalError(f"{path} has no vector {key!r}; it has {sorted(keys)[:20]}")
 
 
 # ── Interventions ────────────────────────────────────────────────────────────────────────
@@ -157,9 +224,15 @@ def _vector(v: Any) -> q.Vector:
     validate=_check_tokens,
 )
 def add(ctx: Context, vector: Any, at: SiteRef, scale: float = 1, tokens: Any = "all") -> InterventionValue:
-    """Add ``scale × vector`` to the activation at a site (scale 0 changes nothing)."""
+    """Add ``scale × vector`` to the activation at a site.
+
+    Scale 0 is no intervention at all — the very queries of the unsteered model, so a
+    dose–response starts from an effect of exactly zero, not a batching-noise one."""
     op = q.Add(_site(at), _vector(vector), float(scale), token_selector(tokens))
-    return _intervention(at, op, f"add(scale {scale:g}) at {at.point}[{at.layer}]")
+    label = f"add(scale {scale:g}) at {at.point}[{at.layer}]"
+    if scale == 0:
+        return InterventionValue(at.model.role, q.Intervention(()), label)
+    return _intervention(at, op, label)
 
 
 @builtin(

@@ -20,8 +20,8 @@ from msl.engines import ClaimRun, Outcome
 from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, NotApplicable
 from msl.fmt import expr as show
 from msl.plan import PENDING
-from msl.stats import clopper_pearson, rate_verdict
-from msl.values import ConcatSet, DataSet, EvalError, InterventionValue, Record, SampleSet, Series, TemplateSet, Transform
+from msl.stats import clopper_pearson, mean_interval, rate_verdict
+from msl.values import ConcatSet, DataSet, EvalError, InterventionValue, Record, SampleSet, TemplateSet, Transform
 
 #: Counterexamples listed per violated claim (the worst first).
 MAX_COUNTEREXAMPLES = 3
@@ -60,6 +60,7 @@ class FiniteRun(ClaimRun):
     # the steps
 
     def step(self) -> None:
+        self.ev.ctx.owner = (self.claim.name, None)  # labels the vectors the claim itself makes
         try:
             self.advance()
         except EvalError as exc:
@@ -178,7 +179,7 @@ class FiniteRun(ClaimRun):
             before = ev.eval(cond.expr, env)
             after, edit = self.changed(cond, ce, env)
             amount = ev.eval(cond.within if isinstance(cond, ast.Invariant) else cond.by, env)
-            if PENDING in (before, after, amount):
+            if any(v is PENDING for v in (before, after, amount)):
                 return PENDING
             label = show(cond.expr)
             values = {label: _value(before), f"{label} after": _value(after)}
@@ -193,7 +194,7 @@ class FiniteRun(ClaimRun):
         if isinstance(cond, ast.Agree):
             left, right = ev.eval(cond.left, env), ev.eval(cond.right, env)
             within = ev.eval(cond.within, env) if cond.within is not None else 0
-            if PENDING in (left, right, within):
+            if any(v is PENDING for v in (left, right, within)):
                 return PENDING
             values = {show(cond.left): _value(left), show(cond.right): _value(right)}
             distance = _distance(left, right)
@@ -270,13 +271,32 @@ class FiniteRun(ClaimRun):
             values, _ = self.explain(ce.node.condition, self.base)
         else:
             agg = Aggregation(envs)
-            values = {show(c): _value(self.ev.eval(c, self.base, (), agg)) for c in self.aggregate_calls(ce)}
+            values = {}
+            for c in self.aggregate_calls(ce):
+                key = show(c)
+                values[key] = _value(self.ev.eval(c, self.base, (), agg))
+                interval = self.mean_interval(c, self.base, agg)
+                if interval is not None:
+                    values[f"{key} ci_low"], values[f"{key} ci_high"] = interval
         return ("holds" if result else "violated"), show(ce.node.condition), values
 
     def aggregate_calls(self, ce: CheckedExpect) -> list[ast.Call]:
-        """The calls in an expectation that aggregate over the claim's instances."""
+        """The calls in an expectation that aggregate over the claim's instances, except
+        those inside a generator (``mean(f(p, s))`` in ``… for s in scales``), which have
+        a value per element of the generator (the dose–response curve shows them)."""
         implicit = self.ev.spec.implicit_aggregates
-        return [n for n in ast.walk(ce.node.condition) if isinstance(n, ast.Call) and id(n) in implicit]
+        return [n for n in _outside_generators(ce.node.condition) if isinstance(n, ast.Call) and id(n) in implicit]
+
+    def mean_interval(self, call: ast.Node, env: Env, agg: Aggregation) -> tuple[float, float] | None:
+        """The t interval of an implicit ``mean(...)`` over the instances, at the claim's
+        confidence (None for another aggregate or a non-numeric value)."""
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "mean"
+                and id(call) in self.ev.spec.implicit_aggregates and len(call.args) == 1):
+            return None
+        values = [self.ev.per_instance(call.args[0], e, (), agg, env) for e in agg.envs]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return None
+        return mean_interval([float(v) for v in values], self.claim.confidence)
 
     # the verdict
 
@@ -314,6 +334,8 @@ class FiniteRun(ClaimRun):
             return
         if values:
             stats["values"] = values
+            if any(k.endswith(" ci_low") for k in values) and "confidence" not in stats:
+                stats["confidence"] = self.confidence()  # the level of the mean's interval
         self.add_sample_stats(stats)
         outcome = Outcome(verdict, self.method, "; ".join(notes) or "every expectation holds", stats)
         if verdict == "violated":
@@ -364,39 +386,14 @@ class FiniteRun(ClaimRun):
     # reports for explore and steer claims
 
     def reports(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Per-layer series bound by lets, and dose–response curves inside expectations."""
-        series, tables = [], []
-        if self.base is None:
-            return series, tables
-        for name, value in _bindings(self.base):
-            if isinstance(value, Series) and value.values and all(isinstance(v, (int, float)) for v in value.values):
-                points = [(float(x), float(y)) for x, y in zip(value.layers, value.values)]
-                series.append({"name": name, "x_label": "layer", "y_label": value.label or name, "points": points})
-                tables.append({"title": f"{name}: {value.label}", "columns": ["layer", value.label or name],
-                               "rows": [[x, round(y, 6)] for x, y in points]})
-        for ce in self.claim.expects:
-            for call in _monotone_calls(ce.node.condition):
-                curve = self.curve(call)
-                if curve:
-                    series.append(curve)
-        return series, tables
+        """The finding's curves and tables (:mod:`msl.engines.reports`)."""
+        from msl.engines.reports import claim_reports
 
-    def curve(self, call: ast.Call) -> dict[str, Any] | None:
-        """The points of ``increasing(f(s) for s in scales)``: a dose–response curve."""
-        assert self.base is not None
-        gen = call.args[0]
-        if not isinstance(gen, ast.Comprehension):
-            return None
-        xs = self.ev.eval(gen.iterable, self.base)
-        if xs is PENDING:
-            return None
-        points = []
-        for x in xs:
-            y = self.ev.eval(gen.element, self.base.child(**{gen.var: x}))
-            if y is PENDING or not isinstance(y, (int, float)) or not isinstance(x, (int, float)):
-                return None
-            points.append((float(x), float(y)))
-        return {"name": show(call), "x_label": gen.var, "y_label": show(gen.element), "points": points}
+        return claim_reports(self)
+
+    def envs(self) -> tuple[Env, ...]:
+        """The environments of the instances checked (the ones an aggregate runs over)."""
+        return tuple(i.env for i in self.applicable() if i.env is not None)
 
 
 class ExhaustiveRun(FiniteRun):
@@ -450,6 +447,20 @@ def _comparisons(cond: ast.Node) -> list[ast.Compare]:
         case ast.Unary(op="not"):
             return _comparisons(cond.operand)
     return []
+
+
+def _outside_generators(node: ast.Node) -> list[ast.Node]:
+    """The nodes of an expression, leaving out the elements and conditions of generators."""
+    out: list[ast.Node] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        if isinstance(current, ast.Comprehension):
+            stack.append(current.iterable)
+        else:
+            stack.extend(current.children())
+    return out
 
 
 def _predicates(cond: ast.Node) -> list[ast.Call]:

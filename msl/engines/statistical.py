@@ -81,7 +81,7 @@ class StatisticalRun(FiniteRun):
         confidence = self.confidence()
         verdict = "holds" if support >= confidence else "violated" if support <= 1 - confidence else "inconclusive"
         full = Aggregation(envs, memo)
-        values: dict[str, Any] = {"bootstrap_support": support}
+        values: dict[str, Any] = {f"{show(cond)} bootstrap_support": support}
         alpha = 1 - confidence
         for c in calls:
             key = show(c)

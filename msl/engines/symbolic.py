@@ -65,7 +65,7 @@ class SymbolicRun(SearchRun):
     # compiling
 
     def prove(self, domain: Domain) -> Outcome | None:
-        from msl.engines.formal.property import Condition, InputRegion, Property
+        from msl.engines.formal.property import Condition, Property
         from msl.engines.formal.verify import verify
 
         quantifier = self.claim.quantifiers[0]
@@ -129,8 +129,9 @@ class SymbolicRun(SearchRun):
     def formal_outcome(self, result: Any, handle: ModelHandle) -> Outcome:
         stats = result.stats
         encoding = stats.get("encoding", {})
+        decided = stats.get("decided_by") or "branch and bound"
         proof = {
-            "solver": str(stats.get("solver") or "bound propagation"),
+            "solver": f"{stats['solver']} ({decided})" if stats.get("solver") else str(decided),
             "result": result.status,
             "variables": encoding.get("max_variables"),
             "constraints": encoding.get("total_constraints"),

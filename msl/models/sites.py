@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from msl.models.base import UnsupportedArchitecture
-from msl.queries import Add, Intervention, Patch, ProjectOut, QueryError, Site, TokenSel, Zero
+from msl.queries import Add, Intervention, Patch, ProjectOut, QueryError, TokenSel, Zero
 
 # --------------------------------------------------------------------------- layouts
 

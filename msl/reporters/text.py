@@ -11,19 +11,22 @@ from __future__ import annotations
 import io
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from msl.agreement import Agreement, Comparison
 from msl.catalog import DatasetRecord, Entry, ModelRecord
 from msl.findings import Finding, FindingsDocument, Verdict, fails
+from msl.findings import Table as FindingTable
 from msl.reporters import ReportOptions, reporter
 from msl.reporters.describe import (
     clean,
     describe_counterexample,
     describe_proof,
     describe_statistics,
+    describe_value,
     key_statistic,
     location,
     shorten,
@@ -47,6 +50,8 @@ MARK = {
 }
 #: Counterexamples shown per finding; the JSON and HTML reports carry all of them.
 SHOWN_COUNTEREXAMPLES = 3
+#: Rows shown per result table; the JSON and HTML reports carry all of them.
+SHOWN_TABLE_ROWS = 40
 
 
 @reporter("text", ".txt")
@@ -65,6 +70,10 @@ def render_text(doc: FindingsDocument, options: ReportOptions) -> str:
     for finding in doc.findings:
         if finding.verdict not in (Verdict.PROVED, Verdict.HOLDS):
             console.print(finding_details(finding))
+        elif finding.tables:
+            console.print(finding_heading(finding))
+        for table in finding.tables:
+            console.print(Padding(result_table(table), (0, 0, 0, 4)))
     if doc.findings:
         console.print(_table(doc))
     console.print(summary_text(doc, strict=options.strict))
@@ -79,13 +88,44 @@ def verdict_text(f: Finding) -> Text:
     return label
 
 
-def finding_details(f: Finding) -> Text:
-    """A few lines of evidence for one finding that is not a plain pass."""
+def finding_heading(f: Finding) -> Text:
+    """``✓ holds  name  file:line:col  [method]``: the first line of a finding's block."""
     text = Text()
     text.append_text(verdict_text(f))
     text.append("  ")
     text.append(clean(f.claim.name, keep_newlines=False), style="bold")
     text.append(f"  {clean(location(f), keep_newlines=False)}  [{f.method.value}]", style="dim")
+    return text
+
+
+def result_table(t: FindingTable) -> Group:
+    """An explore or steer result (probe accuracy by layer, a dose–response, per-prompt
+    effects) as its title over a terminal table; long ones are cut to
+    :data:`SHOWN_TABLE_ROWS` rows."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in t.columns:
+        table.add_column(clean(shorten(column, 60), keep_newlines=False), overflow="fold",
+                         justify="left" if column == "input" else "right")
+    for row in t.rows[:SHOWN_TABLE_ROWS]:
+        table.add_row(*(Text(clean(shorten(_cell(c), 80), keep_newlines=False)) for c in row))
+    parts: list[Text | Table] = [Text(clean(shorten(t.title, 300), keep_newlines=False), style="bold"), table]
+    if len(t.rows) > SHOWN_TABLE_ROWS:
+        parts.append(Text(f"… and {len(t.rows) - SHOWN_TABLE_ROWS} more rows (the JSON and HTML reports have all)",
+                          style="dim"))
+    return Group(*parts)
+
+
+def _cell(value: bool | float | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and 1e4 <= abs(value) < 1e15:
+        return f"{value:.0f}"  # a mean rank of 10020.5, not 1.002e+04
+    return value if isinstance(value, str) else describe_value(value)
+
+
+def finding_details(f: Finding) -> Text:
+    """A few lines of evidence for one finding that is not a plain pass."""
+    text = finding_heading(f)
     lines = []
     if f.error is not None:
         where = f" (at {f.error.location})" if f.error.location else ""

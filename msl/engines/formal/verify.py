@@ -1,0 +1,219 @@
+"""``verify(net, prop, timeout)``: the formal engine's entry point.
+
+The order is the one the fast verifiers share: falsify first (random sampling, then PGD), then
+branch and bound by input splitting with symbolic/back-substituted bounds, and z3 over exact
+rationals on the boxes the bounds leave open. A ``sat`` answer always carries a witness that
+passed :func:`msl.engines.formal.witness.confirm` (replayed through the original model); an
+``unsat`` answer holds for the network's parameters read as reals (see
+:mod:`msl.engines.formal.bounds` for the floating-point margins it relies on).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from msl.engines.formal.bab import InputSplitSearch, SearchStats
+from msl.engines.formal.bounds import SpecBounder
+from msl.engines.formal.falsify import SpecRows, falsify
+from msl.engines.formal.network import PLNetwork
+from msl.engines.formal.pieces import quiet_highs
+from msl.engines.formal.property import InputRegion, Property
+from msl.engines.formal.runtime import fast_numpy
+from msl.engines.formal.smt import LeafSolver
+from msl.engines.formal.witness import Witness, confirm
+
+Status = Literal["sat", "unsat", "unknown", "timeout"]
+BounderFactory = Callable[[np.ndarray, np.ndarray], SpecBounder]
+
+#: Relative slack added to the unsafe constraints of exact queries on a network whose
+#: parameters were folded in floating point (``PLNetwork.exact`` is False).
+INEXACT_SLACK = 1e-7
+
+SOLVER = "msl input-split branch and bound (numpy bounds), HiGHS LPs with checked certificates, z3 on exact leaves"
+
+#: Seconds of branch and bound before the second falsification round (then doubling).
+FIRST_SLICE = 1.0
+
+METHOD = (
+    "falsification (random + PGD), then input-split branch and bound (symbolic-interval and"
+    " back-substituted linear bounds); exact leaves: linear pieces by LP with checked"
+    " certificates, z3 over exact rationals"
+)
+
+
+@dataclass(frozen=True)
+class FormalResult:
+    """The answer of the formal engine.
+
+    ``status``: ``sat`` (a counterexample exists: ``witness_x`` is it, ``witness_y`` the
+    original model's outputs on it), ``unsat`` (proved: no input in the region meets the unsafe
+    condition), ``unknown`` (the procedure ended undecided) or ``timeout``. ``stats`` holds the
+    method, solver, branch counts, z3 leaves and encoding sizes, and times.
+    """
+
+    status: Status
+    witness_x: tuple[float, ...] | None = None
+    witness_y: tuple[float, ...] | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def proved(self) -> bool:
+        return self.status == "unsat"
+
+    @property
+    def refuted(self) -> bool:
+        return self.status == "sat"
+
+
+def solver_version() -> str:
+    import z3
+
+    return f"z3 {z3.get_version_string()}"
+
+
+def verify(
+    net: PLNetwork,
+    prop: Property,
+    timeout: float = 60.0,
+    seed: int = 0,
+    bounder: BounderFactory | None = None,
+) -> FormalResult:
+    """Decide whether some input of ``prop.regions`` drives ``net`` into ``prop.unsafe``.
+
+    Runs under :func:`msl.engines.formal.runtime.fast_numpy` (single-threaded BLAS).
+    ``bounder`` builds the bound computation for the spec rows ``(matrix, offset)`` when the
+    default (:class:`~msl.engines.formal.bounds.SpecBounder` on ``net``) can be bettered, as
+    for the product networks of :mod:`msl.engines.formal.equivalence`.
+    """
+    with fast_numpy():
+        return _verify(net, prop, timeout, seed, bounder)
+
+
+def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: BounderFactory | None) -> FormalResult:
+    start = time.monotonic()
+    deadline = start + max(0.0, float(timeout))
+    prop.check_against(net.input_dim, net.output_dim)
+    stats: dict[str, Any] = {
+        "method": METHOD,
+        "solver": SOLVER,
+        "decided_by": None,
+        "network": net.describe(),
+        "timeout_s": timeout,
+        "branches": 0,
+        "leaves_lp": 0,
+        "leaves_smt": 0,
+        "encoding": {"inputs": net.input_dim, "relus": net.num_relus},
+    }
+    if not prop.unsafe.disjuncts:
+        stats.update(time_s=time.monotonic() - start, decided_by="the unsafe condition is false")
+        return FormalResult("unsat", stats=stats)
+    rows = SpecRows.of(prop.unsafe, net.output_dim)
+
+    def accept(x: np.ndarray) -> Witness | None:
+        return confirm(net, prop.regions, prop.unsafe, x)
+
+    if any(not conj for conj in prop.unsafe.disjuncts):
+        # The unsafe condition is true: any input of the region is a counterexample.
+        for region in prop.regions:
+            point = feasible_point(region)
+            w = accept(point) if point is not None else None
+            if w is not None:
+                return _sat(w, stats, start, "the unsafe condition is always true")
+        stats["time_s"] = time.monotonic() - start
+        return FormalResult("unknown", stats=stats)
+
+    rng = np.random.default_rng(seed)
+    fstats: dict[str, Any] = {"rounds": 0, "points_evaluated": 0, "seconds": 0.0, "best_objective": float("inf")}
+    stats["falsify"] = fstats
+
+    def falsify_round(level: int, budget: float) -> Witness | None:
+        t0 = time.monotonic()
+        points, info = falsify(
+            net,
+            prop.regions,
+            rows,
+            min(deadline, t0 + budget),
+            rng,
+            samples=min(2000 * 4**level, 100_000),
+            starts=min(32 * 2**level, 1024),
+            steps=min(60 + 40 * level, 200),
+        )
+        fstats["rounds"] += 1
+        fstats["points_evaluated"] += int(info["points_evaluated"])
+        fstats["best_objective"] = min(fstats["best_objective"], info["best_objective"])
+        fstats["seconds"] += time.monotonic() - t0
+        for p in points:
+            w = accept(p)
+            if w is not None:
+                return w
+        return None
+
+    w = falsify_round(0, max(0.05 * timeout, 0.5))
+    if w is not None:
+        return _sat(w, stats, start, "falsification")
+    slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
+    spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
+    search = InputSplitSearch(net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder)
+    # Branch and bound in growing time slices, with a larger falsification round after each:
+    # most instances end in the first slice; on hard ones a quarter of the time goes to search
+    # for counterexamples, whose pockets can be too small for the bounds to reach soon.
+    slice_s, level = FIRST_SLICE, 0
+    while True:
+        outcome = search.run(until=time.monotonic() + slice_s)
+        if outcome.status != "paused":
+            break
+        level += 1
+        w = falsify_round(level, slice_s / 3)
+        if w is not None:
+            _record_search(stats, outcome.stats)
+            return _sat(w, stats, start, "falsification")
+        slice_s *= 2
+    _record_search(stats, outcome.stats)
+    if outcome.status == "sat" and outcome.witness is not None:
+        return _sat(outcome.witness, stats, start, "branch and bound")
+    stats["time_s"] = time.monotonic() - start
+    stats["decided_by"] = "branch and bound" if outcome.status == "unsat" else None
+    return FormalResult(outcome.status, stats=stats)  # type: ignore[arg-type]
+
+
+def _record_search(stats: dict[str, Any], st: SearchStats) -> None:
+    stats["search"] = st.as_dict()
+    stats["branches"] = st.boxes
+    stats["leaves_lp"] = st.leaves_lp
+    stats["leaves_smt"] = st.leaves_smt
+    stats["encoding"].update(
+        smt_max_variables=st.smt_max_variables,
+        smt_max_constraints=st.smt_max_constraints,
+        smt_total_constraints=st.smt_total_constraints,
+    )
+    if st.leaves_smt:
+        stats["solver"] = f"{SOLVER}; {solver_version()}"
+
+
+def feasible_point(region: InputRegion) -> np.ndarray | None:
+    """A point of the region: its box centre, or an LP solution when it has linear constraints."""
+    center = 0.5 * (np.asarray(region.lower) + np.asarray(region.upper))
+    if region.contains(center, tol=0.0):
+        return center
+    import highspy
+
+    h = quiet_highs()
+    xs = [h.addVariable(lb=lo, ub=hi) for lo, hi in zip(region.lower, region.upper)]
+    for c in region.constraints:
+        h.addConstr(sum(a * x for a, x in zip(c.coeffs, xs) if a != 0.0) <= c.rhs)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    return np.array(h.getSolution().col_value[: len(xs)])
+
+
+def _sat(w: Witness, stats: dict[str, Any], start: float, how: str) -> FormalResult:
+    stats["time_s"] = time.monotonic() - start
+    stats["decided_by"] = how
+    stats["witness_y_parsed"] = list(w.y_parsed)
+    return FormalResult("sat", w.x, w.y, stats)
