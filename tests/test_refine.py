@@ -316,6 +316,9 @@ def test_tiny_epsilon_is_refuted_by_a_replayed_counterexample(
     assert x.shape == (4,) and np.all(x >= -1 - 1e-4) and np.all(x <= 1 + 1e-4)
     gap = float(np.max(np.abs(_outputs(refined, x) - _outputs("relu-net", x))))
     assert gap > eps + 1e-6  # a real gap, not rounding
+    recorded = f.counterexamples[0].values  # what the finding shows a reader: both outputs and their gap
+    assert np.allclose(recorded["net(x)"], _outputs("relu-net", x), atol=1e-6)
+    assert recorded["gap"] == pytest.approx(gap, abs=1e-6)
     assert gap <= {"relu-net-pruned": 0.085143, "relu-net-quantized": 0.223955}[refined] + 1e-5  # the exact maximum
 
 

@@ -136,8 +136,11 @@ def key_statistic(f: Finding) -> str:
         if s.interval is not None and s.rate is not None:
             text += f", rate ≤ {pct(s.interval[1])}"
         return text
-    if f.proof is not None:
-        return f"{f.proof.solver}: {f.proof.result}"
+    if f.proof is not None:  # the solver's name is in the details; the table keeps the answer
+        branches = f.proof.branches
+        text = f.proof.result + (f", {branches:,} branch{'es' if branches != 1 else ''}" if branches is not None else "")
+        gap = f.counterexamples[0].values.get("gap") if f.counterexamples else None
+        return text + (f", gap {num(gap)}" if isinstance(gap, (int, float)) else "")
     if f.counterexamples:
         n = len(f.counterexamples)
         return f"{n} counterexample{'s' if n > 1 else ''}"
