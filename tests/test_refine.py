@@ -322,6 +322,16 @@ def test_tiny_epsilon_is_refuted_by_a_replayed_counterexample(
     assert gap <= {"relu-net-pruned": 0.085143, "relu-net-quantized": 0.223955}[refined] + 1e-5  # the exact maximum
 
 
+@needs_formal
+def test_refined_satisfies_a_property_the_base_violates(relu_findings: dict[str, Finding]) -> None:
+    assert relu_findings["pruned_stays_under_2_46"].verdict.value == "proved"
+    f = relu_findings["base_exceeds_2_46"]
+    assert f.verdict.value == "refuted"
+    x = np.asarray(f.counterexamples[0].input, dtype=np.float64)
+    assert np.all(np.abs(x) <= 1 + 1e-6) and _outputs("relu-net", x)[2] > 2.46
+    assert _outputs("relu-net-pruned", x)[2] <= 2.46  # the same input is fine on the refined network
+
+
 def test_the_exact_gaps_are_where_the_model_card_says() -> None:
     """The ε thresholds of refine_relu.msl rest on these maxima (tests/milp_oracle.py proves them)."""
     corner = np.array([-1.0, -1.0, -1.0, 1.0])
