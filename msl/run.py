@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ class Runner:
             active = [r for r in runs if not r.done]
             for run in active:
                 start = time.perf_counter()
-                run.step()
+                _step(run)
                 seconds[id(run)] += time.perf_counter() - start
             for run in runs:
                 if run.done and id(run) not in reported:
@@ -297,6 +298,20 @@ def spec_hash(spec: CheckedSpec) -> str:
 def _sha256(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+
+
+def _step(run: ClaimRun) -> None:
+    """Step one claim; a bug met by one claim ends that claim as an error, so the other
+    claims of the run still finish and their findings are written (``MSL_DEBUG=1`` raises)."""
+    try:
+        run.step()
+    except MslError:
+        raise
+    except Exception as exc:
+        if os.environ.get("MSL_DEBUG"):
+            raise
+        run.fail(f"internal error (a bug in MSL, please report it): {type(exc).__name__}: {exc}",
+                 run.claim.claim.span, getattr(run, "method", "exhaustive"))
 
 def _now() -> Any:
     from datetime import UTC, datetime

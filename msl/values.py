@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from msl.errors import MslError
 
 
@@ -74,6 +76,23 @@ def as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     raise EvalError(f"expected a text, got {type_name(value)}")
+
+
+def as_vector(value: Any, what: str) -> np.ndarray:
+    """A one-dimensional vector of finite numbers, from an array or a list (``[1, 0.5]`` is a
+    list value, ``net(x)`` an array). NaN or infinity is an error here, so it can never
+    slip into a comparison that then reads as passed."""
+    if isinstance(value, DataSet):
+        value = list(value)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise EvalError(f"{what} expects a vector of numbers, got {type_name(value)}") from None
+    if array.ndim != 1 or array.size == 0:
+        raise EvalError(f"{what} expects a non-empty vector of numbers, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise EvalError(f"{what}: the vector has a NaN or infinite entry")
+    return array
 
 
 def _text_of(value: Any) -> str:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+#: Spec files here are test data (the parser's corpus, golden error cases), not claims for
+#: the installed `msl` pytest plugin to collect and run.
+collect_ignore_glob = ["corpus/*.msl", "golden/*.msl"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # The test machines are shared: one thread per test process avoids the thread

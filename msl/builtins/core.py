@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from msl.builtins import builtin
-from msl.values import Context, DataSet, Distribution, EvalError, ListSet, Series, as_text
+from msl.values import Context, DataSet, Distribution, EvalError, ListSet, Series, as_text, as_vector
 
 
 def numbers(values: Any, what: str) -> list[float]:
@@ -119,21 +119,12 @@ def range_(ctx: Context, start: float, stop: float, step: float = 1) -> ListSet:
 # ── Vectors and distributions ────────────────────────────────────────────────────────────
 
 
-def _vector(v: Any, what: str) -> np.ndarray:
-    if isinstance(v, DataSet):
-        v = list(v)
-    array = np.asarray(v, dtype=np.float64)
-    if array.ndim != 1:
-        raise EvalError(f"{what} expects a vector")
-    return array
-
-
 @builtin("argmax(values: any) -> number")
 def argmax(ctx: Context, values: Any) -> int:
     """Index of the largest element (the first on ties); for a series, its layer."""
     if isinstance(values, Series):
         return values.layers[int(np.argmax(numbers(values, "argmax")))]
-    return int(np.argmax(_vector(values, "argmax")))
+    return int(np.argmax(as_vector(values, "argmax")))
 
 
 @builtin("argmin(values: any) -> number")
@@ -141,13 +132,13 @@ def argmin(ctx: Context, values: Any) -> int:
     """Index of the smallest element (the first on ties); for a series, its layer."""
     if isinstance(values, Series):
         return values.layers[int(np.argmin(numbers(values, "argmin")))]
-    return int(np.argmin(_vector(values, "argmin")))
+    return int(np.argmin(as_vector(values, "argmin")))
 
 
 @builtin("cosine(a: vector, b: vector) -> number")
 def cosine(ctx: Context, a: Any, b: Any) -> float:
     """Cosine similarity of two vectors (embeddings)."""
-    x, y = _vector(a, "cosine"), _vector(b, "cosine")
+    x, y = as_vector(a, "cosine"), as_vector(b, "cosine")
     if x.shape != y.shape:
         raise EvalError(f"cosine of vectors of different sizes ({x.size} and {y.size})")
     denom = float(np.linalg.norm(x) * np.linalg.norm(y))
@@ -159,7 +150,7 @@ def cosine(ctx: Context, a: Any, b: Any) -> float:
 @builtin("norm(v: vector) -> number")
 def norm(ctx: Context, v: Any) -> float:
     """Euclidean (L2) norm of a vector."""
-    return float(np.linalg.norm(_vector(v, "norm")))
+    return float(np.linalg.norm(as_vector(v, "norm")))
 
 
 @builtin("kl(p: dist, q: dist) -> number")

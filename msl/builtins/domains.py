@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 from msl.builtins import builtin
-from msl.values import Context, EvalError
+from msl.values import Context, EvalError, as_vector
 
 
 @dataclass(frozen=True)
@@ -31,10 +30,7 @@ class Domain:
 
 
 def _point(values: Any, what: str) -> tuple[float, ...]:
-    array = np.asarray(list(values), dtype=np.float64).ravel()
-    if array.size == 0 or not np.all(np.isfinite(array)):
-        raise EvalError(f"{what} must be a non-empty list of finite numbers")
-    return tuple(float(v) for v in array)
+    return tuple(float(v) for v in as_vector(values, what))
 
 
 @builtin("box(lower: vector, upper: vector) -> domain")

@@ -13,7 +13,7 @@ import numpy as np
 
 from msl import queries as q
 from msl.builtins import builtin
-from msl.values import Context, Distribution, EvalError, ModelHandle, Series, as_text
+from msl.values import Context, Distribution, EvalError, ModelHandle, Series, as_text, as_vector
 
 
 def _token_id(model: ModelHandle, token: str) -> int:
@@ -152,5 +152,5 @@ def embed(ctx: Context, model: ModelHandle, x: Any) -> Any:
 @builtin("output(x: vector) -> vector", receiver="network")
 def output(ctx: Context, model: ModelHandle, x: Any) -> Any:
     """The network's output vector; ``net(x)`` is short for ``net.output(x)``."""
-    point = tuple(float(v) for v in np.asarray(x, dtype=np.float64).ravel())
+    point = tuple(float(v) for v in as_vector(x, f"{model.role}(x)"))
     return ctx.query(model, q.NetOutput(point))
