@@ -522,8 +522,8 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
     for problem in result.problems:
         console.print(f"not comparable: {problem}", markup=False)
     for c in result.comparisons:
-        if c.shared.id in result.counterexamples:
-            ok, tried = result.counterexamples[c.shared.id]
+        ok, tried = result.counterexamples.get(c.shared.id, (0, 0))
+        if tried:
             console.print(f"{c.shared.claim.name}: {ok} of {tried} shared counterexample(s) fail here too", markup=False)
     console.print(comparisons_table(result.comparisons))
     return replay_exit_code(result.comparisons)
