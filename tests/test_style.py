@@ -1,4 +1,5 @@
-"""The code base stays free of unused imports, unused variables and undefined names."""
+"""The code base stays free of unused imports, unused variables and undefined names, and the
+reference documents every built-in."""
 
 from __future__ import annotations
 
@@ -18,3 +19,13 @@ def test_pyflakes_clean() -> None:
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     result = subprocess.run([ruff, "check", "msl", "tests", "bench"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_builtin_is_in_the_reference() -> None:
+    """Adding a built-in is one decorated function — and one line of docs/language.md."""
+    from msl.builtins import all_builtins
+
+    doc = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    missing = sorted({b.name for b in all_builtins()
+                      if f"{b.name}(" not in doc and f"`{b.name}`" not in doc and f".{b.name}" not in doc})
+    assert not missing, f"built-ins not documented in docs/language.md: {missing}"
