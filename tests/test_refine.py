@@ -476,7 +476,9 @@ def test_sentiment_spec_verdicts() -> None:
         "keeps_verify_spec": "holds", "rollback_brings_shortcut_back": "violated", "steering_breaks_blame": "violated",
     }
     assert worse_named(findings["keeps_verify_spec"]) == set()
-    assert worse_named(findings["rollback_brings_shortcut_back"]) == {"names_do_not_matter"}
+    # both claims the shortcut breaks: the name swap (sampled) and "praise reads as praise"
+    # (searched: its shrunk counterexample is "Kevin said the tea was good.")
+    assert worse_named(findings["rollback_brings_shortcut_back"]) == {"names_do_not_matter", "praise_is_read_as_praise"}
     assert worse_named(findings["steering_breaks_blame"]) == {"reads_blame"}
     # locality against transformers: every sentence without Kevin keeps its label and distribution
     from msl.lexicons import load_lexicon
