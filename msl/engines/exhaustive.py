@@ -321,8 +321,10 @@ class FiniteRun(ClaimRun):
                 values["not_applicable"] = not_applicable
             if n:
                 notes.insert(0, f"{len(bad)} of {n} instance(s) violate{'s' if len(bad) == 1 else ''}")
-            else:
+            elif self.instances:
                 notes.insert(0, "no instance could be checked (the transformation applied to none)")
+            else:
+                notes.insert(0, "no instance could be checked: the set is empty")
         elif self.instances:
             stats["n"] = len(self.applicable())
         if not self.claim.expects and not self.claim.claim.statements(ast.Preserves):

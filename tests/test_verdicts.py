@@ -1,0 +1,76 @@
+"""Honest verdicts on degenerate claims, run on the real ReLU organism: nothing passes
+without evidence — an empty set is inconclusive, undefined arithmetic (0/0, the log of a
+negative output, the mean of nothing) is an error, never a pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from msl.check import check_file
+from msl.findings import Finding
+from msl.run import Runner, RunOptions
+
+SPEC = """msl 1.0
+
+model net: network = "organism:relu-net"
+
+data nothing = [x for x in [[1, 1, 1, 1]] if x[0] > 5]
+
+verify empty_set {
+  for x in nothing
+  expect argmax(net(x)) == 2
+}
+
+verify empty_mean {
+  expect mean(net(x)[2] for x in nothing) >= 0
+}
+
+verify zero_over_zero {
+  for x in [[1, 1, 1, 1]]
+  expect net(x)[2] * 0 / 0 >= 0
+}
+
+verify log_of_a_negative_output {
+  for x in [[1, 1, 1, 1]]
+  expect log(net(x)[0]) <= 10
+}
+
+verify one_real_point {
+  for x in [[1, 1, 1, 1]]
+  expect argmax(net(x)) == 2
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def findings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finding]:
+    path: Path = tmp_path_factory.mktemp("verdicts") / "degenerate.msl"
+    path.write_text(SPEC, encoding="utf-8")
+    document = Runner(RunOptions(cache=False, progress=False)).check([check_file(path)])
+    return {f.claim.name: f for f in document.findings}
+
+
+def test_an_empty_set_is_inconclusive_and_says_why(findings: dict[str, Finding]) -> None:
+    f = findings["empty_set"]
+    assert f.verdict.value == "inconclusive" and f.statistics.n == 0
+    assert "the set is empty" in (f.message or "")
+
+
+@pytest.mark.parametrize(("claim", "why", "where"), [
+    ("empty_mean", "mean of an empty set", "degenerate.msl:13:10"),
+    ("zero_over_zero", "division by zero", "degenerate.msl:18:10"),
+    ("log_of_a_negative_output", "log of a non-positive number", "degenerate.msl:23:10"),
+])
+def test_undefined_values_are_errors_located_in_the_spec(
+    findings: dict[str, Finding], claim: str, why: str, where: str
+) -> None:
+    f = findings[claim]
+    assert f.verdict.value == "error" and f.error is not None and why in f.error.message
+    assert f.error.location is not None and f.error.location.endswith(where)
+
+
+def test_one_checked_point_is_evidence(findings: dict[str, Finding]) -> None:
+    f = findings["one_real_point"]
+    assert f.verdict.value == "holds" and f.statistics.n == 1 and f.statistics.violations == 0
