@@ -144,8 +144,10 @@ def key_statistic(f: Finding) -> str:
     if f.counterexamples:
         n = len(f.counterexamples)
         return f"{n} counterexample{'s' if n > 1 else ''}"
-    if s is not None and s.values:
-        return shorten(", ".join(f"{k}={num(v)}" for k, v in list(s.values.items())[:2]), 48)
+    if s is not None and s.values:  # the first value; a long expression is cut, its number never
+        key, value = next(iter(s.values.items()))
+        shown = num(value)
+        return f"{shorten(key, max(8, 48 - len(shown) - 1))}={shown}"
     if s is not None and s.n is not None:
         return f"n={s.n}"
     return "—"
