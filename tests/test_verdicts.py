@@ -41,6 +41,13 @@ verify one_real_point {
   for x in [[1, 1, 1, 1]]
   expect argmax(net(x)) == 2
 }
+
+measure wins_two(m, x) = argmax(m(x)) == 2
+
+verify a_measure_as_the_condition {
+  for x in [[1, 1, 1, 1], [0, -1, -1, -1]]
+  expect wins_two(net, x)
+}
 """
 
 
@@ -74,3 +81,11 @@ def test_undefined_values_are_errors_located_in_the_spec(
 def test_one_checked_point_is_evidence(findings: dict[str, Finding]) -> None:
     f = findings["one_real_point"]
     assert f.verdict.value == "holds" and f.statistics.n == 1 and f.statistics.violations == 0
+
+
+def test_a_violated_measure_shows_what_its_body_read(findings: dict[str, Finding]) -> None:
+    """Not the measure's arguments (`m='net'`) but the values it compared."""
+    f = findings["a_measure_as_the_condition"]
+    assert f.verdict.value == "violated" and f.statistics.violations == 1
+    (example,) = f.counterexamples
+    assert example.input == [0.0, -1.0, -1.0, -1.0] and example.values == {"argmax(m(x))": 0.0}

@@ -17,11 +17,21 @@ import numpy as np
 from msl import ast
 from msl.check import CheckedClaim, CheckedExpect
 from msl.engines import ClaimRun, Outcome
-from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, NotApplicable
+from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, MeasureValue, NotApplicable
 from msl.fmt import expr as show
 from msl.plan import PENDING
 from msl.stats import clopper_pearson, mean_interval, rate_verdict
-from msl.values import ConcatSet, DataSet, EvalError, InterventionValue, Record, SampleSet, TemplateSet, Transform
+from msl.values import (
+    ConcatSet,
+    DataSet,
+    EvalError,
+    InterventionValue,
+    ModelHandle,
+    Record,
+    SampleSet,
+    TemplateSet,
+    Transform,
+)
 
 #: Counterexamples listed per violated claim (the worst first).
 MAX_COUNTEREXAMPLES = 3
@@ -228,8 +238,18 @@ class FiniteRun(ClaimRun):
     def explain(self, cond: ast.Expr, env: Env) -> tuple[dict[str, Any], float]:
         """The compared values of a condition, and how far a violated one misses."""
         values: dict[str, Any] = {}
+        margin = self._read(cond, env, values)
+        return values, margin if margin > 0 else 1.0
+
+    def _read(self, cond: ast.Expr, env: Env, values: dict[str, Any]) -> float:
+        """Record the values ``cond`` compares into ``values``; return its largest shortfall."""
         margin = 0.0
         for call in _predicates(cond):  # contains(lm.generate(q, 3), q.capital): show what it read
+            measure = self.ev.eval(call.func, env) if isinstance(call.func, ast.Name) and not call.kwargs else None
+            if isinstance(measure, MeasureValue):  # a measure that is a condition: what its body read
+                params = dict(zip(measure.decl.params, (self.ev.eval(a, env) for a in call.args)))
+                margin = max(margin, self._read(measure.decl.body, EMPTY.child(**params), values))
+                continue
             for arg in call.args:
                 if not isinstance(arg, (ast.Number, ast.String, ast.Bool)):
                     values[show(arg)] = _value(self.ev.eval(arg, env))
@@ -240,7 +260,7 @@ class FiniteRun(ClaimRun):
                     values[show(o)] = _value(v)
             for op, a, b in zip(node.ops, operands, operands[1:]):
                 margin = max(margin, _shortfall(op, a, b))
-        return values, margin if margin > 0 else 1.0
+        return margin
 
     # aggregate and closed expectations
 
@@ -521,6 +541,12 @@ def _value(value: Any) -> Any:
         return value.text
     if isinstance(value, str):
         return value
+    if isinstance(value, (np.ndarray, DataSet)):  # a vector: net(x), or a list of numbers
+        items = list(value)
+        if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in items):
+            return [float(v) for v in items]
+    if isinstance(value, ModelHandle):  # a model passed to a measure: its role, as the spec names it
+        return value.role if value.intervention is None else f"{value.role} (under an intervention)"
     return repr(value)[:200]
 
 
@@ -529,9 +555,14 @@ def _input(value: Any) -> Any:
     if isinstance(value, Record):
         fields = value.to_json()
         return fields["text"] if list(fields) == ["text"] else fields
+    if isinstance(value, DataSet):  # a point written as a list: [0, -1, -1, -1]
+        value = list(value)
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [float(v) for v in value]
+        try:
+            return [float(v) for v in value]
+        except (TypeError, ValueError):
+            return repr(value)[:200]
     if isinstance(value, dict):
         return value
-    return value if isinstance(value, (str, int, float)) else repr(value)
+    return value if isinstance(value, (str, int, float)) else repr(value)[:200]
 

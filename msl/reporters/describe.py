@@ -148,6 +148,9 @@ def key_statistic(f: Finding) -> str:
         key, value = next(iter(s.values.items()))
         shown = num(value)
         return f"{shorten(key, max(8, 48 - len(shown) - 1))}={shown}"
+    if f.series:  # a dose–response curve: its values in order of the dose
+        curve = f.series[0]
+        return shorten(f"{curve.x_label} → " + ", ".join(num(y) for _, y in curve.points), 48)
     if s is not None and s.n is not None:
         return f"n={s.n}"
     return "—"
