@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from formal_oracles import exact_margin, export_onnx, random_mlp, random_property
 
-from msl.engines.formal.bounds import SpecBounder
+from msl.engines.formal.bounds import Leaf, SpecBounder
 from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.pieces import PieceSolver
@@ -39,10 +39,10 @@ def test_z3_and_pieces_agree_with_milp(seed: int, tmp_path: Path) -> None:
     model, net, prop, rows, box, pre_lo, pre_hi = _case(seed, tmp_path)
     margin = exact_margin(model, prop)
     disjuncts = list(range(len(prop.unsafe.disjuncts)))
-    lo, hi = np.array(box.lower), np.array(box.upper)
-    z3_answer = LeafSolver(net, rows).solve(lo, hi, box, disjuncts, pre_lo, pre_hi, np.zeros(len(rows.offset)), 30)
+    leaf = Leaf(np.array(box.lower), np.array(box.upper), box, disjuncts, pre_lo, pre_hi)
+    z3_answer = LeafSolver(net, rows).solve(leaf, np.zeros(len(rows.offset)), 30)
     assert z3_answer.variables > 0 and z3_answer.constraints > 0
-    pieces = PieceSolver(net.folded, rows).decide(lo, hi, box, disjuncts, pre_lo, pre_hi)
+    pieces = PieceSolver(net.folded, rows).decide(leaf)
     if margin > 1e-6:
         assert z3_answer.status == "sat"
         assert box.contains(z3_answer.x, tol=0.0)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msl.engines.formal.bounds import SpecBounder, disjunct_bounds
+from msl.engines.formal.bounds import Leaf, SpecBounder, disjunct_bounds
 from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.pieces import PieceSolver
@@ -258,7 +258,7 @@ class InputSplitSearch:
         (no counterexample, certified); False leaves it to z3, or sets ``self.witness``."""
         st = self.stats
         t0 = time.monotonic()
-        out = self.pieces.decide(lo, hi, self.regions[r], [int(j) for j in np.nonzero(open_)[0]], pre_lo, pre_hi)
+        out = self.pieces.decide(Leaf(lo, hi, self.regions[r], [int(j) for j in np.nonzero(open_)[0]], pre_lo, pre_hi))
         st.leaves_lp += 1
         st.lps += out.lps
         st.lp_seconds += time.monotonic() - t0
@@ -280,10 +280,10 @@ class InputSplitSearch:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             return None
-        disjuncts = [int(j) for j in np.nonzero(open_)[0]]
+        leaf = Leaf(lo, hi, self.regions[r], [int(j) for j in np.nonzero(open_)[0]], pre_lo, pre_hi)
         k = len(self.rows.offset)
         st.leaves_smt += 1
-        ans = self.leaf.solve(lo, hi, self.regions[r], disjuncts, pre_lo, pre_hi, np.full(k, self.proof_slack), min(LEAF_TIMEOUT, remaining))
+        ans = self.leaf.solve(leaf, np.full(k, self.proof_slack), min(LEAF_TIMEOUT, remaining))
         st.smt_seconds += ans.seconds
         st.smt_max_variables = max(st.smt_max_variables, ans.variables)
         st.smt_max_constraints = max(st.smt_max_constraints, ans.constraints)
@@ -305,7 +305,7 @@ class InputSplitSearch:
         deepen = -DEEPEN * (1.0 + np.abs(self.rows.offset) + np.abs(self.rows.matrix).sum(axis=1) * y_scale)
         remaining = self.deadline - time.monotonic()
         if remaining > 0:
-            again = self.leaf.solve(lo, hi, self.regions[r], disjuncts, pre_lo, pre_hi, deepen, min(LEAF_TIMEOUT, remaining))
+            again = self.leaf.solve(leaf, deepen, min(LEAF_TIMEOUT, remaining))
             st.smt_seconds += again.seconds
             if again.status == "sat" and again.x is not None:
                 w = self.confirm(again.x)

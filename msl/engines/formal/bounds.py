@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msl.engines.formal.network import AffineLayer
+from msl.engines.formal.property import InputRegion
 
 #: Boxes bounded together in one numpy pass (see :meth:`SpecBounder.bound`).
 CHUNK = 64
@@ -53,6 +54,20 @@ PROOF_ABS_MARGIN = 1e-9
 def proof_margin(magnitude: np.ndarray) -> np.ndarray:
     """The margin a lower bound must clear to count as a proof, given its term magnitude."""
     return PROOF_ABS_MARGIN + PROOF_REL_MARGIN * magnitude
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One box that bounds alone could not settle, as the exact deciders (LP pieces, z3)
+    are asked about it: the box, its region's linear constraints, the unsafe disjuncts still
+    open on it, and the hidden pre-activation bounds (one (n_k,) array per layer) on it."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    region: InputRegion
+    disjuncts: list[int]
+    pre_lo: list[np.ndarray]
+    pre_hi: list[np.ndarray]
 
 
 @dataclass

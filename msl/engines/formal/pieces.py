@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from msl.engines.formal.bounds import Leaf
 from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import AffineLayer
-from msl.engines.formal.property import InputRegion
 
 #: A certificate must clear this times the magnitude of its terms (float64 rounding is ~1e-16).
 CERT_REL_MARGIN = 1e-8
@@ -67,15 +67,8 @@ class PieceSolver:
             self._highs = quiet_highs()
         return self._highs
 
-    def decide(
-        self,
-        lo: np.ndarray,
-        hi: np.ndarray,
-        region: InputRegion,
-        disjuncts: list[int],
-        pre_lo: list[np.ndarray],
-        pre_hi: list[np.ndarray],
-    ) -> PieceOutcome:
+    def decide(self, leaf: Leaf) -> PieceOutcome:
+        lo, hi, region, disjuncts, pre_lo, pre_hi = leaf.lo, leaf.hi, leaf.region, leaf.disjuncts, leaf.pre_lo, leaf.pre_hi
         unstable = [np.nonzero((a < 0.0) & (b > 0.0))[0] for a, b in zip(pre_lo, pre_hi)]
         n_unstable = sum(len(u) for u in unstable)
         candidates: list[tuple[float, np.ndarray]] = []

@@ -20,9 +20,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from msl.engines.formal.bounds import Leaf
 from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import PLNetwork
-from msl.engines.formal.property import InputRegion
 
 
 def rational(value: float | Fraction) -> str:
@@ -80,21 +80,10 @@ class LeafSolver:
             self._text = NetworkText(self.net)
         return self._text
 
-    def encode(
-        self,
-        lo: np.ndarray,
-        hi: np.ndarray,
-        region: InputRegion,
-        disjuncts: list[int],
-        pre_lo: list[np.ndarray],
-        pre_hi: list[np.ndarray],
-        rhs_shift: np.ndarray,
-    ) -> tuple[str, int, int]:
-        """SMT-LIB text of the leaf query, with its number of variables and assertions.
-
-        ``pre_lo``/``pre_hi`` are this box's hidden pre-activation bounds (one (n_k,) array per
-        hidden layer); ``rhs_shift`` (K,) is added to each unsafe row's right-hand side.
-        """
+    def encode(self, leaf: Leaf, rhs_shift: np.ndarray) -> tuple[str, int, int]:
+        """SMT-LIB text of the leaf query, with its number of variables and assertions;
+        ``rhs_shift`` (K,) is added to each unsafe row's right-hand side."""
+        lo, hi, region, disjuncts, pre_lo, pre_hi = leaf.lo, leaf.hi, leaf.region, leaf.disjuncts, leaf.pre_lo, leaf.pre_hi
         t = self.text
         net = self.net
         out: list[str] = []
@@ -164,21 +153,11 @@ class LeafSolver:
         n_asserts += 1
         return "\n".join(out), n_vars, n_asserts
 
-    def solve(
-        self,
-        lo: np.ndarray,
-        hi: np.ndarray,
-        region: InputRegion,
-        disjuncts: list[int],
-        pre_lo: list[np.ndarray],
-        pre_hi: list[np.ndarray],
-        rhs_shift: np.ndarray,
-        timeout_s: float,
-    ) -> LeafAnswer:
+    def solve(self, leaf: Leaf, rhs_shift: np.ndarray, timeout_s: float) -> LeafAnswer:
         import z3
 
         start = time.monotonic()
-        text, n_vars, n_asserts = self.encode(lo, hi, region, disjuncts, pre_lo, pre_hi, rhs_shift)
+        text, n_vars, n_asserts = self.encode(leaf, rhs_shift)
         ctx = z3.Context()
         solver = z3.SolverFor("QF_LRA", ctx=ctx)
         solver.set("timeout", max(1, int(timeout_s * 1000)))
