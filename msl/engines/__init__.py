@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from msl.check import CheckedClaim
 from msl.source import Span
+
+if TYPE_CHECKING:  # the formal engine (msl vnnlib) is used without the language front end
+    from msl.check import CheckedClaim
 
 
 @dataclass
