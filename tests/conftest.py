@@ -3,7 +3,16 @@ also fetches and converts them into ``$MSL_CACHE_DIR``, about half a minute)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# CI gates on this suite, so property-based tests draw the same examples on every run by
+# default; `HYPOTHESIS_PROFILE=explore pytest` draws fresh, and more, examples.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 #: Spec files here are test data (the parser's corpus, golden error cases), not claims for
 #: the installed `msl` pytest plugin to collect and run.
