@@ -25,6 +25,7 @@ import numpy as np
 
 from msl.errors import RuntimeFailure
 from msl.queries import SEMANTICS_VERSION, Intervention, LensResult, Query, QueryFailed, canonical
+from msl.sqlite import retry_locked, use_wal
 
 #: Seconds a writer waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -78,12 +79,12 @@ class ResultCache:
         self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS results ("
-                    " key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, kind TEXT NOT NULL,"
-                    " value BLOB NOT NULL, created REAL NOT NULL)"
-                )
+            db = self._connect()
+            retry_locked(lambda: db.execute(
+                "CREATE TABLE IF NOT EXISTS results ("
+                " key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, kind TEXT NOT NULL,"
+                " value BLOB NOT NULL, created REAL NOT NULL)"
+            ), BUSY_TIMEOUT_S)
         except (OSError, sqlite3.Error) as exc:
             raise RuntimeFailure(f"cannot open the result cache {self.path}: {exc}") from None
 
@@ -98,7 +99,7 @@ class ResultCache:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            use_wal(db, BUSY_TIMEOUT_S)
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db

@@ -15,9 +15,7 @@ read, so a hand-edited database cannot smuggle in a finding the model would refu
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from pydantic import ValidationError
 
 from msl.errors import UsageError
 from msl.findings import ClaimKind, Finding, FindingsDocument, Verdict, short_id
+from msl.sqlite import retry_locked, use_wal
 
 ENV_VAR = "MSL_CATALOG"
 DEFAULT_PATH = Path(".msl") / "catalog.sqlite"
@@ -136,11 +135,6 @@ class DatasetRecord:
     last_seen: datetime
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
 class Catalog:
     """A connection to one catalogue database; use it as a context manager.
 
@@ -155,30 +149,18 @@ class Catalog:
             self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:
             raise UsageError(f"cannot open catalogue {str(self.path)!r}: {exc}") from None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                version = self._prepare(timeout_s)
-                break
-            except sqlite3.OperationalError as exc:
-                # Opening races another writer's open or close (switching to WAL, recovering
-                # or removing the WAL index): SQLite answers "locked" at once, without its
-                # busy handler. Try again until the timeout.
-                if not _busy(exc) or time.monotonic() > deadline:
-                    self._db.close()
-                    raise UsageError(f"cannot use catalogue {str(self.path)!r}: {exc}") from None
-                time.sleep(random.uniform(0.005, 0.05))
-            except sqlite3.Error as exc:
-                self._db.close()
-                raise UsageError(f"cannot use catalogue {str(self.path)!r}: {exc}") from None
+        try:
+            use_wal(self._db, timeout_s)
+            version = retry_locked(self._prepare, timeout_s)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise UsageError(f"cannot use catalogue {str(self.path)!r}: {exc}") from None
         if version != str(SCHEMA_VERSION):
             self._db.close()
             raise UsageError(f"catalogue {str(self.path)!r} has schema version {version}, this MSL reads {SCHEMA_VERSION}")
 
-    def _prepare(self, timeout_s: float) -> str | None:
-        """WAL mode, and the schema on a new catalogue; the schema version it has."""
-        self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
+    def _prepare(self) -> str | None:
+        """The schema on a new catalogue; the schema version it has."""
         version = self._schema_version()
         if version is None:  # a new catalogue: create it (readers of an existing one take no lock)
             with self._write() as db:
