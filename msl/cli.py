@@ -170,6 +170,21 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
     return ExitCode.FAILED if check_only and changed else ExitCode.OK
 
 
+def _check_select(patterns: tuple[str, ...], claims: list[Any]) -> None:
+    """A ``--select`` pattern that matches no claim is a mistake (a typo in a CI job would
+    otherwise pass with nothing checked): a usage error naming the closest claim names."""
+    import difflib
+
+    from msl.run import selected
+
+    for pattern in patterns:
+        if not any(selected(c, (pattern,)) for c in claims):
+            names = sorted({c.name for c in claims} | {f"tag:{t}" for c in claims for t in c.tags})
+            close = difflib.get_close_matches(pattern, names, n=3)
+            raise UsageError(f"--select {pattern}: no claim matches",
+                             hint=f"did you mean {', '.join(close)}?" if close else "patterns: NAME-GLOB, kind:KIND, tag:TAG")
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write through a temporary file and a rename, so a crash never leaves half a file."""
     import os
@@ -457,6 +472,7 @@ def check(
         if role not in roles:
             raise UsageError(f"--model {role}=…: no spec declares a model role `{role}`",
                              hint=f"roles: {', '.join(sorted(roles)) or 'none'}")
+    _check_select(select, [c for spec in specs for c in spec.claims])
     accepted = load_baseline(baseline_file) if baseline_file is not None else None
     pinned = VectorFile.load(vectors_file) if vectors_file is not None else None
     console = Console(stderr=True, quiet=quiet)

@@ -89,3 +89,17 @@ def test_a_violated_measure_shows_what_its_body_read(findings: dict[str, Finding
     assert f.verdict.value == "violated" and f.statistics.violations == 1
     (example,) = f.counterexamples
     assert example.input == [0.0, -1.0, -1.0, -1.0] and example.values == {"argmax(m(x))": 0.0}
+
+
+def test_a_select_that_matches_nothing_is_a_usage_error(tmp_path: Path) -> None:
+    """A CI job whose --select has a typo must not pass with nothing checked."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "degenerate.msl"
+    spec.write_text(SPEC, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "msl", "check", str(spec), "--select", "one_real_pint"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--select one_real_pint: no claim matches" in result.stderr and "one_real_point" in result.stderr
+    assert "Traceback" not in result.stderr
