@@ -48,6 +48,11 @@ verify a_measure_as_the_condition {
   for x in [[1, 1, 1, 1], [0, -1, -1, -1]]
   expect wins_two(net, x)
 }
+
+verify a_negative_threshold {
+  for x in [[1, 1, 1, 1]]
+  expect net(x)[0] >= -0.5
+}
 """
 
 
@@ -103,3 +108,8 @@ def test_a_select_that_matches_nothing_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--select one_real_pint: no claim matches" in result.stderr and "one_real_point" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_counterexample_lists_measured_values_not_the_constants(findings: dict[str, Finding]) -> None:
+    (example,) = findings["a_negative_threshold"].counterexamples
+    assert list(example.values) == ["net(x)[0]"] and example.values["net(x)[0]"] == pytest.approx(-0.9409, abs=1e-4)

@@ -251,12 +251,12 @@ class FiniteRun(ClaimRun):
                 margin = max(margin, self._read(measure.decl.body, EMPTY.child(**params), values))
                 continue
             for arg in call.args:
-                if not isinstance(arg, (ast.Number, ast.String, ast.Bool)):
+                if not _constant(arg):
                     values[show(arg)] = _value(self.ev.eval(arg, env))
         for node in _comparisons(cond):
             operands = [self.ev.eval(o, env) for o in node.operands]
             for o, v in zip(node.operands, operands):
-                if not isinstance(o, (ast.Number, ast.String, ast.Bool)):
+                if not _constant(o):
                     values[show(o)] = _value(v)
             for op, a, b in zip(node.ops, operands, operands[1:]):
                 margin = max(margin, _shortfall(op, a, b))
@@ -483,6 +483,13 @@ def _outside_generators(node: ast.Node) -> list[ast.Node]:
         else:
             stack.extend(current.children())
     return out
+
+
+def _constant(node: ast.Node) -> bool:
+    """A literal the spec already shows (``0.5``, ``-1``, ``" Paris"``): not worth listing."""
+    if isinstance(node, ast.Unary) and node.op == "-":
+        return _constant(node.operand)
+    return isinstance(node, (ast.Number, ast.String, ast.Bool))
 
 
 def _predicates(cond: ast.Node) -> list[ast.Call]:
