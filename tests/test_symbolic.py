@@ -63,3 +63,29 @@ def test_a_network_that_is_not_piecewise_linear_is_searched_never_proved(tmp_pat
     assert bounded.method.value == "property-based" and bounded.verdict.value == "inconclusive"
     impossible = findings["impossible"]
     assert impossible.method.value == "property-based" and impossible.verdict.value == "refuted"
+
+
+def test_an_l2_ball_is_proved_through_its_box_and_refuted_inside_it(tmp_path: Path) -> None:
+    """A proof on the enclosing box covers the ball; a refutation must come from the ball."""
+    spec = tmp_path / "ball.msl"
+    spec.write_text(textwrap.dedent("""\
+        msl 1.0
+        model net: network = "organism:relu-net"
+        verify inside_the_class_two_region {
+          forall x in l2_ball(center: [0.75, 0.75, 0.5, 0], radius: 0.1)
+          expect argmax(net(x)) == 2
+        }
+        verify around_a_class_zero_point {
+          forall x in l2_ball(center: [0, -1, -1, -1], radius: 0.3)
+          expect argmax(net(x)) != 0
+        }
+    """))
+    findings = check(spec)
+    proved = findings["inside_the_class_two_region"]
+    assert proved.verdict.value == "proved" and proved.method.value == "smt" and "enclosing box" in proved.message
+    refuted = findings["around_a_class_zero_point"]
+    assert refuted.verdict.value == "refuted"
+    x = np.asarray(refuted.counterexamples[0].input, dtype=np.float32)
+    assert np.linalg.norm(x - np.array([0, -1, -1, -1])) <= 0.3 + 1e-6
+    session = ort.InferenceSession(str(ROOT / "msl" / "organisms" / "relu-net.onnx"))
+    assert int(np.argmax(session.run(None, {session.get_inputs()[0].name: x[None]})[0][0])) == 0

@@ -55,8 +55,9 @@ def linf_ball(ctx: Context, center: Any, radius: float) -> Domain:
 
 @builtin("l2_ball(center: vector, radius: number) -> domain")
 def l2_ball(ctx: Context, center: Any, radius: float) -> Domain:
-    """All points within Euclidean distance ``radius`` of ``center``; the formal engine
-    bounds it by its enclosing box, so it can refute but only prove via the box."""
+    """All points within Euclidean distance ``radius`` of ``center``. The formal engine
+    proves a claim on the ball's enclosing box (which covers the ball); short of that
+    proof, the ball itself is searched, so a counterexample always lies in the ball."""
     c = _point(center, "l2_ball center")
     if radius < 0:
         raise EvalError("a ball's radius must be ≥ 0")

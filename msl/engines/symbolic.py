@@ -85,12 +85,18 @@ class SymbolicRun(SearchRun):
                 raise _NotLinear
             expect = expect & compiler.condition(ce.node.condition)
         regions = _regions(domain, quantifier.where, _Compiler(self, var, None, len(domain.lower)))
-        if domain.norm == "l2":
-            raise _NotLinear  # only the enclosing box could be proved; search the ball instead
         try:
             result = verify(net, Property(tuple(regions), expect.negate(), self.claim.name), TIMEOUT_S, self.ev.ctx.seed)
         except MslError as exc:
             raise EvalError(exc.message) from None
+        if domain.norm == "l2":
+            # The regions are the ball's enclosing box: a proof there covers the ball, but a
+            # witness may lie outside it, so anything short of a proof searches the ball.
+            if result.status != "unsat":
+                raise _NotLinear
+            outcome = self.formal_outcome(result, handle)
+            outcome.message = "no input of the ball's enclosing box violates the claim, so none of the ball does"
+            return outcome
         return self.formal_outcome(result, handle)
 
     def networks(self) -> dict[str, ModelHandle]:
