@@ -27,6 +27,9 @@ from msl.errors import RuntimeFailure
 from msl.queries import SEMANTICS_VERSION, Intervention, LensResult, Query, QueryFailed, canonical
 from msl.sqlite import retry_locked, use_wal
 
+#: Array dtypes the cache stores (bool, integers, floats): never objects.
+_NUMERIC = "biuf"
+
 #: Seconds a writer waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
 
@@ -44,11 +47,12 @@ def result_key(fingerprint: str, dtype: str, query: Query, intervention: Interve
 def encode(value: Any) -> tuple[str, bytes]:
     """``(kind, bytes)`` of a result, without pickle."""
     if isinstance(value, np.ndarray):
-        if value.dtype == object:
-            raise TypeError("object arrays are not cacheable")
-        buf = io.BytesIO()
-        np.save(buf, value, allow_pickle=False)
-        return "npy", buf.getvalue()
+        if value.dtype.kind not in _NUMERIC:
+            raise TypeError(f"arrays of dtype {value.dtype} are not cacheable")
+        # The dtype and shape in the kind, the bytes raw: a warm run decodes tens of
+        # thousands of small arrays, and parsing an .npy header each time showed up.
+        shape = ",".join(str(n) for n in value.shape)
+        return f"nd:{value.dtype.str}:{shape}", np.ascontiguousarray(value).tobytes()
     if isinstance(value, LensResult):
         buf = io.BytesIO()
         np.savez(buf, logprob=value.logprob, rank=value.rank)
@@ -61,7 +65,14 @@ def encode(value: Any) -> tuple[str, bytes]:
 
 
 def decode(kind: str, data: bytes) -> Any:
-    if kind == "npy":
+    if kind.startswith("nd:"):
+        _, dtype_text, shape_text = kind.split(":")
+        dtype = np.dtype(dtype_text)
+        if dtype.kind not in _NUMERIC:
+            raise ValueError(f"cached dtype {dtype_text!r} is not numeric")
+        shape = tuple(int(n) for n in shape_text.split(",")) if shape_text else ()
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+    if kind == "npy":  # the format of earlier versions
         return np.load(io.BytesIO(data), allow_pickle=False)
     if kind == "lens":
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
@@ -111,7 +122,7 @@ class ResultCache:
             return None
         try:
             return decode(row[0], row[1])
-        except (ValueError, OSError, KeyError):
+        except (ValueError, TypeError, OSError, KeyError):
             return None
 
     def put_many(self, items: Iterable[tuple[str, str, Any]]) -> int:

@@ -18,8 +18,9 @@ Design decisions, so that readers of a findings file can rely on them:
   verdict, method and evidence (statistics, counterexamples, proof without its timing,
   tables, series, the hashes of the steering vectors used, error). Durations,
   timestamps, hostnames, device, library versions and the baseline's ``accepted`` flag
-  are left out, so the same claim on the same model, data, seed and vectors with the
-  same evidence has the same id on every machine.
+  are left out, and floats count to 6 significant digits (batching moves float32 results
+  in their last bits), so the same claim on the same model, data, seed and vectors with
+  the same evidence has the same id on every machine.
 * **Exit codes** (:func:`exit_code`): 1 beats 3 beats 0. A violated or refuted claim
   (or, with ``strict``, an inconclusive one) not accepted by the baseline makes the run
   fail with 1 even if another claim hit a model error, because the brief promises 1
@@ -404,7 +405,24 @@ def finding_id(finding: Finding) -> str:
         "vectors": f["vectors"],
         "error": f["error"],
     }
-    return sha256_of(canonical_json(identity).encode("utf-8"))
+    return sha256_of(canonical_json(_significant(identity)).encode("utf-8"))
+
+
+#: Significant digits of the floats an id is computed over.
+ID_DIGITS = 6
+
+
+def _significant(value: Any) -> Any:
+    """Floats to :data:`ID_DIGITS` significant digits, inside lists and dicts: a model run
+    in batches of another size or order differs in the last bits of float32, and that must
+    not give a finding — and the baseline entry that accepts it — a new id."""
+    if isinstance(value, float):
+        return float(f"{value:.{ID_DIGITS}g}")
+    if isinstance(value, list):
+        return [_significant(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _significant(v) for k, v in value.items()}
+    return value
 
 
 def short_id(full_id: str) -> str:

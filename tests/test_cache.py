@@ -42,6 +42,10 @@ def test_round_trips(tmp_path: Path) -> None:
         "text": " Paris.\nThe answer",
         "vector": np.linspace(0, 1, 7, dtype=np.float32),
         "matrix": np.arange(12, dtype=np.float32).reshape(3, 4),
+        "ranks": np.array([3, 0, 7], np.int64),
+        "flags": np.array([True, False]),
+        "scalar": np.array(2.5, np.float64),
+        "empty": np.zeros((0, 4), np.float32),
         "lens": LensResult(np.array([-3.0, -1.0], np.float32), np.array([5, 0], np.int64)),
     }
     assert cache.put_many((k, FP, v) for k, v in values.items()) == len(values)
@@ -69,7 +73,7 @@ def test_no_pickle_in_or_out(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         encode({"a": 1})
     kind, data = encode(np.ones(3, np.float32))
-    assert kind == "npy" and not data.startswith(b"\x80")  # not a pickle stream
+    assert kind == "nd:<f4:3" and data == np.ones(3, np.float32).tobytes()  # raw numbers, no pickle
     # A hostile row (a pickled object array) is refused on read, not unpickled.
     buf = io.BytesIO()
     np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
@@ -77,7 +81,11 @@ def test_no_pickle_in_or_out(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "r.sqlite") as db:
         db.execute("INSERT INTO results VALUES ('evil', ?, 'npy', ?, 0)", (FP, buf.getvalue()))
         db.execute("INSERT INTO results VALUES ('evil2', ?, 'json', ?, 0)", (FP, pickle.dumps(1)))
-    assert cache.get("evil") is None and cache.get("evil2") is None
+        # hostile or damaged raw rows: an object dtype, a dtype numpy cannot read, a bad shape
+        for key, kind in (("evil3", "nd:|O:1"), ("evil4", "nd:garbage:1"), ("evil5", "nd:<f4:5"), ("evil6", "nd:<f4:x")):
+            db.execute("INSERT INTO results VALUES (?, ?, ?, ?, 0)", (key, FP, kind, np.ones(3, np.float32).tobytes()))
+    for key in ("evil", "evil2", "evil3", "evil4", "evil5", "evil6"):
+        assert cache.get(key) is None, key
 
 
 def test_keys_separate_every_part() -> None:

@@ -158,6 +158,8 @@ def _unknown_keyword(fn: Builtin, kw: Any) -> BindProblem:
 
 
 _REGISTRY: dict[tuple[str, str | None], Builtin] = {}
+#: ``measurements(kind)`` by kind; emptied whenever a built-in is registered.
+_MEASUREMENTS: dict[str, dict[str, Builtin]] = {}
 
 
 def builtin(
@@ -178,6 +180,7 @@ def builtin(
         _REGISTRY[key] = Builtin(
             name, params, returns, fn, receiver, fn.__doc__ or "", family, validate, infer
         )
+        _MEASUREMENTS.clear()
         return fn
 
     return register
@@ -230,9 +233,13 @@ def lookup(name: str, receiver: str | None = None) -> Builtin | None:
 
 
 def measurements(kind: str) -> dict[str, Builtin]:
-    """The measurements a model of this kind offers (``lm.logprob``, ``clf.label``, …)."""
+    """The measurements a model of this kind offers (``lm.logprob``, ``clf.label``, …);
+    the evaluator asks for every measurement call, so the answer is kept per kind."""
     _load_families()
-    return {n: b for (n, r), b in _REGISTRY.items() if r == kind}
+    found = _MEASUREMENTS.get(kind)
+    if found is None:
+        found = _MEASUREMENTS[kind] = {n: b for (n, r), b in _REGISTRY.items() if r == kind}
+    return found
 
 
 def receivers_of(name: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -20,9 +21,10 @@ class Classifier(TransformerModel):
     batch_tokens = 4096
     max_batch = 64
 
-    @property
+    @cached_property
     def labels(self) -> tuple[str, ...]:
-        """Label names in output order (``id2label``; ``LABEL_i`` where the config has none)."""
+        """Label names in output order (``id2label``; ``LABEL_i`` where the config has none);
+        read once — every label query asks for them."""
         id2label = getattr(self.config, "id2label", None) or {}
         return tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(int(self.config.num_labels)))
 
