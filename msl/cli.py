@@ -140,6 +140,7 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
 
     from msl.check import display_path, iter_specs
     from msl.fmt import format_parsed
+    from msl.jsonio import write_text_atomic
     from msl.parse import parse_file
 
     check_only = check_only or diff
@@ -163,7 +164,7 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
         if check_only:
             click.echo(f"would reformat {parsed.source.name}", err=True)
         else:
-            _write_atomic(path, formatted)
+            write_text_atomic(path, formatted, mode=path.stat().st_mode & 0o777)  # keep its permissions
             click.echo(f"reformatted {parsed.source.name}", err=True)
     if broken:
         return ExitCode.USAGE
@@ -183,21 +184,6 @@ def _check_select(patterns: tuple[str, ...], claims: list[Any]) -> None:
             close = difflib.get_close_matches(pattern, names, n=3)
             raise UsageError(f"--select {pattern}: no claim matches",
                              hint=f"did you mean {', '.join(close)}?" if close else "patterns: NAME-GLOB, kind:KIND, tag:TAG")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename, so a crash never leaves half a file."""
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 @cli.command()

@@ -175,17 +175,23 @@ def _check_string(text: str, name: str, what: str, max_string: int) -> None:
         raise UsageError(f"{what} holds a string with a lone surrogate escape", Span.point(name)) from None
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """:func:`write_bytes_atomic` of ``text`` as UTF-8 (``\n`` line ends as given)."""
+    write_bytes_atomic(path, text.encode("utf-8"), mode)
+
+
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write to a temporary file beside ``path``, then rename it over ``path``, so a
-    crash or a full disk never leaves half a report for CI to upload. Failing to write
-    is a :class:`~msl.errors.UsageError` naming the path."""
+    crash or a full disk never leaves half a report for CI to upload. ``mode`` replaces
+    mkstemp's 0600, which would make reports unreadable to others. Failing to write is a
+    :class:`~msl.errors.UsageError` naming the path."""
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make reports unreadable to others
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     except OSError as exc:
         raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None

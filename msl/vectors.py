@@ -129,27 +129,13 @@ class VectorFile:
     def save(self, path: Path) -> None:
         """Write as safetensors, through a temporary file and a rename, so a crash never
         leaves half a file; failing to write is a :class:`~msl.errors.UsageError`."""
-        import os
-        import tempfile
-
         from safetensors.numpy import save
 
         from msl import __version__
+        from msl.jsonio import write_bytes_atomic
 
         metadata = {INDEX_KEY: json.dumps([list(r) for r in self.index]), "msl_version": __version__}
-        data = save(dict(self.tensors), metadata=metadata)
-        tmp: str | None = None
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
+        write_bytes_atomic(path, save(dict(self.tensors), metadata=metadata))
 
     @classmethod
     def load(cls, path: Path, max_bytes: int = MAX_BYTES) -> VectorFile:
