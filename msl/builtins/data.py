@@ -189,18 +189,25 @@ def template(ctx: Context, pattern: str, rows: DataSet | None = None, slots: dic
 # ── Datasets ─────────────────────────────────────────────────────────────────────────────
 
 
-def resolve_data_path(spec_dir: Path, path: str) -> Path:
-    """A dataset path, relative to the spec and inside its directory (specs are untrusted)."""
+def spec_relative_file(spec_dir: Path, path: str, suffixes: tuple[str, ...], kind: str) -> Path:
+    """A file a spec names: relative to the spec, inside its directory once links are
+    resolved (specs are untrusted), with one of ``suffixes``. Raises ValueError saying
+    which rule the path breaks."""
     candidate = Path(path)
     if candidate.is_absolute():
-        raise ValueError("dataset paths must be relative to the spec file")
+        raise ValueError(f"{kind} paths must be relative to the spec file")
     base = spec_dir.resolve()
     resolved = (base / candidate).resolve()
     if base != resolved and base not in resolved.parents:
-        raise ValueError("dataset paths must stay inside the spec's directory")
-    if resolved.suffix not in (".jsonl", ".csv"):
-        raise ValueError("datasets are .jsonl or .csv files")
+        raise ValueError(f"{kind} paths must stay inside the spec's directory")
+    if resolved.suffix not in suffixes:
+        raise ValueError(f"{kind}s are {' or '.join(suffixes)} files")
     return resolved
+
+
+def resolve_data_path(spec_dir: Path, path: str) -> Path:
+    """A dataset path: a .jsonl or .csv file inside the spec's directory."""
+    return spec_relative_file(spec_dir, path, (".jsonl", ".csv"), "dataset")
 
 
 def _dataset_type(args: dict[str, ast.Expr], types: dict[str, Type]) -> Type:

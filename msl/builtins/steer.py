@@ -21,7 +21,7 @@ import numpy as np
 from msl import ast
 from msl import queries as q
 from msl.builtins import builtin
-from msl.builtins.data import Report, literal
+from msl.builtins.data import Report, literal, spec_relative_file
 from msl.errors import MslError
 from msl.types import Type
 from msl.values import Context, DataSet, EvalError, InterventionValue, SiteRef, as_text
@@ -141,10 +141,10 @@ def principal_direction(diffs: np.ndarray) -> np.ndarray:
 def vector_path(spec_dir: Path, path: str) -> Path:
     """A vector file's path: a .safetensors file inside the spec's directory (specs are
     untrusted); raises ValueError otherwise."""
-    candidate = (spec_dir / path).resolve()
-    if Path(path).is_absolute() or (spec_dir.resolve() not in candidate.parents) or candidate.suffix != ".safetensors":
-        raise ValueError("vectors are .safetensors files inside the spec's directory")
-    return candidate
+    try:
+        return spec_relative_file(spec_dir, path, (".safetensors",), "vector")
+    except ValueError:
+        raise ValueError("vectors are .safetensors files inside the spec's directory") from None
 
 
 def _check_vector_path(args: dict[str, ast.Expr], types: dict[str, Type], report: Report) -> None:
