@@ -171,7 +171,7 @@ class Runner:
             run = self.engine(claim, evaluator)
             failed = [h for r, h in handles.items() if r in claim.roles and isinstance(h, _Failed)]
             if failed:
-                run.fail(failed[0].error.message, failed[0].error.span, run.method if hasattr(run, "method") else "exhaustive")
+                run.fail(failed[0].error.message, failed[0].error.span)
             runs.append(run)
         return runs
 
@@ -204,8 +204,7 @@ class Runner:
             waiting_before = len(waiting)
             if stalled >= 2:
                 for run in waiting:
-                    run.fail("the claim's measurements never became available", run.claim.claim.span,
-                             getattr(run, "method", "exhaustive"))
+                    run.fail("the claim's measurements never became available", run.claim.claim.span)
 
     # findings
 
@@ -299,7 +298,6 @@ def _sha256(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-
 def _step(run: ClaimRun) -> None:
     """Step one claim; a bug met by one claim ends that claim as an error, so the other
     claims of the run still finish and their findings are written (``MSL_DEBUG=1`` raises)."""
@@ -310,8 +308,8 @@ def _step(run: ClaimRun) -> None:
     except Exception as exc:
         if os.environ.get("MSL_DEBUG"):
             raise
-        run.fail(f"internal error (a bug in MSL, please report it): {type(exc).__name__}: {exc}",
-                 run.claim.claim.span, getattr(run, "method", "exhaustive"))
+        run.fail(f"internal error (a bug in MSL, please report it): {type(exc).__name__}: {exc}", run.claim.claim.span)
+
 
 def _now() -> Any:
     from datetime import UTC, datetime

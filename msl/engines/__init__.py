@@ -42,6 +42,9 @@ class Outcome:
 class ClaimRun(ABC):
     """One claim being checked; :meth:`step` advances it as far as known results allow."""
 
+    #: How the run reaches its verdict (the finding's ``method``); each engine names its own.
+    method: str
+
     def __init__(self, claim: CheckedClaim) -> None:
         self.claim = claim
         self.outcome: Outcome | None = None
@@ -54,8 +57,8 @@ class ClaimRun(ABC):
     def step(self) -> None:
         """Evaluate what can be evaluated now; set :attr:`outcome` when finished."""
 
-    def fail(self, message: str, span: Span | None, method: str) -> None:
-        self.outcome = Outcome("error", method, message, error=(message, span))
+    def fail(self, message: str, span: Span | None) -> None:
+        self.outcome = Outcome("error", self.method, message, error=(message, span))
 
 
 #: Verdicts from best to worst, for comparing a claim on two models.

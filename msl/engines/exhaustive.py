@@ -74,7 +74,7 @@ class FiniteRun(ClaimRun):
         try:
             self.advance()
         except EvalError as exc:
-            self.fail(exc.message, exc.span, self.method)
+            self.fail(exc.message, exc.span)
 
     def advance(self) -> None:
         if not self.resolve():

@@ -45,7 +45,7 @@ class PreservesRun(ClaimRun):
             if all(r.done for _, _, b, r in self.children for r in b + r):
                 self.conclude()
         except EvalError as exc:
-            self.fail(exc.message, exc.span, self.method)
+            self.fail(exc.message, exc.span)
 
     def start(self) -> bool:
         roles = {}
