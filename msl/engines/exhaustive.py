@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,8 @@ from msl.values import (
 MAX_COUNTEREXAMPLES = 3
 
 _MONOTONE = ("increasing", "decreasing", "nondecreasing", "nonincreasing")
+
+_Part = TypeVar("_Part", ast.Compare, ast.Call)
 
 
 @dataclass
@@ -244,7 +246,7 @@ class FiniteRun(ClaimRun):
     def _read(self, cond: ast.Expr, env: Env, values: dict[str, Any]) -> float:
         """Record the values ``cond`` compares into ``values``; return its largest shortfall."""
         margin = 0.0
-        for call in _predicates(cond):  # contains(lm.generate(q, 3), q.capital): show what it read
+        for call in _parts(cond, ast.Call):  # contains(lm.generate(q, 3), q.capital): show what it read
             measure = self.ev.eval(call.func, env) if isinstance(call.func, ast.Name) and not call.kwargs else None
             if isinstance(measure, MeasureValue):  # a measure that is a condition: what its body read
                 params = dict(zip(measure.decl.params, (self.ev.eval(a, env) for a in call.args)))
@@ -253,7 +255,7 @@ class FiniteRun(ClaimRun):
             for arg in call.args:
                 if not _constant(arg):
                     values[show(arg)] = _value(self.ev.eval(arg, env))
-        for node in _comparisons(cond):
+        for node in _parts(cond, ast.Compare):
             operands = [self.ev.eval(o, env) for o in node.operands]
             for o, v in zip(node.operands, operands):
                 if not _constant(o):
@@ -459,15 +461,16 @@ def _combine(verdicts: list[str]) -> str:
     return "holds"
 
 
-def _comparisons(cond: ast.Node) -> list[ast.Compare]:
-    """The comparisons a condition is made of (through and / or / not)."""
+def _parts(cond: ast.Node, kind: type[_Part]) -> list[_Part]:
+    """The ``kind`` nodes a condition is made of through and / or / not: its comparisons,
+    or its calls outside comparisons (``contains(…)``, a measure used as a condition)."""
     match cond:
-        case ast.Compare():
+        case kind():
             return [cond]
         case ast.Binary(op="and" | "or"):
-            return _comparisons(cond.left) + _comparisons(cond.right)
+            return _parts(cond.left, kind) + _parts(cond.right, kind)
         case ast.Unary(op="not"):
-            return _comparisons(cond.operand)
+            return _parts(cond.operand, kind)
     return []
 
 
@@ -490,18 +493,6 @@ def _constant(node: ast.Node) -> bool:
     if isinstance(node, ast.Unary) and node.op == "-":
         return _constant(node.operand)
     return isinstance(node, (ast.Number, ast.String, ast.Bool))
-
-
-def _predicates(cond: ast.Node) -> list[ast.Call]:
-    """The calls a condition is made of, outside comparisons (through and / or / not)."""
-    match cond:
-        case ast.Call():
-            return [cond]
-        case ast.Binary(op="and" | "or"):
-            return _predicates(cond.left) + _predicates(cond.right)
-        case ast.Unary(op="not"):
-            return _predicates(cond.operand)
-    return []
 
 
 def _monotone_calls(cond: ast.Node) -> list[ast.Call]:
