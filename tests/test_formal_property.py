@@ -22,13 +22,24 @@ from msl.engines.formal.property import (
 from msl.errors import UsageError
 
 
-def test_argmax_ties_count_as_argmax_and_negation_is_strict() -> None:
+def test_argmax_ties_go_to_the_first_index_as_in_numpy() -> None:
     tie = np.array([[1.0, 1.0, 0.0]])
-    assert argmax_is(3, 0).holds(tie)[0] and argmax_is(3, 1).holds(tie)[0]
-    assert not argmax_is(3, 0, strict=True).holds(tie)[0]
-    assert not argmax_is_not(3, 0).holds(tie)[0]  # a tie does not violate "argmax is 0"
+    assert argmax_is(3, 0).holds(tie)[0] and not argmax_is(3, 1).holds(tie)[0]
+    assert not argmax_is_not(3, 0).holds(tie)[0] and argmax_is_not(3, 1).holds(tie)[0]
     assert argmax_is_not(3, 0).holds(np.array([[1.0, 1.5, 0.0]]))[0]
     assert argmin_is(3, 2).holds(tie)[0]
+    assert argmin_is(3, 0).holds(np.array([[0.0, 0.0, 1.0]]))[0] and not argmin_is(3, 1).holds(np.array([[0.0, 0.0, 1.0]]))[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(m=st.integers(2, 5), seed=st.integers(0, 2**16))
+def test_argmax_and_argmin_conditions_agree_with_numpy(m: int, seed: int) -> None:
+    """One semantics everywhere: the formal condition is exactly numpy's first-index rule."""
+    pts = np.random.default_rng(seed).choice([-1.0, 0.0, 0.5, 1.0], size=(300, m))  # many ties
+    for i in range(m):
+        assert np.array_equal(argmax_is(m, i).holds(pts), np.argmax(pts, axis=1) == i)
+        assert np.array_equal(argmin_is(m, i).holds(pts), np.argmin(pts, axis=1) == i)
+        assert np.array_equal(argmax_is_not(m, i).holds(pts), np.argmax(pts, axis=1) != i)
 
 
 def test_negation_of_non_strict_is_strict() -> None:
@@ -41,7 +52,7 @@ def test_negation_of_non_strict_is_strict() -> None:
 conds = st.sampled_from(
     [
         argmax_is(3, 0),
-        argmax_is(3, 2, strict=True),
+        argmax_is(3, 2),
         argmin_is(3, 1),
         output_bound(3, 0, "<=", 0.3),
         output_bound(3, 2, ">", -0.1),

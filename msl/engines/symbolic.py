@@ -86,7 +86,10 @@ class SymbolicRun(SearchRun):
             expect = expect & compiler.condition(ce.node.condition)
         regions = _regions(domain, quantifier.where, _Compiler(self, var, None, len(domain.lower)))
         try:
-            result = verify(net, Property(tuple(regions), expect.negate(), self.claim.name), TIMEOUT_S, self.ev.ctx.seed)
+            result = verify(
+                net, Property(tuple(regions), expect.negate(), self.claim.name), TIMEOUT_S, self.ev.ctx.seed,
+                witness_margin=0.0,
+            )
         except MslError as exc:
             raise EvalError(exc.message) from None
         if domain.norm == "l2":
@@ -144,6 +147,9 @@ class SymbolicRun(SearchRun):
             "branches": stats.get("branches"),
             "time_s": round(float(stats.get("time_s", 0.0)), 3),
         }
+        if result.status == "unknown" and stats.get("decided_by") == "the input domain is empty":
+            return Outcome("inconclusive", "smt", "the set is empty: no input of the domain meets its `where` constraints",
+                           proof=proof)
         if result.status == "unsat":
             return Outcome("proved", "smt", f"no input of the domain violates the claim ({stats.get('decided_by')})",
                            proof=proof)
@@ -166,14 +172,15 @@ class SymbolicRun(SearchRun):
 
         if len(self.claim.expects) != 1 or domain.norm == "l2":
             return None
-        eps = _epsilon(self.claim.expects[0].node.condition, self, set(nets))
+        var = self.claim.quantifiers[0].var
+        eps = _epsilon(self.claim.expects[0].node.condition, self, var, set(nets))
         if eps is None:
             return None
         first, second = (self.pl_network(h) for h in nets.values())
         if first is None or second is None:
             return None
         region = InputRegion.box(domain.lower, domain.upper)
-        result = verify_equivalence(first, second, region, eps, TIMEOUT_S)
+        result = verify_equivalence(first, second, region, eps, TIMEOUT_S, witness_margin=0.0)
         outcome = self.formal_outcome(result, next(iter(nets.values())))
         if result.status == "sat" and outcome.counterexamples:
             # Both outputs as replayed through the original networks, and the gap they show.
@@ -188,23 +195,37 @@ class SymbolicRun(SearchRun):
         return outcome
 
 
-def _epsilon(cond: ast.Node, run: SymbolicRun, roles: set[str]) -> float | None:
-    """ε of ``max(abs(f(x) - g(x))) <= ε`` (or ``<``), when the expectation has that shape."""
+def _epsilon(cond: ast.Node, run: SymbolicRun, var: str, roles: set[str]) -> float | None:
+    """ε of ``max(abs(f(x) - g(x))) <= ε`` (or ``<``), when the expectation has exactly that shape:
+    two calls of the two networks, each on the quantified variable itself and nothing else.
+    Anything else (``g(-x)``, ``g([0])``, ``f(x) - f(x)``) is not an equivalence: it is searched."""
     if not (isinstance(cond, ast.Compare) and len(cond.ops) == 1 and cond.ops[0] in ("<=", "<")):
         return None
     left, right = cond.operands
     match left:
         case ast.Call(func=ast.Name(id="max"), args=(ast.Call(func=ast.Name(id="abs"), args=(ast.Binary(op="-", left=ast.Call() as f, right=ast.Call() as g),)),)):
-            names = {getattr(f.func, "id", None), getattr(g.func, "id", None)}
-            resolved = {run.lookup(n).role for n in names if isinstance(run.lookup(n), ModelHandle)}
-            if resolved != roles:
+            called = [_network_call_on(call, run, var) for call in (f, g)]
+            if None in called or set(called) != roles or len(set(called)) != 2:
                 return None
         case _:
             return None  # two networks, but not an equivalence: search instead
+    if any(isinstance(n, ast.Name) and n.id == var for n in ast.walk(right)):
+        return None
     value = run.ev.eval(right, run.base or Env({}))
     if value is PENDING or not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
     return float(value)
+
+
+def _network_call_on(call: ast.Call, run: SymbolicRun, var: str) -> str | None:
+    """The role of ``net(var)`` — a network called on exactly the quantified variable — else None."""
+    if not (isinstance(call.func, ast.Name) and len(call.args) == 1 and not call.kwargs):
+        return None
+    arg = call.args[0]
+    if not (isinstance(arg, ast.Name) and arg.id == var):
+        return None
+    handle = run.lookup(call.func.id)
+    return handle.role if isinstance(handle, ModelHandle) else None
 
 
 class _Compiler:

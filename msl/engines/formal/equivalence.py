@@ -27,6 +27,7 @@ from msl.engines.formal.bounds import ABS_SLACK, REL_SLACK, BoxBounds, SpecBound
 from msl.engines.formal.network import AffineLayer, PLNetwork
 from msl.engines.formal.property import Condition, InputRegion, LinearConstraint, Property
 from msl.engines.formal.verify import FormalResult, verify
+from msl.engines.formal.witness import WITNESS_REL_MARGIN
 from msl.errors import UsageError
 
 
@@ -49,16 +50,23 @@ def difference_network(a: PLNetwork, b: PLNetwork) -> PLNetwork:
     layers: list[AffineLayer] = []
     for k in range(depth):
         wa, wb = la[k].weight, lb[k].weight
+        # Float32 execution: each network runs its own layer, so the product's error terms are
+        # the two networks' terms side by side (summed where both read the same input).
+        (aa, ba, ra), (ab, bb, rb) = la[k].error_terms, lb[k].error_terms
         if k == 0 and k == depth - 1:
             w, bias = wa - wb, la[k].bias - lb[k].bias
+            abs_w, abs_b = aa + ab, ba + bb
         elif k == 0:
             w, bias = np.vstack([wa, wb]), np.concatenate([la[k].bias, lb[k].bias])
+            abs_w, abs_b = np.vstack([aa, ab]), np.concatenate([ba, bb])
         elif k == depth - 1:
             w, bias = np.hstack([wa, -wb]), la[k].bias - lb[k].bias
+            abs_w, abs_b = np.hstack([aa, ab]), ba + bb
         else:
-            w = np.block([[wa, np.zeros((wa.shape[0], wb.shape[1]))], [np.zeros((wb.shape[0], wa.shape[1])), wb]])
+            w = _block_diagonal(wa, wb)
             bias = np.concatenate([la[k].bias, lb[k].bias])
-        layers.append(AffineLayer(w, bias))
+            abs_w, abs_b = _block_diagonal(aa, ab), np.concatenate([ba, bb])
+        layers.append(AffineLayer(w, bias, abs_w, abs_b, max(ra, rb)))
     exact = a.exact and b.exact and same_norm and _exact_difference(la[-1].bias, lb[-1].bias)
     if depth == 1:
         exact = exact and _exact_difference(la[0].weight, lb[0].weight)
@@ -80,6 +88,10 @@ def difference_network(a: PLNetwork, b: PLNetwork) -> PLNetwork:
     )
 
 
+def _block_diagonal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.block([[a, np.zeros((a.shape[0], b.shape[1]))], [np.zeros((b.shape[0], a.shape[1])), b]])
+
+
 def _identical(a: PLNetwork, b: PLNetwork) -> bool:
     return (
         a.input_shift == b.input_shift
@@ -87,9 +99,16 @@ def _identical(a: PLNetwork, b: PLNetwork) -> bool:
         and len(a.layers) == len(b.layers)
         and all(
             la.shape == lb.shape and np.array_equal(la.weight, lb.weight) and np.array_equal(la.bias, lb.bias)
+            and _same_execution(la, lb)
             for la, lb in zip(a.layers, b.layers)
         )
     )
+
+
+def _same_execution(a: AffineLayer, b: AffineLayer) -> bool:
+    """Whether two layers are computed by the same float32 operations (so round alike)."""
+    (wa, ba, ra), (wb, bb, rb) = a.error_terms, b.error_terms
+    return ra == rb and np.array_equal(wa, wb) and np.array_equal(ba, bb)
 
 
 def _exact_difference(x: np.ndarray, y: np.ndarray) -> bool:
@@ -104,10 +123,17 @@ def _pad(layers: list[AffineLayer], depth: int) -> list[AffineLayer]:
     m = last.shape[0]
     eye = np.eye(m)
     out = layers[:-1]
-    out.append(AffineLayer(np.vstack([last.weight, -last.weight]), np.concatenate([last.bias, -last.bias])))
+    abs_w, abs_b, roundings = last.error_terms
+    out.append(
+        AffineLayer(
+            np.vstack([last.weight, -last.weight]), np.concatenate([last.bias, -last.bias]),
+            np.vstack([abs_w, abs_w]), np.concatenate([abs_b, abs_b]), roundings,
+        )
+    )
+    # The identity blocks are not executed by the model: they round nothing.
     for _ in range(depth - len(layers) - 1):
-        out.append(AffineLayer(np.block([[eye, -eye], [-eye, eye]]), np.zeros(2 * m)))
-    out.append(AffineLayer(np.hstack([eye, -eye]), np.zeros(m)))
+        out.append(AffineLayer(np.block([[eye, -eye], [-eye, eye]]), np.zeros(2 * m), roundings=0))
+    out.append(AffineLayer(np.hstack([eye, -eye]), np.zeros(m), roundings=0))
     return out
 
 
@@ -221,6 +247,7 @@ def verify_equivalence(
     eps: float,
     timeout: float = 60.0,
     seed: int = 0,
+    witness_margin: float = WITNESS_REL_MARGIN,
 ) -> FormalResult:
     """Decide ``|net_a(x) - net_b(x)|_inf <= eps`` for every x in the region.
 
@@ -233,7 +260,8 @@ def verify_equivalence(
     regions = (region,) if isinstance(region, InputRegion) else tuple(region)
     product = difference_network(net_a, net_b)
     if _identical(net_a, net_b):
-        # The difference is exactly zero everywhere; bounds could only approach that.
+        # The same parameters computed by the same operations: the same float32 results, so the
+        # difference is exactly zero everywhere (bounds could only approach that).
         stats = {"method": "the two networks have identical parameters", "equivalence": {"eps": eps}, "time_s": 0.0}
         return FormalResult("unsat", stats=stats)
     prop = Property(regions, equivalence_condition(net_a.output_dim, eps), name=f"{eps}-equivalence")
@@ -246,7 +274,7 @@ def verify_equivalence(
     def bounder(spec: np.ndarray, offset: np.ndarray) -> SpecBounder:
         return DifferenceBounder(net_a, net_b, product, spec, offset) if same_shape else SpecBounder(product.folded, spec, offset)
 
-    result = verify(product, prop, timeout, seed, bounder=bounder)
+    result = verify(product, prop, timeout, seed, bounder=bounder, witness_margin=witness_margin)
     result.stats["equivalence"] = {"eps": eps, "difference_bounds": "ReluDiff-style" if same_shape else "product only"}
     if result.status == "sat" and result.witness_x is not None:
         x = np.array(result.witness_x)

@@ -38,14 +38,36 @@ Replayer = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True, eq=False)
 class AffineLayer:
-    """``z = weight @ h + bias``; ``weight`` is (out, in) float64, ``bias`` is (out,)."""
+    """``z = weight @ h + bias``; ``weight`` is (out, in) float64, ``bias`` is (out,).
+
+    The rest describes how the model *executes* this map in float32, for
+    :mod:`msl.engines.formal.rounding`: the executed value is within
+    ``gamma(roundings) * (abs_weight @ |h| + abs_bias)`` of the exact one, for any summation
+    order, where ``abs_weight``/``abs_bias`` bound the magnitudes of every term of every
+    operation the model runs (``|W2| |W1|`` for two folded matrices, not ``|W2 W1|``) and
+    ``roundings`` counts the float32 roundings on the longest path through them. For the first
+    layer ``h`` is the raw input (before the normalisation). ``None`` means a plain
+    matrix-vector product plus bias: ``|weight|``, ``|bias|`` and fan-in + 1.
+    """
 
     weight: np.ndarray
     bias: np.ndarray
+    abs_weight: np.ndarray | None = None
+    abs_bias: np.ndarray | None = None
+    roundings: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return (int(self.weight.shape[0]), int(self.weight.shape[1]))
+
+    @property
+    def error_terms(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(abs_weight, abs_bias, roundings)``, the defaults filled in."""
+        return (
+            np.abs(self.weight) if self.abs_weight is None else self.abs_weight,
+            np.abs(self.bias) if self.abs_bias is None else self.abs_bias,
+            self.shape[1] + 1 if self.roundings is None else self.roundings,
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,7 +126,9 @@ class PLNetwork:
         gain = np.array([float(g) for g in self.input_gain])
         offset = np.array([float(s * g) for s, g in zip(self.input_shift, self.input_gain)])
         first = self.layers[0]
-        folded = AffineLayer(first.weight * gain[None, :], first.bias + first.weight @ offset)
+        folded = AffineLayer(
+            first.weight * gain[None, :], first.bias + first.weight @ offset, *first.error_terms
+        )
         return (folded, *self.layers[1:])
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -200,6 +224,14 @@ class _ChainBuilder:
         self.input_shift: tuple[Fraction, ...] | None = None
         self.input_gain: tuple[Fraction, ...] | None = None
         self.last_was_relu = False
+        # How the model executes the pending map in float32 (see AffineLayer): the magnitudes
+        # of its terms as ``abs_gain * |h| + abs_shift`` while no matrix is pending, then as
+        # ``abs_w @ |h| + abs_b``; and the float32 roundings on the way.
+        self.abs_gain = np.ones(width)
+        self.abs_shift = np.zeros(width)
+        self.abs_w: np.ndarray | None = None
+        self.abs_b: np.ndarray | None = None
+        self.roundings = 0
 
     def inexact(self, why: str) -> None:
         self.exact = False
@@ -218,10 +250,13 @@ class _ChainBuilder:
         """h -> h + value (elementwise)."""
         vec = self._vector(value, "an added constant")
         self.last_was_relu = False
+        self.roundings += 1
         if self.weight is None:
             self.shift = [s + Fraction(float(v)) / g for s, v, g in zip(self.shift, vec, self.gain)]
+            self.abs_shift = self.abs_shift + np.abs(vec)
             return
-        assert self.bias is not None and self.bias_q is not None
+        assert self.bias is not None and self.bias_q is not None and self.abs_b is not None
+        self.abs_b = self.abs_b + np.abs(vec)
         self.bias_q = [b + Fraction(float(v)) for b, v in zip(self.bias_q, vec)]
         self.bias = self.bias + vec
         if not _exactly(self.bias, self.bias_q):
@@ -233,10 +268,16 @@ class _ChainBuilder:
         self.last_was_relu = False
         if np.any(vec == 0) or not np.all(np.isfinite(vec)):
             raise UsageError(f"{self.name}: a scale constant is zero or not finite")
+        self.roundings += 1
         if self.weight is None:
             self.gain = [g * Fraction(float(v)) for g, v in zip(self.gain, vec)]
+            self.abs_gain = self.abs_gain * np.abs(vec)
+            self.abs_shift = self.abs_shift * np.abs(vec)
             return
         assert self.bias is not None and self.bias_q is not None
+        assert self.abs_w is not None and self.abs_b is not None
+        self.abs_w = self.abs_w * np.abs(vec)[:, None]
+        self.abs_b = self.abs_b * np.abs(vec)
         if not np.all(vec == 1.0):
             self.inexact("a scaling after a linear layer was folded into it in float64")
         self.weight = self.weight * vec[:, None]
@@ -249,6 +290,9 @@ class _ChainBuilder:
             raise UsageError(f"{self.name}: a divisor is zero or not finite")
         if self.weight is None:
             self.gain = [g / Fraction(float(v)) for g, v in zip(self.gain, vec)]
+            self.abs_gain = self.abs_gain / np.abs(vec)
+            self.abs_shift = self.abs_shift / np.abs(vec)
+            self.roundings += 1
             self.last_was_relu = False
             return
         self.multiply(1.0 / vec)
@@ -259,6 +303,13 @@ class _ChainBuilder:
         if w.ndim != 2 or w.shape[1] != self.width:
             raise UsageError(f"{self.name}: a weight of shape {w.shape} does not fit an input of size {self.width}")
         self.last_was_relu = False
+        abs_bias = np.zeros(w.shape[0]) if bias is None else np.abs(self._out_vector(bias, w.shape[0]))
+        if self.abs_w is None:
+            self.abs_w, self.abs_b = np.abs(w) * self.abs_gain[None, :], np.abs(w) @ self.abs_shift + abs_bias
+        else:
+            assert self.abs_b is not None
+            self.abs_w, self.abs_b = np.abs(w) @ self.abs_w, np.abs(w) @ self.abs_b + abs_bias
+        self.roundings += w.shape[1] + 1
         trivial_pre = all(s == 0 for s in self.shift) and all(g == 1 for g in self.gain)
         if self.weight is None and not self.layers and self.input_shift is None:
             # The elementwise map before the first matrix is the network's input normalisation.
@@ -282,6 +333,13 @@ class _ChainBuilder:
         self.width = w.shape[0]
         self.shift = [Fraction(0)] * self.width
         self.gain = [Fraction(1)] * self.width
+
+    def loosen(self, roundings: int, magnitude: np.ndarray) -> None:
+        """Allow for work the model does that the folded map hides: ``roundings`` more float32
+        roundings, with terms up to ``magnitude`` (e.g. a BatchNorm's derived constants)."""
+        assert self.abs_b is not None
+        self.roundings += roundings
+        self.abs_b = self.abs_b + np.abs(self._out_vector(magnitude, len(self.abs_b)))
 
     def _out_vector(self, value: np.ndarray, size: int) -> np.ndarray:
         arr = np.asarray(value, dtype=np.float64).ravel()
@@ -309,13 +367,21 @@ class _ChainBuilder:
         self.weight = np.diag(gain)
         self.bias = shift
         self.bias_q = _fractions(shift)
+        self.abs_w, self.abs_b = np.diag(self.abs_gain), self.abs_shift
         self.shift = [Fraction(0)] * self.width
         self.gain = [Fraction(1)] * self.width
 
     def _close(self) -> None:
         assert self.weight is not None and self.bias is not None
-        self.layers.append(AffineLayer(np.ascontiguousarray(self.weight), np.ascontiguousarray(self.bias)))
+        self.layers.append(
+            AffineLayer(
+                np.ascontiguousarray(self.weight), np.ascontiguousarray(self.bias), self.abs_w, self.abs_b, self.roundings
+            )
+        )
         self.weight = self.bias = self.bias_q = None
+        self.abs_gain, self.abs_shift = np.ones(self.width), np.zeros(self.width)
+        self.abs_w = self.abs_b = None
+        self.roundings = 0
 
     def finish(self, replayer: Replayer) -> PLNetwork:
         if self.weight is None:
@@ -433,6 +499,8 @@ class _OnnxReader:
                 builder.inexact("a BatchNormalization was folded into the previous layer in float64")
                 builder.multiply(mult)
                 builder.add(bias - mean * mult)
+                # onnxruntime derives and applies the constants in float32 its own way.
+                builder.loosen(4, np.abs(bias) + np.abs(mean * mult))
             else:
                 raise self.fail(
                     f"unsupported ONNX operator {op!r} in {label}",
@@ -534,6 +602,8 @@ class _OnnxReader:
         if alpha != 1.0 or beta != 1.0:
             builder.inexact("a Gemm with alpha or beta other than 1 was scaled in float64")
         builder.matmul(w * alpha, bias)
+        if alpha != 1.0 or beta != 1.0:
+            builder.loosen(2, np.zeros(1))  # the two scalings are two more float32 roundings
 
 
 class _OnnxReplayer:
@@ -600,21 +670,25 @@ def _read_torch(module: Any, input_shape: Sequence[int] | None) -> PLNetwork:
             b = m.bias.detach().to(torch.float64).cpu().numpy() if m.bias is not None else None
             if pending_bn:  # a BatchNorm between a ReLU and this Linear: fold it into the input side
                 for bn in pending_bn:
-                    mult, add = _bn_affine(bn)
+                    mult, add, magnitude = _bn_affine(bn)
                     builder.inexact("a BatchNorm1d was folded into the next Linear in float64")
                     shift = add / mult
                     builder.shift = [s + Fraction(float(v)) for s, v in zip(builder.shift, shift)]
                     builder.gain = [g * Fraction(float(v)) for g, v in zip(builder.gain, mult)]
+                    builder.abs_gain = builder.abs_gain * np.abs(mult)
+                    builder.abs_shift = builder.abs_shift * np.abs(mult) + magnitude
+                    builder.roundings += 5
                 pending_bn = []
             builder.matmul(w, b)
         elif isinstance(m, nn.ReLU):
             builder.relu()
         elif isinstance(m, nn.BatchNorm1d):
-            mult, add = _bn_affine(m)
+            mult, add, magnitude = _bn_affine(m)
             if builder.weight is not None:
                 builder.inexact("a BatchNorm1d was folded into the previous Linear in float64")
                 builder.multiply(mult)
                 builder.add(add)
+                builder.loosen(4, magnitude)
             else:
                 pending_bn.append(m)
         else:
@@ -630,8 +704,8 @@ def _read_torch(module: Any, input_shape: Sequence[int] | None) -> PLNetwork:
     return builder.finish(_TorchReplayer(module, shape))
 
 
-def _bn_affine(bn: Any) -> tuple[np.ndarray, np.ndarray]:
-    """BatchNorm1d in eval mode as ``h * mult + add``."""
+def _bn_affine(bn: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BatchNorm1d in eval mode as ``h * mult + add``, and the magnitude of the terms torch adds."""
     import torch
 
     if bn.running_mean is None or bn.running_var is None:
@@ -643,7 +717,7 @@ def _bn_affine(bn: Any) -> tuple[np.ndarray, np.ndarray]:
     mult = gamma / np.sqrt(var + bn.eps)
     if np.any(mult == 0):
         raise UsageError("a BatchNorm1d with a zero scale cannot be folded")
-    return mult, beta - mean * mult
+    return mult, beta - mean * mult, np.abs(beta) + np.abs(mean * mult)
 
 
 class _TorchReplayer:

@@ -14,11 +14,11 @@ unsafe condition (a counterexample to the claim), ``unsat`` iff none does (the c
 
 Conditions are built with the helpers at the end of this module (:func:`argmax_is`,
 :func:`compare`, :func:`output_bound`, :func:`linear`, ...) and combined with ``&``, ``|`` and
-:meth:`Condition.negate`. Ties: :func:`argmax_is` ``(i)`` holds when ``y_i`` is *at least* every
-other output (so on a tie between ``i`` and ``j`` both ``argmax_is(i)`` and ``argmax_is(j)`` hold);
-pass ``strict=True`` to require ``y_i`` to be strictly larger. Negation is exact: the negation of
-``y_i >= y_j`` is ``y_i < y_j`` (a strict constraint), so ``argmax_is(i).negate()`` is violated only
-by an output that is strictly larger than ``y_i``.
+:meth:`Condition.negate`. Ties: :func:`argmax_is` ``(i)`` means what ``numpy.argmax`` and ONNX's
+``ArgMax`` return — the *first* index of the largest output — so it requires ``y_i > y_j`` for every
+earlier ``j`` and ``y_i >= y_j`` for every later one; on a tie exactly one index is the argmax, as
+in the evaluator. Negation is exact: the negation of ``y_i >= y_j`` is ``y_i < y_j`` (a strict
+constraint), so ``argmax_is(i).negate()`` is met exactly where numpy's argmax is not ``i``.
 
 Numbers are float64; the solver reads each one as the exact rational of that float64.
 """
@@ -295,31 +295,29 @@ def compare(m: int, i: int, op: str, j: int) -> Condition:
     return linear(v, op, 0.0)
 
 
-def argmax_is(m: int, i: int, strict: bool = False) -> Condition:
-    """``y_i >= y_j`` for every ``j != i`` (``>`` with ``strict``): output ``i`` is maximal."""
-    op = ">" if strict else ">="
+def argmax_is(m: int, i: int) -> Condition:
+    """``argmax(y) == i`` with the first index winning ties: ``y_i > y_j`` before ``i``, ``>=`` after."""
+    return _first_extreme(m, i, ">", ">=")
+
+
+def argmin_is(m: int, i: int) -> Condition:
+    """``argmin(y) == i`` with the first index winning ties: ``y_i < y_j`` before ``i``, ``<=`` after."""
+    return _first_extreme(m, i, "<", "<=")
+
+
+def _first_extreme(m: int, i: int, before: str, after: str) -> Condition:
     result = Condition.true()
     for j in range(m):
         if j != i:
-            result = result & compare(m, i, op, j)
+            result = result & compare(m, i, before if j < i else after, j)
     return result
 
 
-def argmin_is(m: int, i: int, strict: bool = False) -> Condition:
-    """``y_i <= y_j`` for every ``j != i`` (``<`` with ``strict``): output ``i`` is minimal."""
-    op = "<" if strict else "<="
-    result = Condition.true()
-    for j in range(m):
-        if j != i:
-            result = result & compare(m, i, op, j)
-    return result
+def argmax_is_not(m: int, i: int) -> Condition:
+    """The negation of :func:`argmax_is`: some earlier ``y_j >= y_i`` or later ``y_j > y_i``."""
+    return argmax_is(m, i).negate()
 
 
-def argmax_is_not(m: int, i: int, strict: bool = False) -> Condition:
-    """The negation of :func:`argmax_is`: some ``y_j > y_i`` (``>=`` when ``strict``)."""
-    return argmax_is(m, i, strict).negate()
-
-
-def argmin_is_not(m: int, i: int, strict: bool = False) -> Condition:
-    """The negation of :func:`argmin_is`: some ``y_j < y_i`` (``<=`` when ``strict``)."""
-    return argmin_is(m, i, strict).negate()
+def argmin_is_not(m: int, i: int) -> Condition:
+    """The negation of :func:`argmin_is`: some earlier ``y_j <= y_i`` or later ``y_j < y_i``."""
+    return argmin_is(m, i).negate()

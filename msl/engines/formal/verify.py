@@ -4,12 +4,15 @@ The order is the one the fast verifiers share: falsify first (random sampling, t
 branch and bound by input splitting with symbolic/back-substituted bounds, and z3 over exact
 rationals on the boxes the bounds leave open. A ``sat`` answer always carries a witness that
 passed :func:`msl.engines.formal.witness.confirm` (replayed through the original model); an
-``unsat`` answer holds for the network's parameters read as reals (see
-:mod:`msl.engines.formal.bounds` for the floating-point margins it relies on).
+``unsat`` answer holds for the network as it executes in float32, in any summation order: every
+unsafe constraint is widened by the bound of :mod:`msl.engines.formal.rounding` before the
+proof (see :mod:`msl.engines.formal.bounds` for the float64 margins of the bounds themselves).
+A domain that is empty is never "proved": it is answered ``unknown``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +26,10 @@ from msl.engines.formal.falsify import SpecRows, falsify
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.pieces import quiet_highs
 from msl.engines.formal.property import InputRegion, Property
+from msl.engines.formal.rounding import execution_error
 from msl.engines.formal.runtime import fast_numpy
 from msl.engines.formal.smt import LeafSolver
-from msl.engines.formal.witness import Witness, confirm
+from msl.engines.formal.witness import WITNESS_REL_MARGIN, Witness, confirm
 
 Status = Literal["sat", "unsat", "unknown", "timeout"]
 BounderFactory = Callable[[np.ndarray, np.ndarray], SpecBounder]
@@ -82,19 +86,25 @@ def verify(
     timeout: float = 60.0,
     seed: int = 0,
     bounder: BounderFactory | None = None,
+    witness_margin: float = WITNESS_REL_MARGIN,
 ) -> FormalResult:
     """Decide whether some input of ``prop.regions`` drives ``net`` into ``prop.unsafe``.
 
     Runs under :func:`msl.engines.formal.runtime.fast_numpy` (single-threaded BLAS).
     ``bounder`` builds the bound computation for the spec rows ``(matrix, offset)`` when the
     default (:class:`~msl.engines.formal.bounds.SpecBounder` on ``net``) can be bettered, as
-    for the product networks of :mod:`msl.engines.formal.equivalence`.
+    for the product networks of :mod:`msl.engines.formal.equivalence`. ``witness_margin`` is
+    how far inside the unsafe set the original model's outputs must be for a witness (see
+    :func:`~msl.engines.formal.witness.confirm`): VNN-COMP's rule by default; 0 to judge the
+    outputs exactly as the evaluator does (an exact tie is then a counterexample to ``>``).
     """
     with fast_numpy():
-        return _verify(net, prop, timeout, seed, bounder)
+        return _verify(net, prop, timeout, seed, bounder, witness_margin)
 
 
-def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: BounderFactory | None) -> FormalResult:
+def _verify(
+    net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: BounderFactory | None, witness_margin: float
+) -> FormalResult:
     start = time.monotonic()
     deadline = start + max(0.0, float(timeout))
     prop.check_against(net.input_dim, net.output_dim)
@@ -109,13 +119,28 @@ def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: 
         "leaves_smt": 0,
         "encoding": {"inputs": net.input_dim, "relus": net.num_relus},
     }
+    regions = tuple(r for r in prop.regions if feasible_point(r) is not None)
+    if not regions:
+        stats.update(time_s=time.monotonic() - start, decided_by="the input domain is empty")
+        return FormalResult("unknown", stats=stats)
+    prop = Property(regions, prop.unsafe, prop.name)
     if not prop.unsafe.disjuncts:
         stats.update(time_s=time.monotonic() - start, decided_by="the unsafe condition is false")
         return FormalResult("unsat", stats=stats)
     rows = SpecRows.of(prop.unsafe, net.output_dim)
+    # Proofs are made for the network as it runs: each unsafe row is widened by how far float32
+    # execution can move it (see msl.engines.formal.rounding); searches use the rows as written.
+    error = execution_error(
+        net, np.min([r.lower for r in regions], axis=0), np.max([r.upper for r in regions], axis=0)
+    )
+    stats["float32_error"] = float(error.max())
+    if not np.all(np.isfinite(error)):
+        stats.update(time_s=time.monotonic() - start, decided_by="float32 rounding cannot be bounded on this domain")
+        return FormalResult("unknown", stats=stats)
+    proof_rows = dataclasses.replace(rows, offset=rows.offset + np.abs(rows.matrix) @ error)
 
     def accept(x: np.ndarray) -> Witness | None:
-        return confirm(net, prop.regions, prop.unsafe, x)
+        return confirm(net, prop.regions, prop.unsafe, x, witness_margin)
 
     if any(not conj for conj in prop.unsafe.disjuncts):
         # The unsafe condition is true: any input of the region is a counterexample.
@@ -157,8 +182,11 @@ def _verify(net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: 
     if w is not None:
         return _sat(w, stats, start, "falsification")
     slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
-    spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
-    search = InputSplitSearch(net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder)
+    matrix, offset = proof_rows.matrix, proof_rows.offset
+    spec_bounder = bounder(matrix, offset) if bounder else SpecBounder(net.folded, matrix, offset)
+    search = InputSplitSearch(
+        net, prop.regions, proof_rows, accept, LeafSolver(net, proof_rows), deadline, slack, spec_bounder
+    )
     # Branch and bound in growing time slices, with a larger falsification round after each:
     # most instances end in the first slice; on hard ones a quarter of the time goes to search
     # for counterexamples, whose pockets can be too small for the bounds to reach soon.
