@@ -221,3 +221,37 @@ def test_vnnlib_does_not_answer_unsat_where_float32_rounding_breaks_the_property
     result = verify(pl, Property((InputRegion.box([0.5], [1.0]),), linear([1.0], "<=", 0.25), "p"))
     assert result.status == "sat"
     assert run_onnx(net, np.asarray(result.witness_x, dtype=np.float32)[None])[0, 0] <= 0.25
+
+
+# ------------------------------------------------------------------------ defence in depth
+FALSE_CLAIM = """\
+    msl 1.0
+    model net: network
+    verify small {
+      forall x in box(lower: [-1], upper: [1])
+      expect net(x)[0] <= 0.5
+    }
+"""
+
+
+def test_a_formal_answer_the_evaluator_contradicts_never_reaches_the_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken formal engine (simulated) that answers unsat for a false claim, or sat with a
+    witness that is no counterexample: the evaluator's check catches both."""
+    import importlib
+
+    from msl.engines.formal.verify import FormalResult
+
+    formal = importlib.import_module("msl.engines.formal.verify")
+
+    net = identity(tmp_path / "id.onnx")  # y = x: the claim fails for x > 0.5
+    monkeypatch.setattr(formal, "_verify", lambda *a, **k: FormalResult("unsat", stats={"decided_by": "a bug"}))
+    f = check(FALSE_CLAIM, tmp_path, net=net)["small"]
+    assert f.verdict.value == "refuted" and "internal inconsistency" in f.message
+    assert run_onnx(net, np.asarray(f.counterexamples[0].input))[0, 0] > 0.5
+
+    lie = FormalResult("sat", (0.0,), (0.0,), {"decided_by": "a bug"})
+    monkeypatch.setattr(formal, "_verify", lambda *a, **k: lie)
+    f = check(FALSE_CLAIM, tmp_path, net=net)["small"]
+    assert f.verdict.value == "error" and "internal inconsistency" in f.message

@@ -22,14 +22,16 @@ import numpy as np
 from msl import ast
 from msl.builtins.domains import Domain
 from msl.engines import Outcome
-from msl.engines.search import SearchRun
+from msl.engines.search import Probe, SearchRun
 from msl.errors import MslError
 from msl.evaluate import Env
 from msl.plan import PENDING
 from msl.values import EvalError, ModelHandle
 
-#: Seconds the formal engine may spend on one claim.
-TIMEOUT_S = 60.0
+#: The wall-clock safety net of one claim. Budgets that decide a verdict are counted in work
+#: (:class:`~msl.engines.formal.bab.WorkBudget`), so a verdict never depends on the machine's
+#: speed; a claim stopped by this limit is inconclusive and says so.
+WALL_LIMIT_S = 600.0
 
 
 class _NotLinear(Exception):
@@ -60,11 +62,49 @@ class SymbolicRun(SearchRun):
             self.method = "property-based"
             super().advance()
             return
-        self.outcome = outcome
+        self.outcome = self.cross_checked(outcome, domain)
+
+    # defence in depth
+
+    def cross_checked(self, outcome: Outcome, domain: Domain) -> Outcome:
+        """The formal answer, checked against the ordinary evaluator (the real model, run the
+        way every other claim runs it), so that a bug in the formal engine's reading of the
+        claim or the network cannot reach a verdict unnoticed.
+
+        Before a ``proved``: the claim is evaluated on sampled points of the domain (centre,
+        corners, seeded random points); a violation there refutes the claim, with a message
+        that the formal engine disagreed. After a ``refuted``: the witness must violate the
+        claim in the evaluator too, or the disagreement is an internal inconsistency (error).
+        """
+        quantifier = self.claim.quantifiers[0]
+        where = quantifier.where if isinstance(quantifier, ast.Forall) else None
+        probe = Probe(self)
+        if outcome.verdict == "proved":
+            for point in _check_points(domain, self.ev.ctx.seed):
+                if probe.violates((point,), where):
+                    inst = probe.settle((point,))
+                    assert inst is not None
+                    return Outcome(
+                        "refuted", "property-based",
+                        "internal inconsistency: the formal engine answered unsat, but the evaluator finds the claim"
+                        " violated at a sampled point of the domain (a bug in the formal engine; please report it)",
+                        {"n": 1, "seed": self.ev.ctx.seed}, [self.describe(inst)], proof=outcome.proof,
+                    )
+        elif outcome.verdict == "refuted" and outcome.counterexamples:
+            point = np.asarray(outcome.counterexamples[0]["input"], dtype=np.float64)
+            if not probe.violates((point,), where) and probe.error is None:
+                message = ("internal inconsistency: the formal engine's counterexample does not violate the claim"
+                           " in the evaluator (a bug in the formal engine; please report it)")
+                return Outcome("error", "smt", message, counterexamples=outcome.counterexamples,
+                               proof=outcome.proof, error=(message, self.claim.claim.span))
+        if probe.error is not None:
+            raise probe.error
+        return outcome
 
     # compiling
 
     def prove(self, domain: Domain) -> Outcome | None:
+        from msl.engines.formal.bab import WorkBudget
         from msl.engines.formal.property import Condition, Property
         from msl.engines.formal.verify import verify
 
@@ -87,8 +127,8 @@ class SymbolicRun(SearchRun):
         regions = _regions(domain, quantifier.where, _Compiler(self, var, None, len(domain.lower)))
         try:
             result = verify(
-                net, Property(tuple(regions), expect.negate(), self.claim.name), TIMEOUT_S, self.ev.ctx.seed,
-                witness_margin=0.0,
+                net, Property(tuple(regions), expect.negate(), self.claim.name), WALL_LIMIT_S, self.ev.ctx.seed,
+                witness_margin=0.0, work=WorkBudget(),
             )
         except MslError as exc:
             raise EvalError(exc.message) from None
@@ -162,11 +202,18 @@ class SymbolicRun(SearchRun):
             }
             return Outcome("refuted", "smt", f"a counterexample, replayed through {handle.role}'s ONNX file",
                            counterexamples=[example], proof=proof)
-        return Outcome("inconclusive", "smt", f"the formal engine answered {result.status}",
-                       statistics={"values": {"timeout_s": TIMEOUT_S}}, proof=proof)
+        if result.status == "timeout":
+            # How far the search got depends on the machine: nothing of it goes into the finding.
+            proof.update(branches=None, variables=None, constraints=None)
+            return Outcome("inconclusive", "smt",
+                           f"stopped by the wall-clock limit of {WALL_LIMIT_S:g} s before the work budget was spent;"
+                           " a faster or less loaded machine may decide it", proof=proof)
+        reason = stats.get("decided_by") or "the exact leaves left some boxes undecided"
+        return Outcome("inconclusive", "smt", f"the formal engine answered {result.status}: {reason}", proof=proof)
 
     def equivalence(self, domain: Domain, nets: dict[str, ModelHandle]) -> Outcome | None:
         """``max(abs(f(x) - g(x))) <= eps`` over a box, by the ε-equivalence procedure."""
+        from msl.engines.formal.bab import WorkBudget
         from msl.engines.formal.equivalence import verify_equivalence
         from msl.engines.formal.property import InputRegion
 
@@ -180,7 +227,9 @@ class SymbolicRun(SearchRun):
         if first is None or second is None:
             return None
         region = InputRegion.box(domain.lower, domain.upper)
-        result = verify_equivalence(first, second, region, eps, TIMEOUT_S, witness_margin=0.0)
+        result = verify_equivalence(
+            first, second, region, eps, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget()
+        )
         outcome = self.formal_outcome(result, next(iter(nets.values())))
         if result.status == "sat" and outcome.counterexamples:
             # Both outputs as replayed through the original networks, and the gap they show.
@@ -193,6 +242,35 @@ class SymbolicRun(SearchRun):
                 "gap": float(np.max(np.abs(out_a - out_b))),
             }
         return outcome
+
+
+#: Random points of the domain the evaluator checks before a proof (plus centre and corners).
+CHECK_POINTS = 48
+#: At most this many corners of the box are checked (all of them in up to 5 dimensions).
+CHECK_CORNERS = 32
+
+
+def _check_points(domain: Domain, seed: int) -> list[np.ndarray]:
+    """Seeded points of the domain for :meth:`SymbolicRun.cross_checked`, as float32 values
+    inside it (the inputs the model really runs on)."""
+    rng = np.random.default_rng([seed, 0x5EED])
+    lo, hi = np.asarray(domain.lower, dtype=np.float64), np.asarray(domain.upper, dtype=np.float64)
+    d = len(lo)
+    if domain.norm == "l2":
+        center = np.asarray(domain.center, dtype=np.float64)
+        direction = rng.standard_normal((CHECK_POINTS, d))
+        direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-300)
+        radius = domain.radius * rng.uniform(0.0, 1.0, (CHECK_POINTS, 1)) ** (1.0 / d)
+        points = np.vstack([center[None, :], center + 0.999 * radius * direction])
+    else:
+        if d <= 5:
+            corners = np.array([[hi[i] if (k >> i) & 1 else lo[i] for i in range(d)] for k in range(2**d)])
+        else:
+            corners = np.where(rng.integers(0, 2, (CHECK_CORNERS, d)).astype(bool), hi, lo)
+        random = lo + (hi - lo) * rng.uniform(0.0, 1.0, (CHECK_POINTS, d))
+        points = np.vstack([(0.5 * (lo + hi))[None, :], corners[:CHECK_CORNERS], random])
+    inside = np.clip(points.astype(np.float32).astype(np.float64), lo, hi)
+    return [p for p in inside if np.all(p >= lo) and np.all(p <= hi)]
 
 
 def _epsilon(cond: ast.Node, run: SymbolicRun, var: str, roles: set[str]) -> float | None:

@@ -33,6 +33,7 @@ from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.pieces import PieceSolver
 from msl.engines.formal.property import InputRegion
+from msl.engines.formal.rounding import execution_error
 from msl.engines.formal.smt import LeafSolver
 from msl.engines.formal.witness import Witness
 
@@ -48,6 +49,21 @@ PIECE_UNSTABLE = 4
 LEAF_TIMEOUT = 10.0
 #: Extra depth by which the exact solver's witness is pushed inside the unsafe set.
 DEEPEN = 1e-4
+
+
+@dataclass(frozen=True)
+class WorkBudget:
+    """Limits counted in work, not seconds, so that an answer never depends on the machine's
+    speed or load (``msl check``: the same spec gives the same verdict and id everywhere).
+
+    ``boxes``: branch-and-bound boxes bounded in all; ``leaf_rlimit``: z3's deterministic
+    resource limit per exact leaf; ``first_slice``: boxes before the second falsification round
+    (then doubling, as the time slices of the competition mode).
+    """
+
+    boxes: int = 300_000
+    leaf_rlimit: int = 30_000_000
+    first_slice: int = 2_000
 
 
 @dataclass
@@ -69,6 +85,7 @@ class SearchStats:
     smt_total_constraints: int = 0
     bound_seconds: float = 0.0
     boundary_witnesses: int = 0
+    float32_margin_max: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -97,6 +114,7 @@ class InputSplitSearch:
         deadline: float,
         proof_slack: float,
         bounder: SpecBounder,
+        leaf_rlimit: int | None = None,
     ) -> None:
         self.net = net
         self.regions = regions
@@ -106,6 +124,7 @@ class InputSplitSearch:
         self.deadline = deadline
         self.proof_slack = proof_slack  # extra rhs slack for exact queries on inexact networks
         self.bounder = bounder
+        self.leaf_rlimit = leaf_rlimit  # z3's resource limit per leaf (work, not seconds) when set
         self.stats = SearchStats()
         self.undecided = 0  # leaves the exact solver could not settle
         self.pieces = PieceSolver(net.folded, rows)
@@ -125,14 +144,14 @@ class InputSplitSearch:
             )
         ]
 
-    def run(self, until: float) -> SearchOutcome:
-        """Search until done, or until ``until`` (status ``paused``; call again to go on), or
-        the deadline (status ``timeout``)."""
+    def run(self, until: float, until_boxes: int | None = None) -> SearchOutcome:
+        """Search until done, or until ``until`` or ``until_boxes`` boxes in all (status
+        ``paused``; call again to go on), or the deadline (status ``timeout``)."""
         while self.stack:
             now = time.monotonic()
             if now > self.deadline:
                 return SearchOutcome("timeout", None, self.stats)
-            if now > until:
+            if now > until or (until_boxes is not None and self.stats.boxes >= until_boxes):
                 return SearchOutcome("paused", None, self.stats)
             lo, hi, rid, open_, depth = _pop(self.stack, BATCH)
             witness, children = self._step(lo, hi, rid, open_, depth)
@@ -154,7 +173,12 @@ class InputSplitSearch:
         st.max_depth = max(st.max_depth, int(depth.max()))
         t0 = time.monotonic()
         bb = self.bounder.bound(lo, hi)
+        # Proofs are for the network as it runs: each row must hold with the float32 margin.
+        shift = execution_error(self.net, lo, hi, bb.pre_lower, bb.pre_upper) @ np.abs(self.rows.matrix).T
+        bb.row_const = bb.row_const - shift
+        bb.row_lower = bb.row_lower - shift
         st.bound_seconds += time.monotonic() - t0
+        st.float32_margin_max = max(st.float32_margin_max, float(shift.max(initial=0.0)))
         db = disjunct_bounds(bb, self.rows.member, lo, hi)
         open_ = open_ & ~(db.lower > db.margin)
         alive = open_.any(axis=1) & ~self._outside(lo, hi, rid)
@@ -163,6 +187,7 @@ class InputSplitSearch:
         idx = np.nonzero(alive)[0]
         lo, hi, rid, open_, depth = lo[idx], hi[idx], rid[idx], open_[idx], depth[idx]
         coef = db.coef[idx]
+        shift = shift[idx]
         split_score = bb.split_score[idx]
         pre_lo = [a[idx] for a in bb.pre_lower]
         pre_hi = [a[idx] for a in bb.pre_upper]
@@ -179,11 +204,15 @@ class InputSplitSearch:
         for i in np.nonzero(exact)[0]:
             box_pre_lo = [a[i] for a in pre_lo]
             box_pre_hi = [b[i] for b in pre_hi]
-            if few[i] and self._pieces_leaf(lo[i], hi[i], int(rid[i]), open_[i], box_pre_lo, box_pre_hi):
+            leaf = Leaf(
+                lo[i], hi[i], self.regions[int(rid[i])], [int(j) for j in np.nonzero(open_[i])[0]],
+                box_pre_lo, box_pre_hi, shift[i],
+            )
+            if few[i] and self._pieces_leaf(leaf):
                 continue
             if self.witness is not None:
                 return self.witness, None
-            witness = self._exact_leaf(lo[i], hi[i], int(rid[i]), open_[i], box_pre_lo, box_pre_hi)
+            witness = self._exact_leaf(leaf)
             if witness is not None:
                 return witness, None
             if time.monotonic() > self.deadline:
@@ -251,14 +280,12 @@ class InputSplitSearch:
                 return w
         return None
 
-    def _pieces_leaf(
-        self, lo: np.ndarray, hi: np.ndarray, r: int, open_: np.ndarray, pre_lo: list[np.ndarray], pre_hi: list[np.ndarray]
-    ) -> bool:
+    def _pieces_leaf(self, leaf: Leaf) -> bool:
         """Settle a box with few unstable ReLUs by its linear pieces. True when it is closed
         (no counterexample, certified); False leaves it to z3, or sets ``self.witness``."""
         st = self.stats
         t0 = time.monotonic()
-        out = self.pieces.decide(Leaf(lo, hi, self.regions[r], [int(j) for j in np.nonzero(open_)[0]], pre_lo, pre_hi))
+        out = self.pieces.decide(leaf)
         st.leaves_lp += 1
         st.lps += out.lps
         st.lp_seconds += time.monotonic() - t0
@@ -272,18 +299,15 @@ class InputSplitSearch:
                 return False
         return False
 
-    def _exact_leaf(
-        self, lo: np.ndarray, hi: np.ndarray, r: int, open_: np.ndarray, pre_lo: list[np.ndarray], pre_hi: list[np.ndarray]
-    ) -> Witness | None:
+    def _exact_leaf(self, leaf: Leaf) -> Witness | None:
         """Settle one box with z3: unsat closes it; sat yields a witness (deepened if needed)."""
         st = self.stats
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             return None
-        leaf = Leaf(lo, hi, self.regions[r], [int(j) for j in np.nonzero(open_)[0]], pre_lo, pre_hi)
-        k = len(self.rows.offset)
+        assert leaf.row_shift is not None
         st.leaves_smt += 1
-        ans = self.leaf.solve(leaf, np.full(k, self.proof_slack), min(LEAF_TIMEOUT, remaining))
+        ans = self.leaf.solve(leaf, self.proof_slack + leaf.row_shift, self._leaf_seconds(remaining), self.leaf_rlimit)
         st.smt_seconds += ans.seconds
         st.smt_max_variables = max(st.smt_max_variables, ans.variables)
         st.smt_max_constraints = max(st.smt_max_constraints, ans.constraints)
@@ -305,7 +329,7 @@ class InputSplitSearch:
         deepen = -DEEPEN * (1.0 + np.abs(self.rows.offset) + np.abs(self.rows.matrix).sum(axis=1) * y_scale)
         remaining = self.deadline - time.monotonic()
         if remaining > 0:
-            again = self.leaf.solve(leaf, deepen, min(LEAF_TIMEOUT, remaining))
+            again = self.leaf.solve(leaf, deepen, self._leaf_seconds(remaining), self.leaf_rlimit)
             st.smt_seconds += again.seconds
             if again.status == "sat" and again.x is not None:
                 w = self.confirm(again.x)
@@ -314,6 +338,12 @@ class InputSplitSearch:
         st.boundary_witnesses += 1
         self.undecided += 1
         return None
+
+
+    def _leaf_seconds(self, remaining: float) -> float:
+        """A leaf's wall-clock limit: its own under a time budget; only the run's safety net
+        under a work budget (where z3's resource limit decides)."""
+        return remaining if self.leaf_rlimit is not None else min(LEAF_TIMEOUT, remaining)
 
 
 def _pop(stack: list[tuple[np.ndarray, ...]], n: int) -> tuple[np.ndarray, ...]:

@@ -68,6 +68,9 @@ class Leaf:
     disjuncts: list[int]
     pre_lo: list[np.ndarray]
     pre_hi: list[np.ndarray]
+    #: (K,) added to each unsafe row's right-hand side: how far float32 execution can move the
+    #: row on this box (see msl.engines.formal.rounding); the real network is proved with it.
+    row_shift: np.ndarray | None = None
 
 
 @dataclass

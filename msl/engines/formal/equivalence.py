@@ -23,6 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from msl.engines.formal.bab import WorkBudget
 from msl.engines.formal.bounds import ABS_SLACK, REL_SLACK, BoxBounds, SpecBounder, proof_margin
 from msl.engines.formal.network import AffineLayer, PLNetwork
 from msl.engines.formal.property import Condition, InputRegion, LinearConstraint, Property
@@ -248,8 +249,10 @@ def verify_equivalence(
     timeout: float = 60.0,
     seed: int = 0,
     witness_margin: float = WITNESS_REL_MARGIN,
+    work: WorkBudget | None = None,
 ) -> FormalResult:
-    """Decide ``|net_a(x) - net_b(x)|_inf <= eps`` for every x in the region.
+    """Decide ``|net_a(x) - net_b(x)|_inf <= eps`` for every x in the region (``witness_margin``
+    and ``work`` as for :func:`~msl.engines.formal.verify.verify`).
 
     ``unsat`` means proved (the networks are eps-equivalent there); ``sat`` carries an input
     whose outputs, replayed through both original models, differ by more than eps
@@ -274,7 +277,7 @@ def verify_equivalence(
     def bounder(spec: np.ndarray, offset: np.ndarray) -> SpecBounder:
         return DifferenceBounder(net_a, net_b, product, spec, offset) if same_shape else SpecBounder(product.folded, spec, offset)
 
-    result = verify(product, prop, timeout, seed, bounder=bounder, witness_margin=witness_margin)
+    result = verify(product, prop, timeout, seed, bounder=bounder, witness_margin=witness_margin, work=work)
     result.stats["equivalence"] = {"eps": eps, "difference_bounds": "ReluDiff-style" if same_shape else "product only"}
     if result.status == "sat" and result.witness_x is not None:
         x = np.array(result.witness_x)

@@ -81,9 +81,10 @@ class PieceSolver:
             for j in disjuncts:
                 rows = np.nonzero(self.rows.member[j])[0]
                 a_out = self.rows.matrix[rows] @ y_map[0]  # (r, d)
-                b_out = self.rows.offset[rows] - self.rows.matrix[rows] @ y_map[1]
+                offset = self.rows.offset[rows] + (0.0 if leaf.row_shift is None else leaf.row_shift[rows])
+                b_out = offset - self.rows.matrix[rows] @ y_map[1]
                 m_out = np.abs(self.rows.matrix[rows]) @ y_mag[0], np.abs(self.rows.matrix[rows]) @ y_mag[1] + np.abs(
-                    self.rows.offset[rows]
+                    offset
                 )
                 a = np.vstack([a_out, phase_rows[0]] + [np.array([c.coeffs]) for c in region.constraints])
                 b = np.concatenate([b_out, phase_rows[1]] + [np.array([c.rhs]) for c in region.constraints])

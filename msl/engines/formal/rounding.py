@@ -12,9 +12,10 @@ that covers the largest possible difference between the two, for every input of 
 with ``u = 2^-24`` the unit roundoff of float32 and ``n`` the roundings on the way (the fan-in
 plus one for the bias, plus one per elementwise operation folded into the layer; see
 :class:`~msl.engines.formal.network.AffineLayer`). Errors carry through the next layers by
-``|W|`` (ReLU is 1-Lipschitz, and a neuron negative on the whole domain even with the error
-added outputs exactly 0 in both), so the output error is bounded layer by layer from interval
-bounds of the hidden values over the domain. Underflow adds at most ``2^-126`` per rounding.
+``|W|`` (ReLU is 1-Lipschitz, and a neuron negative on the whole box even with the error
+added outputs exactly 0 in both), so the output error is bounded layer by layer from the
+bounds of the hidden values on each box of the branch and bound: the margin shrinks with the
+box. Underflow adds at most ``2^-126`` per rounding.
 
 The inputs themselves are float32 values of the domain, so they carry no error: a witness is
 always a float32 point, replayed through the original model.
@@ -40,31 +41,27 @@ def gamma(n: int) -> float:
     return nu / (1.0 - nu)
 
 
-def execution_error(net: PLNetwork, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Per output, a bound on ``|y_float32(x) - y_real(x)|`` over every float32 ``x`` in the box.
+def execution_error(
+    net: PLNetwork, lower: np.ndarray, upper: np.ndarray, pre_lower: list[np.ndarray], pre_upper: list[np.ndarray]
+) -> np.ndarray:
+    """Per box and output, a bound on ``|y_float32(x) - y_real(x)|`` over every float32 ``x``.
 
-    Interval bounds of the real network give the magnitude of every hidden value; the error of
-    each layer is added to them (the executed value is what the next layer multiplies).
+    ``lower``/``upper`` are (N, d) boxes and ``pre_lower``/``pre_upper`` (N, n_k) bounds on the
+    real network's hidden pre-activations over them (the branch and bound has them for every
+    box, and they shrink with the box, so the margin does too). Returns (N, m).
     """
-    h_lo = np.asarray(lower, dtype=np.float64)
-    h_hi = np.asarray(upper, dtype=np.float64)
-    err = np.zeros_like(h_lo)  # the inputs are float32 values of the domain: exact
-    layers = net.folded  # the real map from the raw input, for the interval bounds
-    for k, (layer, real) in enumerate(zip(net.layers, layers)):
+    lo = np.atleast_2d(np.asarray(lower, dtype=np.float64))
+    hi = np.atleast_2d(np.asarray(upper, dtype=np.float64))
+    magnitude = np.maximum(np.abs(lo), np.abs(hi))  # the raw inputs: float32 values, exact
+    err = np.zeros_like(lo)
+    last = len(net.layers) - 1
+    for k, layer in enumerate(net.layers):
         abs_w, abs_b, roundings = layer.error_terms
-        magnitude = np.maximum(np.abs(h_lo), np.abs(h_hi)) + err
-        local = gamma(roundings) * (abs_w @ magnitude + abs_b) + roundings * TINY
-        err = abs_w @ err + local
-        w_pos, w_neg = np.maximum(real.weight, 0.0), np.minimum(real.weight, 0.0)
-        z_lo = w_pos @ h_lo + w_neg @ h_hi + real.bias
-        z_hi = w_pos @ h_hi + w_neg @ h_lo + real.bias
-        # float64 rounding of these bounds is far below the float32 error being bounded
-        slack = 1e-12 * (np.abs(real.weight) @ np.maximum(np.abs(h_lo), np.abs(h_hi)) + np.abs(real.bias) + 1.0)
-        z_lo, z_hi = z_lo - slack, z_hi + slack
-        if k + 1 < len(layers):
-            dead = z_hi + err < 0.0  # negative in both the real and the executed network: exactly 0
-            err = np.where(dead, 0.0, err)
-            h_lo, h_hi = np.maximum(z_lo, 0.0), np.maximum(z_hi, 0.0)
-    if not np.all(np.isfinite(err)):
-        return np.full(net.output_dim, np.inf)
-    return err
+        local = gamma(roundings) * ((magnitude + err) @ abs_w.T + abs_b) + roundings * TINY
+        err = err @ abs_w.T + local
+        if k < last:
+            # Negative in both the real and the executed network: the ReLU outputs exactly 0.
+            err = np.where(pre_upper[k] + err < 0.0, 0.0, err)
+            magnitude = np.maximum(pre_upper[k], 0.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(err), err, np.inf)

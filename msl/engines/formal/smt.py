@@ -153,7 +153,9 @@ class LeafSolver:
         n_asserts += 1
         return "\n".join(out), n_vars, n_asserts
 
-    def solve(self, leaf: Leaf, rhs_shift: np.ndarray, timeout_s: float) -> LeafAnswer:
+    def solve(self, leaf: Leaf, rhs_shift: np.ndarray, timeout_s: float, rlimit: int | None = None) -> LeafAnswer:
+        """z3 on one leaf, within ``timeout_s`` seconds and, when given, ``rlimit`` resource units
+        (z3's deterministic measure of work: the same answer on every machine)."""
         import z3
 
         start = time.monotonic()
@@ -161,6 +163,8 @@ class LeafSolver:
         ctx = z3.Context()
         solver = z3.SolverFor("QF_LRA", ctx=ctx)
         solver.set("timeout", max(1, int(timeout_s * 1000)))
+        if rlimit is not None:
+            solver.set("rlimit", int(rlimit))
         solver.add(z3.parse_smt2_string(text, ctx=ctx))
         result = solver.check()
         x = None

@@ -4,15 +4,14 @@ The order is the one the fast verifiers share: falsify first (random sampling, t
 branch and bound by input splitting with symbolic/back-substituted bounds, and z3 over exact
 rationals on the boxes the bounds leave open. A ``sat`` answer always carries a witness that
 passed :func:`msl.engines.formal.witness.confirm` (replayed through the original model); an
-``unsat`` answer holds for the network as it executes in float32, in any summation order: every
-unsafe constraint is widened by the bound of :mod:`msl.engines.formal.rounding` before the
-proof (see :mod:`msl.engines.formal.bounds` for the float64 margins of the bounds themselves).
+``unsat`` answer holds for the network as it executes in float32, in any summation order: on
+every box of the branch and bound each unsafe constraint is proved with the margin of
+:mod:`msl.engines.formal.rounding` (see :mod:`msl.engines.formal.bounds` for the float64 margins of the bounds themselves).
 A domain that is empty is never "proved": it is answered ``unknown``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,13 +19,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from msl.engines.formal.bab import InputSplitSearch, SearchStats
+from msl.engines.formal.bab import InputSplitSearch, SearchStats, WorkBudget
 from msl.engines.formal.bounds import SpecBounder
 from msl.engines.formal.falsify import SpecRows, falsify
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.pieces import quiet_highs
 from msl.engines.formal.property import InputRegion, Property
-from msl.engines.formal.rounding import execution_error
 from msl.engines.formal.runtime import fast_numpy
 from msl.engines.formal.smt import LeafSolver
 from msl.engines.formal.witness import WITNESS_REL_MARGIN, Witness, confirm
@@ -87,6 +85,7 @@ def verify(
     seed: int = 0,
     bounder: BounderFactory | None = None,
     witness_margin: float = WITNESS_REL_MARGIN,
+    work: WorkBudget | None = None,
 ) -> FormalResult:
     """Decide whether some input of ``prop.regions`` drives ``net`` into ``prop.unsafe``.
 
@@ -97,13 +96,24 @@ def verify(
     how far inside the unsafe set the original model's outputs must be for a witness (see
     :func:`~msl.engines.formal.witness.confirm`): VNN-COMP's rule by default; 0 to judge the
     outputs exactly as the evaluator does (an exact tie is then a counterexample to ``>``).
+
+    Without ``work`` the search is sliced by time, as in a competition (``timeout`` is the
+    budget). With ``work`` every budget that decides the answer is counted in work (boxes,
+    samples, z3 resource units), so the answer is the same on any machine; ``timeout`` is then
+    only a safety net, whose ``timeout`` status says that the wall clock stopped the run.
     """
     with fast_numpy():
-        return _verify(net, prop, timeout, seed, bounder, witness_margin)
+        return _verify(net, prop, timeout, seed, bounder, witness_margin, work)
 
 
 def _verify(
-    net: PLNetwork, prop: Property, timeout: float, seed: int, bounder: BounderFactory | None, witness_margin: float
+    net: PLNetwork,
+    prop: Property,
+    timeout: float,
+    seed: int,
+    bounder: BounderFactory | None,
+    witness_margin: float,
+    work: WorkBudget | None,
 ) -> FormalResult:
     start = time.monotonic()
     deadline = start + max(0.0, float(timeout))
@@ -128,16 +138,6 @@ def _verify(
         stats.update(time_s=time.monotonic() - start, decided_by="the unsafe condition is false")
         return FormalResult("unsat", stats=stats)
     rows = SpecRows.of(prop.unsafe, net.output_dim)
-    # Proofs are made for the network as it runs: each unsafe row is widened by how far float32
-    # execution can move it (see msl.engines.formal.rounding); searches use the rows as written.
-    error = execution_error(
-        net, np.min([r.lower for r in regions], axis=0), np.max([r.upper for r in regions], axis=0)
-    )
-    stats["float32_error"] = float(error.max())
-    if not np.all(np.isfinite(error)):
-        stats.update(time_s=time.monotonic() - start, decided_by="float32 rounding cannot be bounded on this domain")
-        return FormalResult("unknown", stats=stats)
-    proof_rows = dataclasses.replace(rows, offset=rows.offset + np.abs(rows.matrix) @ error)
 
     def accept(x: np.ndarray) -> Witness | None:
         return confirm(net, prop.regions, prop.unsafe, x, witness_margin)
@@ -162,7 +162,7 @@ def _verify(
             net,
             prop.regions,
             rows,
-            min(deadline, t0 + budget),
+            deadline if work else min(deadline, t0 + budget),
             rng,
             samples=min(2000 * 4**level, 100_000),
             starts=min(32 * 2**level, 1024),
@@ -182,17 +182,26 @@ def _verify(
     if w is not None:
         return _sat(w, stats, start, "falsification")
     slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
-    matrix, offset = proof_rows.matrix, proof_rows.offset
-    spec_bounder = bounder(matrix, offset) if bounder else SpecBounder(net.folded, matrix, offset)
+    spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
     search = InputSplitSearch(
-        net, prop.regions, proof_rows, accept, LeafSolver(net, proof_rows), deadline, slack, spec_bounder
+        net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
+        leaf_rlimit=work.leaf_rlimit if work else None,
     )
-    # Branch and bound in growing time slices, with a larger falsification round after each:
-    # most instances end in the first slice; on hard ones a quarter of the time goes to search
-    # for counterexamples, whose pockets can be too small for the bounds to reach soon.
-    slice_s, level = FIRST_SLICE, 0
+    # Branch and bound in growing slices (of time, or of boxes under a work budget), with a
+    # larger falsification round after each: most instances end in the first slice; on hard
+    # ones a quarter of the effort goes to search for counterexamples, whose pockets can be too
+    # small for the bounds to reach soon.
+    slice_s, slice_boxes, level = FIRST_SLICE, (work.first_slice if work else 0), 0
     while True:
-        outcome = search.run(until=time.monotonic() + slice_s)
+        if work is None:
+            outcome = search.run(until=time.monotonic() + slice_s)
+        else:
+            limit = min(search.stats.boxes + slice_boxes, work.boxes)
+            outcome = search.run(until=float("inf"), until_boxes=limit)
+            if outcome.status == "paused" and search.stats.boxes >= work.boxes:
+                _record_search(stats, outcome.stats)
+                stats.update(time_s=time.monotonic() - start, decided_by=f"the budget of {work.boxes} boxes was spent")
+                return FormalResult("unknown", stats=stats)
         if outcome.status != "paused":
             break
         level += 1
@@ -201,6 +210,7 @@ def _verify(
             _record_search(stats, outcome.stats)
             return _sat(w, stats, start, "falsification")
         slice_s *= 2
+        slice_boxes *= 2
     _record_search(stats, outcome.stats)
     if outcome.status == "sat" and outcome.witness is not None:
         return _sat(outcome.witness, stats, start, "branch and bound")
