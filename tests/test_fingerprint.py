@@ -4,6 +4,7 @@ result cache and a finding's id never outlive a change of weights, config or tok
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from msl.check import check_file
 from msl.findings import Finding
 from msl.models import load_model
-from msl.models.fingerprint import FingerprintMemo
+from msl.models.fingerprint import FingerprintMemo, weights_fingerprint
 from msl.run import Runner, RunOptions
 
 ORGANISM = Path(__file__).resolve().parent.parent / "msl" / "organisms" / "sentiment"
@@ -118,3 +119,21 @@ def test_the_memo_is_keyed_by_the_files_it_hashes(copy: Path, tmp_path: Path) ->
     again = load_model(str(copy), "classifier", progress=False)
     assert "module" not in again.__dict__ and again.fingerprint != first
     assert "module" not in again.__dict__  # answered from the memo without loading the weights
+
+
+def test_weights_replaced_under_the_same_size_and_time_are_hashed_again(copy: Path) -> None:
+    """`cp -p`, `rsync -t` and `tar` keep a file's modification time; checkpoints of one
+    architecture have one size. The memo must not take the new weights for the old."""
+    weights = copy / "model.safetensors"
+    first = load_model(str(copy), "classifier", progress=False)
+    before = first.weights_digest
+    stat = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[-4:] = bytes(b ^ 0x55 for b in data[-4:])  # the last float of the last tensor
+    replacement = copy / "replacement.tmp"
+    replacement.write_bytes(bytes(data))
+    os.utime(replacement, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(replacement, weights)
+    assert weights.stat().st_size == stat.st_size and weights.stat().st_mtime_ns == stat.st_mtime_ns
+    again = load_model(str(copy), "classifier", progress=False)
+    assert again.weights_digest == weights_fingerprint(again.module) != before

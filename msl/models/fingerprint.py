@@ -23,10 +23,11 @@ machines, or a GGUF file and the safetensors directory converted from it (the sa
 dequantized float32 tensors, config and tokenizer) give the same fingerprint.
 
 Hashing the weights means having them in memory, so a model that has not been loaded yet
-looks its weights' digest up in a small memo keyed by the weight files' paths, sizes and
-modification times (:class:`FingerprintMemo`), and computes it only on a miss. The memo
-holds the weights' digest only, keyed by exactly the files that digest is computed from;
-config and tokenizer are loaded anyway, and are hashed afresh every time.
+looks its weights' digest up in a small memo keyed by the weight files' paths, sizes,
+modification times, inodes and status-change times (:class:`FingerprintMemo`), and
+computes it only on a miss. The memo holds the weights' digest only, keyed by exactly the
+files that digest is computed from; config and tokenizer are loaded anyway, and are
+hashed afresh every time.
 """
 
 from __future__ import annotations
@@ -159,10 +160,14 @@ class FingerprintMemo:
 
     @staticmethod
     def key(files: Iterable[Path], dtype: str) -> str:
+        """The memo key of ``files`` loaded in ``dtype``: each file's path, size, modification
+        time, inode and status-change time. ``cp -p``, ``rsync -t`` and ``tar`` keep a
+        modification time, and checkpoints of one architecture share a size; a replaced or
+        rewritten file still has another inode or a later status-change time."""
         stats = []
         for f in sorted(Path(p).resolve() for p in files):
             st = f.stat()
-            stats.append([str(f), st.st_size, st.st_mtime_ns])
+            stats.append([str(f), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
         return hashlib.sha256(json.dumps([FINGERPRINT_VERSION, dtype, stats]).encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
