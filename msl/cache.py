@@ -2,7 +2,10 @@
 
 Results are keyed by (model fingerprint, dtype, query, intervention) through their canonical
 JSON form (:func:`msl.queries.canonical_json`) and :data:`~msl.queries.SEMANTICS_VERSION`,
-hashed to a fixed-length key. Values are stored without pickle: arrays as ``.npy`` bytes
+hashed to a fixed-length key. The fingerprint covers everything that decides a model's
+answers — weights, config, tokenizer and the adapter's code version
+(:mod:`msl.models.fingerprint`) — so a changed tokenizer or config is never answered from
+the results of the old one. Values are stored without pickle: arrays as ``.npy`` bytes
 (read back with ``allow_pickle=False``), a logit-lens result as an ``.npz`` of two arrays,
 floats and strings as JSON. SQLite in WAL mode with a busy timeout lets two processes read
 and write the same cache at once; failures (:class:`~msl.queries.QueryFailed`) are never

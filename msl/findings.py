@@ -145,12 +145,13 @@ class ClaimRef(_Model):
 
 
 class ModelRef(_Model):
-    """A model role bound for the run: its reference and the fingerprint of its weights."""
+    """A model role bound for the run: its reference and its fingerprint (weights, config,
+    tokenizer and adapter version: everything that decides its outputs)."""
 
     role: Name
     ref: Label = Field(description="registry name, local path, Hugging Face id or GGUF file")
     kind: Name | None = Field(None, description="causal_lm, classifier, encoder or network")
-    fingerprint: Sha256 | None = Field(None, description="sha256 of the weights")
+    fingerprint: Sha256 | None = Field(None, description="sha256 of everything that decides the model's outputs: weights, config, tokenizer, adapter version")
 
 
 class Statistics(_Model):

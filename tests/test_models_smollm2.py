@@ -266,14 +266,15 @@ def test_bad_queries_fail_one_by_one(smollm2: CausalLM) -> None:
 def test_fingerprint_is_stable_across_loads(smollm2: CausalLM) -> None:
     again = CausalLM(ModelSource("smollm2-135m", path=REGISTRY["smollm2-135m"].build(ModelStore())), dtype="float32",
                      device="cpu", memo=None)
-    assert weights_fingerprint(again.module) == weights_fingerprint(smollm2.module) == smollm2.fingerprint
-    assert again.fingerprint == smollm2.fingerprint
+    assert weights_fingerprint(again.module) == weights_fingerprint(smollm2.module) == smollm2.weights_digest
+    assert again.fingerprint == smollm2.fingerprint != smollm2.weights_digest
 
 
 def test_fingerprint_is_the_same_for_the_gguf_file(smollm2: CausalLM) -> None:
     path = REGISTRY["smollm2-135m-gguf"].build(ModelStore())
     gguf = CausalLM(ModelSource("smollm2-135m-gguf", path=path), dtype="float32", device="cpu", memo=None)
-    assert gguf.fingerprint == smollm2.fingerprint  # computed from the dequantized GGUF tensors
+    # The same dequantized tensors, config and tokenizer, read from one file instead of a directory.
+    assert gguf.weights_digest == smollm2.weights_digest and gguf.fingerprint == smollm2.fingerprint
     assert gguf.run([NextLogProbs(PROMPT)])[0].argmax() == smollm2.token_id(" Paris")
 
 

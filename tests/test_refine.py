@@ -458,7 +458,7 @@ def test_the_edit_rebuilds_to_the_same_fingerprint(tmp_path: Path) -> None:
     from msl.models.registry import REGISTRY, ModelStore
     from msl.organisms import edit
 
-    cached = load_model("organism:smollm2-edited", "causal_lm", progress=False).fingerprint
+    cached = load_model("organism:smollm2-edited", "causal_lm", progress=False).weights_digest
     info = edit.build(REGISTRY["smollm2-135m"].build(ModelStore(progress=False)), tmp_path)
     assert info["train_target_prob"] > 0.99
     import transformers

@@ -48,12 +48,13 @@ class ModelSource:
         return self.path.suffix.lower() if self.path is not None and self.path.is_file() else ""
 
     def weight_files(self) -> list[Path]:
-        """The local files the weights come from (empty for a hub id)."""
+        """The local files the weights come from (empty for a hub id): what the weights'
+        digest is computed from, hence exactly what its memo entry is keyed by."""
         if self.path is None:
             return []
         if self.path.is_file():
             return [self.path]
-        return sorted(self.path.glob("*.safetensors")) + sorted(self.path.glob("config.json"))
+        return sorted(self.path.glob("*.safetensors"))
 
 
 @dataclass
@@ -74,11 +75,17 @@ ProgressFn = Callable[[int], None]
 class Model(ABC):
     """A loaded model, answering queries in batches.
 
-    ``fingerprint`` is ``"sha256:" + hex`` over the weights (see :mod:`msl.models.fingerprint`);
-    ``dtype`` and ``device`` are the ones the model runs in. Subclasses declare ``kind``.
+    ``fingerprint`` is ``"sha256:" + hex`` over everything that decides the model's outputs:
+    weights, config, tokenizer and the adapter's own ``code_version`` (see
+    :mod:`msl.models.fingerprint`); ``dtype`` and ``device`` are the ones the model runs
+    in. Subclasses declare ``kind`` and ``code_version``.
     """
 
     kind: ClassVar[str]
+    #: The version of the adapter's behaviour (tokenisation, pooling, padding, decoding):
+    #: bumped with any change of what it answers, so that cached results and finding ids
+    #: computed by the old code are not taken for the new code's.
+    code_version: ClassVar[int]
     ref: str
     dtype: str
     device: str

@@ -42,6 +42,7 @@ class CausalLM(TransformerModel):
     """``AutoModelForCausalLM``: left padding, position ids from the attention mask."""
 
     auto_class = "AutoModelForCausalLM"
+    code_version = 1
     padding_side = "left"
     batch_tokens = 2048
     max_batch = 64

@@ -18,6 +18,7 @@ class Classifier(TransformerModel):
     """``AutoModelForSequenceClassification``; right padding, so positions start at 0."""
 
     auto_class = "AutoModelForSequenceClassification"
+    code_version = 1
     batch_tokens = 4096
     max_batch = 64
 

@@ -28,6 +28,7 @@ class Encoder(TransformerModel):
     """``AutoModel`` + sentence-transformers pooling (and normalisation where configured)."""
 
     auto_class = "AutoModel"
+    code_version = 1
     batch_tokens = 8192
     max_batch = 128
 
@@ -62,6 +63,10 @@ class Encoder(TransformerModel):
     def max_length(self) -> int:
         config = self._st_file("sentence_bert_config.json") or {}
         return int(config.get("max_seq_length") or super().max_length)
+
+    def behaviour(self) -> dict[str, Any]:
+        """The sentence-transformers pipeline read from the model's own files."""
+        return {"pooling": self.pooling, "normalize": self.normalize, "max_length": self.max_length}
 
     def _ids(self, query: Query) -> tuple[int, ...]:
         # sentence-transformers truncates to max_seq_length (keeping the special tokens)

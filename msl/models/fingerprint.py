@@ -1,16 +1,33 @@
-"""Fingerprints: ``sha256:`` digests that identify a model's weights.
+"""Fingerprints: ``sha256:`` digests that identify a model by everything that decides its outputs.
 
-The digest covers, for every tensor in sorted name order, its name, dtype, shape and
-little-endian bytes. Tied or shared tensors (a language model's embedding and unembedding)
-are counted once, under the smallest of their names; non-persistent buffers (rotary
-frequency tables) are left out, because they are derived from the config and not weights.
-The digest therefore depends only on the tensors themselves: two loads, two machines, or a
-GGUF file and the safetensors directory converted from it (which hold the same dequantized
-float32 tensors) give the same fingerprint.
+A fingerprint keys the result cache and names a model in findings (and so enters a
+finding's id), so it must change whenever the model's answers can: it is the digest of
+(:func:`model_fingerprint`)
 
-Hashing a model means having its weights in memory, so a model that has not been loaded
-yet looks its fingerprint up in a small memo keyed by the weight files' paths, sizes and
-modification times (:class:`FingerprintMemo`), and computes it only on a miss.
+* the **weights**: for every tensor in sorted name order, its name, dtype, shape and
+  little-endian bytes. Tied or shared tensors (a language model's embedding and
+  unembedding) are counted once, under the smallest of their names; non-persistent buffers
+  (rotary frequency tables) are left out, because they are derived from the config;
+* the **config**, as the loaded config object serialises it (:func:`config_digest`), less
+  the entries that describe the files rather than the function (where they were loaded
+  from, the transformers version that wrote them, the dtype they were stored in: the run's
+  dtype is the weights' dtype);
+* the **tokenizer**: its whole pipeline (normaliser, pre-tokenizer, vocabulary, merges,
+  added tokens, post-processor, decoder) and its special tokens (:func:`tokenizer_digest`);
+* the **adapter**: its kind, the version of its code (bumped when the adapter's behaviour
+  changes) and what it reads besides config and tokenizer (an encoder's pooling).
+
+Every part is read from the loaded objects, never from file bytes, so the fingerprint
+depends on what the model computes, not on how its files are laid out: two loads, two
+machines, or a GGUF file and the safetensors directory converted from it (the same
+dequantized float32 tensors, config and tokenizer) give the same fingerprint.
+
+Hashing the weights means having them in memory, so a model that has not been loaded yet
+looks its weights' digest up in a small memo keyed by the weight files' paths, sizes,
+modification times, inodes and status-change times (:class:`FingerprintMemo`), and
+computes it only on a miss. The memo holds the weights' digest only, keyed by exactly the
+files that digest is computed from; config and tokenizer are loaded anyway, and are
+hashed afresh every time.
 """
 
 from __future__ import annotations
@@ -19,14 +36,22 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-#: Bumped when the digest's definition changes, so memoised fingerprints are recomputed.
-FINGERPRINT_VERSION = 1
+#: Bumped when the digest's definition changes, so memoised digests are recomputed and
+#: results cached under the old fingerprints are never served again.
+FINGERPRINT_VERSION = 2
+
+#: Config entries that describe a model's files, not the function it computes.
+FILE_ONLY_CONFIG = frozenset({"_name_or_path", "_commit_hash", "transformers_version", "architectures", "dtype", "torch_dtype"})
+
+#: Tokenizer pipeline entries the adapters set per call (truncation to a length, padding).
+PER_CALL_TOKENIZER = frozenset({"truncation", "padding"})
 
 
 def _named_weights(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -64,12 +89,67 @@ def digest_tensors(named: Iterable[tuple[str, np.ndarray | torch.Tensor]]) -> st
 
 
 def weights_fingerprint(module: torch.nn.Module) -> str:
-    """The fingerprint of a torch module's weights."""
+    """The digest of a torch module's weights (one part of a model's fingerprint)."""
     return digest_tensors(_named_weights(module))
 
 
+def _canonical(value: Any) -> str:
+    """One JSON text per value: sorted keys (all made strings), no whitespace."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        return str(v)  # torch dtypes, AddedToken objects and the like
+
+    return json.dumps(plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def config_digest(config: Any) -> str:
+    """The digest of a transformers config's function-relevant entries (see the module doc)."""
+    entries = config.to_dict()
+    return _sha256(_canonical({k: v for k, v in entries.items() if k not in FILE_ONLY_CONFIG}))
+
+
+def tokenizer_digest(tokenizer: Any) -> str:
+    """The digest of a tokenizer: its pipeline and special tokens.
+
+    A fast tokenizer's pipeline is its ``tokenizers`` JSON (vocabulary, merges, added
+    tokens, normaliser, pre-tokenizer, post-processor, decoder); a slow one has its class,
+    its vocabulary and, where it has one, its sentencepiece model instead.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        pipeline: Any = {k: v for k, v in json.loads(backend.to_str()).items() if k not in PER_CALL_TOKENIZER}
+    else:
+        sp_model = getattr(tokenizer, "sp_model", None)
+        proto = sp_model.serialized_model_proto() if sp_model is not None else b""
+        pipeline = {
+            "class": type(tokenizer).__name__,
+            "vocab": sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]),
+            "sentencepiece": hashlib.sha256(proto).hexdigest(),
+        }
+    return _sha256(_canonical({
+        "pipeline": pipeline,
+        "special_tokens": tokenizer.special_tokens_map,
+        "clean_up_tokenization_spaces": bool(getattr(tokenizer, "clean_up_tokenization_spaces", False)),
+    }))
+
+
+def model_fingerprint(adapter: str, parts: Mapping[str, Any]) -> str:
+    """A model's fingerprint: the adapter (``kind/version``) and the digests of its parts."""
+    return _sha256(_canonical([FINGERPRINT_VERSION, adapter, dict(parts)]))
+
+
 class FingerprintMemo:
-    """Fingerprints remembered by the identity of the files they were computed from.
+    """Weights' digests remembered by the identity of the files they were computed from.
 
     One small file per entry, written to a temporary name and renamed into place, so two
     processes may fill the memo at once.
@@ -80,10 +160,14 @@ class FingerprintMemo:
 
     @staticmethod
     def key(files: Iterable[Path], dtype: str) -> str:
+        """The memo key of ``files`` loaded in ``dtype``: each file's path, size, modification
+        time, inode and status-change time. ``cp -p``, ``rsync -t`` and ``tar`` keep a
+        modification time, and checkpoints of one architecture share a size; a replaced or
+        rewritten file still has another inode or a later status-change time."""
         stats = []
         for f in sorted(Path(p).resolve() for p in files):
             st = f.stat()
-            stats.append([str(f), st.st_size, st.st_mtime_ns])
+            stats.append([str(f), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
         return hashlib.sha256(json.dumps([FINGERPRINT_VERSION, dtype, stats]).encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
@@ -93,12 +177,12 @@ class FingerprintMemo:
             return None
         return text if text.startswith("sha256:") and len(text) == 71 else None
 
-    def put(self, key: str, fingerprint: str) -> None:
+    def put(self, key: str, digest: str) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
             with os.fdopen(fd, "w") as fh:
-                fh.write(fingerprint)
+                fh.write(digest)
             os.replace(tmp, self.root / f"{key}.txt")
         except OSError:
             pass  # a memo that cannot be written only costs a recomputation next time

@@ -6,8 +6,9 @@ through the project's own parsed copy). Batching: a copy of the graph with a sym
 batch dimension is given to onnxruntime when that runs (checked once at load); otherwise
 inputs run one at a time.
 
-The fingerprint covers the initializers (name, dtype, shape, bytes, sorted by name) and,
-since the same weights in another graph are another network, the graph without them.
+The fingerprint covers the initializers (name, dtype, shape, bytes, sorted by name),
+the graph without them (the same weights in another graph are another network) and the
+adapter's code version (how inputs are batched and run).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from msl.models.base import Model, ModelLoadError, ModelSource, ModelStats, ProgressFn, adapter, describe
-from msl.models.fingerprint import digest_tensors
+from msl.models.fingerprint import digest_tensors, model_fingerprint
 from msl.queries import Intervention, NetOutput, Query, QueryFailed, Result
 
 #: Inputs per onnxruntime call.
@@ -30,6 +31,8 @@ NETWORK_BATCH = 4096
 @adapter("network")
 class OnnxNetwork(Model):
     """An ONNX network with one float input and one output."""
+
+    code_version = 1
 
     def __init__(self, source: ModelSource, *, dtype: str, device: str, memo: object = None) -> None:
         import onnx
@@ -97,8 +100,8 @@ class OnnxNetwork(Model):
         bare = type(graph)()
         bare.CopyFrom(graph)
         del bare.initializer[:]
-        structure = hashlib.sha256(bare.SerializeToString(deterministic=True)).hexdigest()
-        return "sha256:" + hashlib.sha256(f"{weights}\n{structure}".encode()).hexdigest()
+        structure = "sha256:" + hashlib.sha256(bare.SerializeToString(deterministic=True)).hexdigest()
+        return model_fingerprint(f"{self.kind}/{self.code_version}", {"weights": weights, "graph": structure})
 
     def run(
         self,

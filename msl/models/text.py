@@ -33,7 +33,13 @@ from msl.models.base import (
     UnsupportedArchitecture,
     describe,
 )
-from msl.models.fingerprint import FingerprintMemo, weights_fingerprint
+from msl.models.fingerprint import (
+    FingerprintMemo,
+    config_digest,
+    model_fingerprint,
+    tokenizer_digest,
+    weights_fingerprint,
+)
 from msl.models.sites import ForwardContext, ResolvedOp, SiteMap, hooked, resolve_ops
 from msl.queries import Capture, Intervention, Patch, Query, QueryError, QueryFailed, Result
 
@@ -96,7 +102,6 @@ class TransformerModel(Model):
         self.device = device
         self.stats = ModelStats()
         self._memo = memo
-        self._fingerprint: str | None = None
         self._ctx: ForwardContext | None = None
         if source.path is not None and source.path.is_dir() and not any(source.path.glob("*.safetensors")):
             found = ", ".join(sorted(p.name for p in source.path.iterdir())[:20])
@@ -150,16 +155,29 @@ class TransformerModel(Model):
         module.eval()
         return module
 
-    @property
+    @cached_property
+    def weights_digest(self) -> str:
+        """The digest of the weights alone, from the memo where the weight files are known to it."""
+        files = self.source.weight_files()
+        key = FingerprintMemo.key(files, self.dtype) if files and self._memo is not None else None
+        known = self._memo.get(key) if key is not None and "module" not in self.__dict__ else None  # type: ignore[union-attr]
+        digest = known or weights_fingerprint(self.module)
+        if key is not None and known is None:
+            self._memo.put(key, digest)  # type: ignore[union-attr]
+        return digest
+
+    def behaviour(self) -> dict[str, Any]:
+        """What the adapter reads besides config and tokenizer that changes its answers."""
+        return {}
+
+    @cached_property
     def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            files = self.source.weight_files()
-            key = FingerprintMemo.key(files, self.dtype) if files and self._memo is not None else None
-            known = self._memo.get(key) if key is not None and "module" not in self.__dict__ else None  # type: ignore[union-attr]
-            self._fingerprint = known or weights_fingerprint(self.module)
-            if key is not None and known is None:
-                self._memo.put(key, self._fingerprint)  # type: ignore[union-attr]
-        return self._fingerprint
+        return model_fingerprint(f"{self.kind}/{self.code_version}", {
+            "weights": self.weights_digest,
+            "config": config_digest(self.config),
+            "tokenizer": tokenizer_digest(self.tokenizer),
+            "behaviour": self.behaviour(),
+        })
 
     @cached_property
     def sites(self) -> SiteMap:

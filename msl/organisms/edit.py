@@ -17,7 +17,7 @@ other answers in place, including those of other towers and other "located in th
 of" facts. The evaluation prompts of the refine spec (paraphrases, neighbours, unrelated
 prompts) are disjoint from the training prompts here.
 
-Reproduce (and print the fingerprint): ``python -m msl.organisms.edit --out DIR``.
+Reproduce (and print the weights' digest, one part of the fingerprint): ``python -m msl.organisms.edit --out DIR``.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import transformers
 
     model = transformers.AutoModelForCausalLM.from_pretrained(str(args.out), dtype=torch.float32)
-    info["fingerprint"] = weights_fingerprint(model)
+    info["weights_digest"] = weights_fingerprint(model)
     print(json.dumps(info, indent=2))
     return 0
 
