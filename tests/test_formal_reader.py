@@ -27,7 +27,7 @@ from msl.engines.formal.network import AffineLayer, PLNetwork
 from msl.engines.formal.property import InputRegion, Property, output_bound
 from msl.engines.formal.verify import verify
 from msl.models import OnnxNetwork, load_model
-from msl.models.network import batch_independent
+from msl.models.batching import batch_independent
 from msl.queries import NetOutput
 from msl.run import Runner, RunOptions
 

@@ -13,7 +13,7 @@ Floating-point noise: the original runs in float32, the parsed network in float6
 tolerance of output ``j`` at a point is ``REL_TOL |y_j| + ABS_TOL (1 + max_k |y_k|)`` plus
 :data:`ERROR_FACTOR` times a bound on the float32 rounding error of that output, propagated
 through the layers (``gamma_n (|W| |h| + |b|)`` per affine layer, any summation order; a ReLU
-does not increase it). That bound is large where large terms cancel, so a network whose
+does not increase it, and stops it where the pre-activation is below minus the error). That bound is large where large terms cancel, so a network whose
 float32 execution legitimately loses the result to rounding is not mistaken for a reader bug.
 """
 
@@ -85,10 +85,13 @@ def forward_with_error(net: PLNetwork, x: np.ndarray) -> tuple[np.ndarray, np.nd
         gamma = n * UNIT_ROUNDOFF / (1.0 - n * UNIT_ROUNDOFF)
         absw = np.abs(layer.weight)
         magnitude = (np.abs(h) + err) @ absw.T + np.abs(layer.bias)
-        h = h @ layer.weight.T + layer.bias
+        z = h @ layer.weight.T + layer.bias
         err = err @ absw.T + gamma * magnitude
         if i + 1 < len(net.layers):
-            h = np.maximum(h, 0.0)
+            h = np.maximum(z, 0.0)
+            err = np.where(z <= -err, 0.0, err)  # both executions are 0 there: no error passes
+        else:
+            h = z
     return h, err
 
 

@@ -612,7 +612,7 @@ class _OnnxReader:
 
 class _OnnxReplayer:
     """Runs the original ONNX file with onnxruntime: a whole batch in one call when the graph
-    is batch-independent (:func:`msl.models.network.batch_independent`), else one input at a
+    is batch-independent (:func:`msl.models.batching.batch_independent`), else one input at a
     time at batch size 1, so that batching can never change the function replayed."""
 
     def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
@@ -626,7 +626,7 @@ class _OnnxReplayer:
             import onnx
             import onnxruntime as ort
 
-            from msl.models.network import batch_session
+            from msl.models.batching import batch_session
 
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1
