@@ -231,3 +231,43 @@ def test_a_tiny_file_declaring_two_billion_inputs_is_refused_within_seconds(tmp_
     assert result.stdout == ""
     assert "declares 2000000000 values, more than the file's" in result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+ACASXU = ROOT.parent / "shared" / "benchmarks" / "acasxu"
+
+
+@pytest.mark.skipif(not (ACASXU / "prop_1.vnnlib").exists(), reason="the shared ACAS Xu benchmark is not here")
+def test_on_acas_xu_the_crosscheck_passes_and_catches_a_one_percent_error() -> None:
+    from msl.engines.formal.vnnlib import read_vnnlib
+
+    net = PLNetwork.from_onnx(ACASXU / "ACASXU_run2a_1_1_batch_2000.onnx")
+    for k in range(1, 11):
+        for prop in read_vnnlib(ACASXU / f"prop_{k}.vnnlib"):
+            for region in prop.regions:
+                crosscheck(net, region.lower, region.upper, 0)
+    region = read_vnnlib(ACASXU / "prop_1.vnnlib")[0].regions[0]
+    for k in range(len(net.layers)):
+        layers = list(net.layers)
+        layers[k] = AffineLayer(layers[k].weight * 1.01, layers[k].bias)
+        with pytest.raises(ReaderMismatch):
+            crosscheck(dataclasses.replace(net, layers=tuple(layers)), region.lower, region.upper, 0)
+
+
+@pytest.mark.xfail(strict=True, reason="argmax ties (issue 12 item 3): the formal encoding lets a later index win a tie")
+def test_argmax_tie_claim_follows_first_index_wins(tmp_path: Path) -> None:
+    """y0 = y1 everywhere: argmax is 0 (numpy, ONNX ArgMax), so `argmax == 1` is false everywhere."""
+    path = onnx_net(tmp_path / "ties.onnx", [node("Gemm", ["x", "W", "B"], "y")],
+                    {"W": f32([[1, 1], [1, 1]]), "B": f32([0, 0])}, [1, 2])
+    xs = np.random.default_rng(0).uniform(-1, 1, (20, 2))
+    truth = ort_one_at_a_time(path, xs)
+    assert np.all(truth[:, 0] == truth[:, 1]) and np.all(np.argmax(truth, axis=1) == 0)
+    spec = tmp_path / "s.msl"
+    spec.write_text(textwrap.dedent("""\
+        msl 1.0
+        model net: network
+        verify second_wins {
+          forall x in box(lower: [-1, -1], upper: [1, 1])
+          expect argmax(net(x)) == 1
+        }
+    """))
+    assert check_spec(spec, net=str(path))["second_wins"].verdict.value == "refuted"
