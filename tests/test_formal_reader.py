@@ -193,7 +193,18 @@ def test_a_wrong_reading_is_unknown_for_vnnlib_and_error_for_a_claim(tmp_path: P
         }
     """))
     finding = check_spec(spec, net=str(path))["bounded"]
-    assert finding.verdict.value == "error"
+    assert finding.verdict.value == "error" and "disagrees with the original model" in finding.message
+    spec.write_text(textwrap.dedent("""\
+        msl 1.0
+        model a: network
+        model b: network
+        verify close {
+          forall x in box(lower: [-1, -1], upper: [1, 1])
+          expect max(abs(a(x) - b(x))) <= 1000000
+        }
+    """))
+    finding = check_spec(spec, a=str(path), b=str(path))["close"]  # the epsilon-equivalence path
+    assert finding.verdict.value == "error" and "disagrees with the original model" in finding.message
 
 
 def test_the_crosscheck_accepts_true_readings_and_float32_rounding(tmp_path: Path) -> None:
