@@ -16,8 +16,8 @@ confirm itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -371,6 +371,7 @@ class _OnnxReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = str(path)
+        self.max_width = MIN_WIDTH_LIMIT  # widest activation allowed; set from the file's weights
 
     def fail(self, message: str, hint: str | None = None) -> UsageError:
         return UsageError(f"{self.name}: {message}", hint=hint)
@@ -399,7 +400,8 @@ class _OnnxReader:
                 consts[node.output[0]] = self._constant(node, self._label(node))
         # Every size below is checked against what the file really holds before anything of
         # that size is allocated (a file of a few bytes may declare 10^9 inputs).
-        self.max_width = max(MIN_WIDTH_LIMIT, sum(int(c.size) for c in consts.values()))
+        weights = sum(int(c.size) for c in consts.values())
+        self.max_width = max(MIN_WIDTH_LIMIT, weights)
         data_inputs = [i for i in graph.input if i.name not in consts]
         if len(data_inputs) != 1:
             raise self.fail(f"expected one data input, found {len(data_inputs)}")
@@ -410,7 +412,7 @@ class _OnnxReader:
         width = math.prod(shape)
         if width > self.max_width:
             raise self.fail(
-                f"input {inp.name!r} declares {width} values, more than the file's {self.max_width} weights"
+                f"input {inp.name!r} declares {width} values, but the file holds only {weights} weights"
                 " (a first layer reading that many inputs would hold at least as many)"
             )
         builder = _ChainBuilder(self.name, width)
