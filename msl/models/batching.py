@@ -35,11 +35,19 @@ def batch_independent(graph) -> bool:  # type: ignore[no-untyped-def]
     """
     from onnx import helper, numpy_helper
 
-    consts: dict[str, tuple[int, ...]] = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
+    consts: dict[str, tuple[int, ...]] = {}
     values: dict[str, Any] = {}  # name -> int64 values of small constants (Reshape targets)
+
+    def constant(name: str, tensor: Any) -> None:
+        consts[name] = tuple(int(d) for d in tensor.dims)
+        if tensor.data_type == 7 and math.prod(consts[name]) <= 16:  # INT64
+            try:
+                values[name] = numpy_helper.to_array(tensor)
+            except Exception:  # a damaged tensor: its values are simply not known
+                pass
+
     for t in graph.initializer:
-        if t.data_type == 7 and int(np.prod(t.dims)) <= 16:
-            values[t.name] = numpy_helper.to_array(t)
+        constant(t.name, t)
     data = [i for i in graph.input if i.name not in consts]
     if len(data) != 1:
         return False
@@ -58,9 +66,7 @@ def batch_independent(graph) -> bool:  # type: ignore[no-untyped-def]
             tensor = attr(node, "value", None)
             if tensor is None:
                 return False
-            consts[node.output[0]] = tuple(int(d) for d in tensor.dims)
-            if tensor.data_type == 7 and int(np.prod(tensor.dims)) <= 16:
-                values[node.output[0]] = numpy_helper.to_array(tensor)
+            constant(node.output[0], tensor)
             continue
         ins = [i for i in node.input if i]
         live = [i for i in ins if i in batched]
@@ -70,7 +76,12 @@ def batch_independent(graph) -> bool:  # type: ignore[no-untyped-def]
         shape, r = batched[x], rank[x]
         out: tuple[int, ...] | None
         op = node.op_type
-        if op in _ROWWISE_UNARY or (op == "Dropout" and len(ins) < 3) or (op == "Clip" and len(live) == 1 and node.input[0] == x):
+        unary = (
+            (op in _ROWWISE_UNARY and len(ins) == 1)
+            or (op == "Clip" and ins[0] == x and len(live) == 1)  # bounds are constants
+            or (op == "Dropout" and ins[0] == x and len(ins) < 3)  # no training_mode input: identity
+        )
+        if unary:
             out = shape
         elif op in _ELEMENTWISE_BINARY and len(ins) == 2:
             other = ins[1] if ins[0] == x else ins[0]
@@ -114,7 +125,7 @@ def batch_independent(graph) -> bool:  # type: ignore[no-untyped-def]
             out = shape
         elif op in ("Softmax", "LogSoftmax") and r >= 2 and attr(node, "axis", -1) % r != 0:
             out = shape  # the default axis (1 before opset 13, -1 since) is never the batch
-        elif op in _ROWWISE_OPAQUE:
+        elif op in _ROWWISE_OPAQUE and ins[0] == x and len(live) == 1:
             out = None
         else:
             return False

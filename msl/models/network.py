@@ -2,9 +2,11 @@
 
 ``path`` is the user's file: the formal engine reads the very same file, and replays its
 witnesses through this adapter, i.e. through onnxruntime on the original model (never only
-through the project's own parsed copy). Batching: a copy of the graph with a symbolic
-batch dimension is given to onnxruntime when that runs (checked once at load); otherwise
-inputs run one at a time.
+through the project's own parsed copy). Batching: a network's function is what it computes
+for one input at batch size 1; inputs are evaluated together (on a copy of the graph with a
+symbolic batch dimension) only when :func:`msl.models.batching.batch_independent` shows that
+no node mixes the inputs of a batch, otherwise one at a time (``y = x + ReduceSum(x, axis 0)``
+is 2x for every input, not x plus the sum of the batch).
 
 The fingerprint covers the initializers (name, dtype, shape, bytes, sorted by name) and,
 since the same weights in another graph are another network, the graph without them.
@@ -53,7 +55,7 @@ class OnnxNetwork(Model):
                 raise ModelLoadError(f"onnxruntime here has no {providers[0]} for device '{device}'")
             options = ort.SessionOptions()
             options.log_severity_level = 3
-            self._session, self.batched = self._session_for(self.proto, ort, options, providers)
+            self._session, self.batched = batch_session(self.proto, ort, options, providers)
         except ModelLoadError:
             raise
         except Exception as exc:
@@ -67,12 +69,6 @@ class OnnxNetwork(Model):
             raise ModelLoadError(f"network '{self.ref}' has a non-fixed input shape {inputs[0].shape}")
         self.input_shape: tuple[int, ...] = tuple(dims)
         self.num_inputs = math.prod(self.input_shape)
-
-    @staticmethod
-    def _session_for(proto, ort, options, providers):  # type: ignore[no-untyped-def]
-        """A session with a symbolic batch dimension if the graph is batch-independent, else
-        the original graph run one input at a time (at the batch size 1 it declares)."""
-        return batch_session(proto, ort, options, providers)
 
     @property
     def fingerprint(self) -> str:
