@@ -6,6 +6,7 @@ the file's real weights."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from formal_oracles import export_onnx, random_mlp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx_builders import f32, node, onnx_net, ort_one_at_a_time
 
 from msl.check import check_file
@@ -26,6 +29,7 @@ from msl.engines.formal.equivalence import verify_equivalence
 from msl.engines.formal.network import AffineLayer, PLNetwork
 from msl.engines.formal.property import InputRegion, Property, output_bound
 from msl.engines.formal.verify import verify
+from msl.errors import UsageError
 from msl.models import OnnxNetwork, load_model
 from msl.models.batching import batch_independent
 from msl.queries import NetOutput
@@ -282,3 +286,46 @@ def test_argmax_tie_claim_follows_first_index_wins(tmp_path: Path) -> None:
         }
     """))
     assert check_spec(spec, net=str(path))["second_wins"].verdict.value == "refuted"
+
+
+@st.composite
+def _broadcast_graphs(draw: st.DrawFn) -> tuple[tuple[int, ...], str, tuple[int, ...]]:
+    """A view of a width-k activation, an elementwise operator, and a constant shape that
+    broadcasts with it (possibly repeating the activation, possibly adding axes)."""
+    k = draw(st.sampled_from([1, 2, 3, 4, 6]))
+    splits = [(1, k)] + [(1, a, k // a) for a in (2, 3) if k % a == 0] + [(1, k, 1)]
+    view = draw(st.sampled_from(splits))
+    op = draw(st.sampled_from(["Add", "Sub", "Mul", "Div"]))
+    dims = [draw(st.sampled_from([1, d, 2])) if d == 1 else draw(st.sampled_from([1, d])) for d in view]
+    extra = draw(st.lists(st.integers(1, 3), max_size=2))
+    cut = draw(st.integers(0, len(dims)))
+    return view, op, (*extra, *dims[cut:]) if not extra else (*extra, *dims)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=_broadcast_graphs(), const_first=st.booleans())
+def test_broadcasting_is_read_exactly_or_refused_with_the_node_named(tmp_path: Path, case: tuple, const_first: bool) -> None:
+    view, op, cshape = case
+    k = math.prod(view)
+    rng = np.random.default_rng(abs(hash((view, op, cshape))) % 2**32)
+    const = f32(rng.uniform(0.5, 2.0, size=cshape) * rng.choice([-1, 1], size=cshape))
+    ins = ["C", "v"] if const_first else ["v", "C"]
+    nodes = [
+        node("Gemm", ["x", "W", "B"], "g"),
+        node("Reshape", ["g", "S"], "v"),
+        node(op, ins, "e", name="the_op"),
+        node("Relu", ["e"], "r"),
+        node("Reshape", ["r", "F"], "y"),
+    ]
+    consts = {"W": f32(rng.normal(size=(3, k))), "B": f32(rng.normal(size=k)), "S": np.array(view, dtype=np.int64),
+              "C": const, "F": np.array([1, -1], dtype=np.int64)}
+    path = onnx_net(tmp_path / "g.onnx", nodes, consts, [1, 3])
+    xs = rng.uniform(-1, 1, (16, 3))
+    truth = ort_one_at_a_time(path, xs)
+    try:
+        net = PLNetwork.from_onnx(path)
+    except UsageError as exc:
+        assert "'the_op'" in exc.message, exc.message
+        assert op == "Div" and const_first, exc.message  # the one form that is not piecewise linear
+        return
+    np.testing.assert_allclose(net.forward(xs), truth, rtol=1e-5, atol=1e-5)

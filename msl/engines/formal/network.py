@@ -583,6 +583,8 @@ class _OnnxReader:
             index = np.broadcast_to(np.arange(builder.width).reshape(shape), out_shape).ravel()
             builder.gather(index)
         vec = np.broadcast_to(value, out_shape).ravel()
+        if op in ("Mul", "Div") and np.any(vec == 0):
+            raise self.fail(f"{label} {'multiplies' if op == 'Mul' else 'divides'} by a zero constant, which is not supported")
         if op == "Add":
             builder.add(vec)
         elif op == "Sub":
