@@ -268,26 +268,6 @@ def test_on_acas_xu_the_crosscheck_passes_and_catches_a_one_percent_error() -> N
             crosscheck(dataclasses.replace(net, layers=tuple(layers)), region.lower, region.upper, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="argmax ties (issue 12 item 3): the formal encoding lets a later index win a tie")
-def test_argmax_tie_claim_follows_first_index_wins(tmp_path: Path) -> None:
-    """y0 = y1 everywhere: argmax is 0 (numpy, ONNX ArgMax), so `argmax == 1` is false everywhere."""
-    path = onnx_net(tmp_path / "ties.onnx", [node("Gemm", ["x", "W", "B"], "y")],
-                    {"W": f32([[1, 1], [1, 1]]), "B": f32([0, 0])}, [1, 2])
-    xs = np.random.default_rng(0).uniform(-1, 1, (20, 2))
-    truth = ort_one_at_a_time(path, xs)
-    assert np.all(truth[:, 0] == truth[:, 1]) and np.all(np.argmax(truth, axis=1) == 0)
-    spec = tmp_path / "s.msl"
-    spec.write_text(textwrap.dedent("""\
-        msl 1.0
-        model net: network
-        verify second_wins {
-          forall x in box(lower: [-1, -1], upper: [1, 1])
-          expect argmax(net(x)) == 1
-        }
-    """))
-    assert check_spec(spec, net=str(path))["second_wins"].verdict.value == "refuted"
-
-
 @st.composite
 def _broadcast_graphs(draw: st.DrawFn) -> tuple[tuple[int, ...], str, tuple[int, ...]]:
     """A view of a width-k activation, an elementwise operator, and a constant shape that
