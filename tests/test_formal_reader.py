@@ -174,6 +174,10 @@ def test_a_wrong_reading_refuses_the_proof(tmp_path: Path) -> None:
         verify_equivalence(net, wrong, region, 1e6, 10)
     with pytest.raises(ReaderMismatch):
         verify_equivalence(wrong, wrong, region, 1e6, 10)  # identical parameters, both wrong
+    last = net.layers[-1]
+    short = dataclasses.replace(net, layers=(*net.layers[:-1], AffineLayer(last.weight[:1], last.bias[:1])))
+    with pytest.raises(ReaderMismatch, match="the original model returns 2 outputs"):
+        verify(short, Property((region,), output_bound(1, 0, ">=", 1e6)), 10)
 
 
 def test_a_wrong_reading_is_unknown_for_vnnlib_and_error_for_a_claim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

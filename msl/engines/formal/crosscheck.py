@@ -100,7 +100,13 @@ def crosscheck(net: PLNetwork, lower: Sequence[float] | np.ndarray, upper: Seque
     original model) on the check points of the box ``[lower, upper]``."""
     points = check_points(np.asarray(lower), np.asarray(upper), seed)
     parsed, err = forward_with_error(net, points)
-    original = net.replay(points)
+    original = np.asarray(net.replayer(points), dtype=np.float64).reshape(points.shape[0], -1)
+    if original.shape[1] != net.output_dim:
+        raise ReaderMismatch(
+            f"{net.name}: the original model returns {original.shape[1]} outputs, the network as MSL read it"
+            f" has {net.output_dim}; no proof is attempted",
+            hint="this is a limitation or a bug of MSL's network reader; please report it with the model",
+        )
     factor = ERROR_FACTOR if net.exact else INEXACT_ERROR_FACTOR
     scale = 1.0 + np.max(np.abs(np.nan_to_num(original, nan=0.0, posinf=0.0, neginf=0.0)), axis=1, keepdims=True)
     tol = REL_TOL * np.abs(parsed) + ABS_TOL * scale + factor * err
