@@ -39,6 +39,7 @@ UNIT_ROUNDOFF = 2.0**-24
 #: the model's exactly, more where the reader folded maps the original computes one by one.
 ERROR_FACTOR = 2.0
 INEXACT_ERROR_FACTOR = 16.0
+HINT = "this is a limitation or a bug of MSL's network reader; please report it with the model"
 
 
 class ReaderMismatch(EvalError):
@@ -105,7 +106,7 @@ def crosscheck(net: PLNetwork, lower: Sequence[float] | np.ndarray, upper: Seque
         raise ReaderMismatch(
             f"{net.name}: the original model returns {original.shape[1]} outputs, the network as MSL read it"
             f" has {net.output_dim}; no proof is attempted",
-            hint="this is a limitation or a bug of MSL's network reader; please report it with the model",
+            hint=HINT,
         )
     factor = ERROR_FACTOR if net.exact else INEXACT_ERROR_FACTOR
     scale = 1.0 + np.max(np.abs(np.nan_to_num(original, nan=0.0, posinf=0.0, neginf=0.0)), axis=1, keepdims=True)
@@ -119,5 +120,5 @@ def crosscheck(net: PLNetwork, lower: Sequence[float] | np.ndarray, upper: Seque
         f"{net.name}: the network as MSL read it disagrees with the original model at x = [{where}]:"
         f" output {j} is {parsed[i, j]!r} as read, {original[i, j]!r} by the original"
         f" (tolerance {tol[i, j]:.3g}; {int((~ok).sum())} of {ok.size} values differ); no proof is attempted",
-        hint="this is a limitation or a bug of MSL's network reader; please report it with the model",
+        hint=HINT,
     )
