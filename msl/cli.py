@@ -201,6 +201,8 @@ def vnnlib(net: Path, prop: Path, timeout: float) -> int:
 
     answer = run_vnnlib(net, prop, timeout)
     click.echo(answer.render())
+    if answer.reason:
+        click.echo(f"reason: {answer.reason}", err=True)
     return ExitCode.OK
 
 

@@ -2,9 +2,11 @@
 
 ``path`` is the user's file: the formal engine reads the very same file, and replays its
 witnesses through this adapter, i.e. through onnxruntime on the original model (never only
-through the project's own parsed copy). Batching: a copy of the graph with a symbolic
-batch dimension is given to onnxruntime when that runs (checked once at load); otherwise
-inputs run one at a time.
+through the project's own parsed copy). Batching: a network's function is what it computes
+for one input at batch size 1; inputs are evaluated together (on a copy of the graph with a
+symbolic batch dimension) only when :func:`msl.models.batching.batch_independent` shows that
+no node mixes the inputs of a batch, otherwise one at a time (``y = x + ReduceSum(x, axis 0)``
+is 2x for every input, not x plus the sum of the batch).
 
 The fingerprint covers the initializers (name, dtype, shape, bytes, sorted by name),
 the graph without them (the same weights in another graph are another network) and the
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from msl.models.batching import batch_session
 from msl.models.base import Model, ModelLoadError, ModelSource, ModelStats, ProgressFn, adapter, describe
 from msl.models.fingerprint import digest_tensors, model_fingerprint
 from msl.queries import Intervention, NetOutput, Query, QueryFailed, Result
@@ -55,7 +58,7 @@ class OnnxNetwork(Model):
                 raise ModelLoadError(f"onnxruntime here has no {providers[0]} for device '{device}'")
             options = ort.SessionOptions()
             options.log_severity_level = 3
-            self._session, self.batched = self._session_for(self.proto, ort, options, providers)
+            self._session, self.batched = batch_session(self.proto, ort, options, providers)
         except ModelLoadError:
             raise
         except Exception as exc:
@@ -69,26 +72,6 @@ class OnnxNetwork(Model):
             raise ModelLoadError(f"network '{self.ref}' has a non-fixed input shape {inputs[0].shape}")
         self.input_shape: tuple[int, ...] = tuple(dims)
         self.num_inputs = math.prod(self.input_shape)
-
-    @staticmethod
-    def _session_for(proto, ort, options, providers):  # type: ignore[no-untyped-def]
-        """A session with a symbolic batch dimension if the graph allows one, else the original."""
-        import onnx
-
-        dynamic = onnx.ModelProto()
-        dynamic.CopyFrom(proto)
-        for value in (*dynamic.graph.input, *dynamic.graph.output):
-            dims = value.type.tensor_type.shape.dim
-            if dims:
-                dims[0].ClearField("dim_value")
-                dims[0].dim_param = "batch"
-        try:
-            session = ort.InferenceSession(dynamic.SerializeToString(), options, providers=providers)
-            shape = [2, *(d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape[1:])]
-            session.run(None, {session.get_inputs()[0].name: np.zeros(shape, dtype=np.float32)})
-            return session, True
-        except Exception:
-            return ort.InferenceSession(proto.SerializeToString(), options, providers=providers), False
 
     @property
     def fingerprint(self) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 
 from msl.engines.formal.bab import WorkBudget
 from msl.engines.formal.bounds import ABS_SLACK, REL_SLACK, BoxBounds, SpecBounder, proof_margin
+from msl.engines.formal.crosscheck import bounding_box, crosscheck
 from msl.engines.formal.network import AffineLayer, PLNetwork
 from msl.engines.formal.property import Condition, InputRegion, LinearConstraint, Property
 from msl.engines.formal.verify import FormalResult, verify
@@ -262,6 +263,8 @@ def verify_equivalence(
         raise UsageError(f"eps must be a finite non-negative number, not {eps}")
     regions = (region,) if isinstance(region, InputRegion) else tuple(region)
     product = difference_network(net_a, net_b)
+    for net in (net_a, net_b):  # both readings, before anything (even "identical") is concluded
+        crosscheck(net, *bounding_box(regions), seed)
     if _identical(net_a, net_b):
         # The same parameters computed by the same operations: the same float32 results, so the
         # difference is exactly zero everywhere (bounds could only approach that).

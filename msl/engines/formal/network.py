@@ -16,6 +16,7 @@ confirm itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
 
 #: ONNX files larger than this are refused before parsing (hostile or not a small PL network).
 MAX_ONNX_BYTES = 512 * 1024 * 1024
+#: An activation may be as wide as the file has weights (a layer reading n values holds at
+#: least n), or this wide when the file has fewer: declared sizes cannot make the reader
+#: allocate beyond what the file really holds.
+MIN_WIDTH_LIMIT = 4096
+#: Entries of the 0/1 matrix a broadcast that repeats activations may add to a layer.
+MAX_BROADCAST_ENTRIES = 1 << 24
 
 Replayer = Callable[[np.ndarray], np.ndarray]
 
@@ -297,6 +304,23 @@ class _ChainBuilder:
             return
         self.multiply(1.0 / vec)
 
+    def gather(self, index: np.ndarray) -> None:
+        """h -> h[index]: repeats activations, as an ONNX broadcast does (exactly: a copy)."""
+        index = np.asarray(index, dtype=np.intp)
+        if self.weight is None:
+            select = np.zeros((index.size, self.width))
+            select[np.arange(index.size), index] = 1.0
+            self.matmul(select)
+            return
+        assert self.bias is not None and self.bias_q is not None
+        self.weight = self.weight[index]
+        self.bias = self.bias[index]
+        self.bias_q = [self.bias_q[i] for i in index]
+        self.width = int(index.size)
+        self.shift = [Fraction(0)] * self.width
+        self.gain = [Fraction(1)] * self.width
+        self.last_was_relu = False
+
     def matmul(self, weight: np.ndarray, bias: np.ndarray | None = None) -> None:
         """h -> weight @ h (+ bias); ``weight`` is (out, in)."""
         w = np.asarray(weight, dtype=np.float64)
@@ -413,13 +437,13 @@ class _OnnxReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = str(path)
+        self.max_width = MIN_WIDTH_LIMIT  # widest activation allowed; set from the file's weights
 
     def fail(self, message: str, hint: str | None = None) -> UsageError:
         return UsageError(f"{self.name}: {message}", hint=hint)
 
     def read(self) -> PLNetwork:
         import onnx
-        from onnx import numpy_helper
 
         try:
             size = self.path.stat().st_size
@@ -436,7 +460,14 @@ class _OnnxReader:
         for init in graph.initializer:
             if init.data_location == onnx.TensorProto.EXTERNAL:
                 raise self.fail(f"initializer {init.name!r} uses external data, which is not supported")
-            consts[init.name] = numpy_helper.to_array(init)
+            consts[init.name] = self._array(init, f"initializer {init.name!r}")
+        for node in graph.node:
+            if node.op_type == "Constant":
+                consts[node.output[0]] = self._constant(node, self._label(node))
+        # Every size below is checked against what the file really holds before anything of
+        # that size is allocated (a file of a few bytes may declare 10^9 inputs).
+        weights = sum(int(c.size) for c in consts.values())
+        self.max_width = max(MIN_WIDTH_LIMIT, weights)
         data_inputs = [i for i in graph.input if i.name not in consts]
         if len(data_inputs) != 1:
             raise self.fail(f"expected one data input, found {len(data_inputs)}")
@@ -444,15 +475,19 @@ class _OnnxReader:
             raise self.fail(f"expected one output, found {len(graph.output)}")
         inp = data_inputs[0]
         shape = self._input_shape(inp)
-        width = int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
+        width = math.prod(shape)
+        if width > self.max_width:
+            raise self.fail(
+                f"input {inp.name!r} declares {width} values, but the file holds only {weights} weights"
+                " (a first layer reading that many inputs would hold at least as many)"
+            )
         builder = _ChainBuilder(self.name, width)
         current = inp.name
         cur_shape = shape
         for node in graph.node:
             op = node.op_type
-            label = f"node {node.name!r} ({op})" if node.name else f"a {op} node"
+            label = self._label(node)
             if op == "Constant":
-                consts[node.output[0]] = self._constant(node, label)
                 continue
             acts = [i for i in node.input if i == current]
             others = [i for i in node.input if i and i != current]
@@ -463,8 +498,11 @@ class _OnnxReader:
             for other in others:
                 if other not in consts:
                     raise self.fail(f"{label} takes a second non-constant input {other!r}")
-            if op in ("Identity", "Dropout"):
+            if op == "Identity":
                 pass
+            elif op == "Dropout":
+                if len(node.input) > 2 and node.input[2] and np.any(consts[node.input[2]]):
+                    raise self.fail(f"{label} is in training mode (random), which is not supported")
             elif op == "Flatten":
                 axis = self._attr(node, "axis", 1)
                 axis = axis + len(cur_shape) if axis < 0 else axis
@@ -478,20 +516,29 @@ class _OnnxReader:
                 const = consts[others[0]] if others else None
                 if const is None or len(node.input) != 2:
                     raise self.fail(f"{label} must combine the activation with a constant")
-                self._elementwise(builder, op, const, act_first=node.input[0] == current, label=label)
+                cur_shape = self._elementwise(builder, op, const, node.input[0] == current, cur_shape, label)
             elif op == "MatMul":
                 if node.input[0] != current:
                     raise self.fail(f"{label} multiplies the activation from the right; expected x @ W")
                 w = self._float(consts[node.input[1]], label)
                 if w.ndim != 2:
                     raise self.fail(f"{label} has a weight of rank {w.ndim}; expected a matrix")
+                if math.prod(cur_shape[:-1]) != 1 or cur_shape[-1] != w.shape[0]:
+                    raise self.fail(f"{label} multiplies an activation of shape {cur_shape} by a weight of shape {w.shape}",
+                                    hint="the activation must be a single row (batch 1) whose length is the weight's rows")
                 builder.matmul(w.T)
-                cur_shape = (1, w.shape[1])
+                cur_shape = (*cur_shape[:-1], int(w.shape[1]))
             elif op == "Gemm":
+                if len(cur_shape) != 2 or cur_shape[0] != 1:
+                    raise self.fail(f"{label} takes an activation of shape {cur_shape}; expected (1, n)")
                 self._gemm(builder, node, consts, current, label)
                 cur_shape = (1, builder.width)
             elif op == "BatchNormalization":
+                if len(cur_shape) < 2 or math.prod(cur_shape) != cur_shape[1]:
+                    raise self.fail(f"{label} normalises an activation of shape {cur_shape}; expected (1, channels)")
                 scale, bias, mean, var = (self._float(consts[n], label).ravel() for n in node.input[1:5])
+                if any(v.size != cur_shape[1] for v in (scale, bias, mean, var)):
+                    raise self.fail(f"{label} has parameters that are not one per channel of {cur_shape}")
                 eps = float(self._attr(node, "epsilon", 1e-5))
                 mult = scale / np.sqrt(var + eps)
                 if builder.weight is None:
@@ -512,6 +559,18 @@ class _OnnxReader:
         return builder.finish(_OnnxReplayer(self.path, shape))
 
     # -- helpers
+    @staticmethod
+    def _label(node: Any) -> str:
+        return f"node {node.name!r} ({node.op_type})" if node.name else f"a {node.op_type} node"
+
+    def _array(self, tensor: Any, what: str) -> np.ndarray:
+        from onnx import numpy_helper
+
+        try:
+            return numpy_helper.to_array(tensor)
+        except Exception as exc:  # sizes that do not match the data, unknown types: not a model
+            raise self.fail(f"{what} cannot be read ({type(exc).__name__}: its declared shape does not match its data?)") from None
+
     def _input_shape(self, inp: Any) -> tuple[int, ...]:
         dims = inp.type.tensor_type.shape.dim
         shape: list[int] = []
@@ -548,11 +607,9 @@ class _OnnxReader:
         return tuple(out)
 
     def _constant(self, node: Any, label: str) -> np.ndarray:
-        from onnx import numpy_helper
-
         for attr in node.attribute:
             if attr.name == "value":
-                return numpy_helper.to_array(attr.t)
+                return self._array(attr.t, label)
         raise self.fail(f"{label} has no tensor value")
 
     def _float(self, value: np.ndarray, label: str) -> np.ndarray:
@@ -572,24 +629,45 @@ class _OnnxReader:
                 return helper.get_attribute_value(attr)
         return default
 
-    def _elementwise(self, builder: _ChainBuilder, op: str, const: np.ndarray, act_first: bool, label: str) -> None:
+    def _elementwise(
+        self, builder: _ChainBuilder, op: str, const: np.ndarray, act_first: bool, shape: tuple[int, ...], label: str
+    ) -> tuple[int, ...]:
+        """Apply ``act (op) const`` with ONNX's multidirectional broadcasting; the new shape.
+
+        The result has the broadcast shape of both operands: where the constant has more
+        entries along an axis than the activation (or more axes), the activation's entries
+        are repeated (an exact copy map) before the elementwise operation, and the flattened
+        result is read in ONNX's row-major order.
+        """
         value = self._float(const, label)
-        if value.size not in (1, builder.width):
-            raise self.fail(f"{label} has a constant of shape {value.shape} for a vector of {builder.width}")
+        try:
+            out_shape = tuple(int(v) for v in np.broadcast_shapes(shape, value.shape))
+        except ValueError:
+            raise self.fail(f"{label}: a constant of shape {value.shape} does not broadcast with the activation's shape {shape}") from None
+        size = math.prod(out_shape)
+        if size != builder.width:
+            if size > self.max_width or size * builder.width > MAX_BROADCAST_ENTRIES:
+                raise self.fail(f"{label} broadcasts an activation of shape {shape} to {out_shape}, which is too large")
+            index = np.broadcast_to(np.arange(builder.width).reshape(shape), out_shape).ravel()
+            builder.gather(index)
+        vec = np.broadcast_to(value, out_shape).ravel()
+        if op in ("Mul", "Div") and np.any(vec == 0):
+            raise self.fail(f"{label} {'multiplies' if op == 'Mul' else 'divides'} by a zero constant, which is not supported")
         if op == "Add":
-            builder.add(value)
+            builder.add(vec)
         elif op == "Sub":
             if act_first:
-                builder.add(-value)
+                builder.add(-vec)
             else:
                 builder.multiply(np.array([-1.0]))
-                builder.add(value)
+                builder.add(vec)
         elif op == "Mul":
-            builder.multiply(value)
+            builder.multiply(vec)
         else:
             if not act_first:
                 raise self.fail(f"{label} divides a constant by the activation, which is not piecewise linear")
-            builder.divide(value)
+            builder.divide(vec)
+        return out_shape
 
     def _gemm(self, builder: _ChainBuilder, node: Any, consts: dict[str, np.ndarray], current: str, label: str) -> None:
         if node.input[0] != current or self._attr(node, "transA", 0):
@@ -607,27 +685,33 @@ class _OnnxReader:
 
 
 class _OnnxReplayer:
-    """Runs the original ONNX file with onnxruntime, one batch or one row at a time."""
+    """Runs the original ONNX file with onnxruntime: a whole batch in one call when the graph
+    is batch-independent (:func:`msl.models.batching.batch_independent`), else one input at a
+    time at batch size 1, so that batching can never change the function replayed."""
 
     def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
         self.path = path
         self.shape = shape
         self._session: Any = None
+        self.batched = False
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        import onnxruntime as ort
-
         if self._session is None:
+            import onnx
+            import onnxruntime as ort
+
+            from msl.models.batching import batch_session
+
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1
             opts.inter_op_num_threads = 1
             opts.log_severity_level = 3
-            self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+            proto = onnx.load_model(str(self.path), load_external_data=False)
+            self._session, self.batched = batch_session(proto, ort, opts, ["CPUExecutionProvider"])
         sess = self._session
         meta = sess.get_inputs()[0]
         dtype = np.float64 if "double" in meta.type else np.float16 if "float16" in meta.type else np.float32
-        fixed_batch = isinstance(meta.shape[0], int) and len(meta.shape) > 1
-        rows = [x] if not fixed_batch else [x[i : i + 1] for i in range(x.shape[0])]
+        rows = [x] if self.batched else [x[i : i + 1] for i in range(x.shape[0])]
         outs = []
         for chunk in rows:
             feed = chunk.astype(dtype).reshape((chunk.shape[0], *self.shape[1:]) if len(self.shape) > 1 else (-1,))

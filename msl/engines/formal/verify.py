@@ -21,6 +21,7 @@ import numpy as np
 
 from msl.engines.formal.bab import InputSplitSearch, SearchStats, WorkBudget
 from msl.engines.formal.bounds import SpecBounder
+from msl.engines.formal.crosscheck import bounding_box, crosscheck
 from msl.engines.formal.falsify import SpecRows, falsify
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.pieces import quiet_highs
@@ -118,6 +119,7 @@ def _verify(
     start = time.monotonic()
     deadline = start + max(0.0, float(timeout))
     prop.check_against(net.input_dim, net.output_dim)
+    crosscheck(net, *bounding_box(prop.regions), seed)
     stats: dict[str, Any] = {
         "method": METHOD,
         "solver": SOLVER,

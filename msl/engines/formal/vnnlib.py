@@ -352,13 +352,15 @@ def parse_vnnlib(data: bytes, name: str) -> list[Property]:
 
 @dataclass(frozen=True)
 class VnnlibAnswer:
-    """The answer to one VNN-COMP instance; :meth:`render` is what ``msl vnnlib`` prints."""
+    """The answer to one VNN-COMP instance; :meth:`render` is what ``msl vnnlib`` prints on
+    stdout, ``reason`` (why an ``unknown`` is unknown, when that is worth saying) goes to stderr."""
 
     status: str
     witness_x: tuple[float, ...] | None = None
     witness_y: tuple[float, ...] | None = None
     seconds: float = 0.0
     stats: dict[str, object] = field(default_factory=dict)
+    reason: str | None = None
 
     def render(self) -> str:
         if self.status != "sat" or self.witness_x is None or self.witness_y is None:
@@ -370,6 +372,7 @@ class VnnlibAnswer:
 
 def run_vnnlib(net_path: Path, prop_path: Path, timeout: float) -> VnnlibAnswer:
     """Answer one instance: ``sat`` (with a replayed witness), ``unsat``, ``unknown`` or ``timeout``."""
+    from msl.engines.formal.crosscheck import ReaderMismatch
     from msl.engines.formal.network import PLNetwork
     from msl.engines.formal.verify import verify
 
@@ -383,7 +386,10 @@ def run_vnnlib(net_path: Path, prop_path: Path, timeout: float) -> VnnlibAnswer:
         if remaining <= 0:
             statuses.append("timeout")
             break
-        result = verify(net, prop, remaining)
+        try:
+            result = verify(net, prop, remaining)
+        except ReaderMismatch as exc:  # the reading of the network cannot be trusted: no answer
+            return VnnlibAnswer("unknown", seconds=time.monotonic() - start, reason=exc.message)
         last_stats = result.stats
         if result.status == "sat":
             return VnnlibAnswer("sat", result.witness_x, result.witness_y, time.monotonic() - start, result.stats)
