@@ -6,9 +6,8 @@ one input at a time) on random points, and ``msl vnnlib`` must answer two proper
 random points; the witness is replayed through onnxruntime here) and ``Y_j >= M + margin`` is
 ``unsat`` (every case's Y_j is convex in x — affine, or a non-negative sum of ReLUs of affine
 maps — so its maximum over the box is at a corner, and M is exact). Networks the reader does
-not support must be refused with the node named, never read as another function. Cases whose
-answer is wrong today for reasons outside the reader (float32 rounding, argmax ties) are
-``xfail(strict=True)`` with the issue item named.
+not support must be refused with the node named, never read as another function. The answers
+follow float32 execution (the truth) and numpy's argmax, first index winning ties.
 """
 
 from __future__ import annotations
@@ -55,7 +54,6 @@ class Case:
     #: (operator, threshold, true answer) of the properties ``(op Y_j threshold)`` checked;
     #: by default ``>= M - margin`` (sat) and ``>= M + margin`` (unsat)
     properties: tuple[tuple[str, float, str], ...] | None = None
-    xfail: str | None = None
 
 
 def _gemm_chain(w: np.ndarray, b: np.ndarray, tail: list[object], consts: dict[str, np.ndarray], **gemm: object) -> Builder:
@@ -168,7 +166,6 @@ CASES = [
         (1.0,),
         float32_loss=True,
         properties=((">=", -1e-3, "sat"), ("<=", 0.5, "sat")),  # onnxruntime gives 0 everywhere
-        xfail="float32 execution (issue 12 item 5): Y_0 <= 0.5 is unsat over the reals, onnxruntime gives 0",
     ),
     Case("batch_mixing_reduce_sum", _reduce_over_batch, (-1,), (1,), refused_at="'sum_batch' (ReduceSum)"),
     Case("broadcast_then_row_matmul", _broadcast_then_matmul, (-1, -1, -1, -1), (1, 1, 1, 1), refused_at="'rows_matmul' (MatMul)"),
@@ -200,8 +197,7 @@ def _witness(stdout: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _params(cases: list[Case]) -> list[object]:
-    marks = {c.name: [pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [] for c in cases}
-    return [pytest.param(c, id=c.name, marks=marks[c.name]) for c in cases]
+    return [pytest.param(c, id=c.name) for c in cases]
 
 
 READ = [c for c in CASES if c.refused_at is None]
@@ -258,7 +254,6 @@ def test_unsupported_networks_are_refused_with_the_node_named(case: Case, tmp_pa
     assert case.refused_at in result.stderr and "Traceback" not in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="argmax ties (issue 12 item 3): the formal encoding lets a later index win a tie")
 def test_ties_argmax_claim_follows_first_index_wins(tmp_path: Path) -> None:
     """y0 = y1 everywhere: argmax is 0 (numpy, ONNX ArgMax), so `argmax == 1` is false everywhere."""
     path = TIES(tmp_path / "ties.onnx")

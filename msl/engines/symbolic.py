@@ -246,31 +246,26 @@ class SymbolicRun(SearchRun):
 
 #: Random points of the domain the evaluator checks before a proof (plus centre and corners).
 CHECK_POINTS = 48
-#: At most this many corners of the box are checked (all of them in up to 5 dimensions).
+#: At most this many corners of the box are checked (all of them while 2^d is no more).
 CHECK_CORNERS = 32
 
 
 def _check_points(domain: Domain, seed: int) -> list[np.ndarray]:
     """Seeded points of the domain for :meth:`SymbolicRun.cross_checked`, as float32 values
     inside it (the inputs the model really runs on)."""
-    rng = np.random.default_rng([seed, 0x5EED])
+    from msl.engines.formal.crosscheck import check_points
+
     lo, hi = np.asarray(domain.lower, dtype=np.float64), np.asarray(domain.upper, dtype=np.float64)
-    d = len(lo)
     if domain.norm == "l2":
-        center = np.asarray(domain.center, dtype=np.float64)
+        rng = np.random.default_rng([seed, 0x5EED])
+        d, center = len(lo), np.asarray(domain.center, dtype=np.float64)
         direction = rng.standard_normal((CHECK_POINTS, d))
         direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-300)
         radius = domain.radius * rng.uniform(0.0, 1.0, (CHECK_POINTS, 1)) ** (1.0 / d)
-        points = np.vstack([center[None, :], center + 0.999 * radius * direction])
+        points = np.vstack([center[None, :], center + 0.999 * radius * direction]).astype(np.float32)
     else:
-        if d <= 5:
-            corners = np.array([[hi[i] if (k >> i) & 1 else lo[i] for i in range(d)] for k in range(2**d)])
-        else:
-            corners = np.where(rng.integers(0, 2, (CHECK_CORNERS, d)).astype(bool), hi, lo)
-        random = lo + (hi - lo) * rng.uniform(0.0, 1.0, (CHECK_POINTS, d))
-        points = np.vstack([(0.5 * (lo + hi))[None, :], corners[:CHECK_CORNERS], random])
-    inside = np.clip(points.astype(np.float32).astype(np.float64), lo, hi)
-    return [p for p in inside if np.all(p >= lo) and np.all(p <= hi)]
+        points = check_points(lo, hi, seed, CHECK_CORNERS, CHECK_POINTS)
+    return [p for p in points.astype(np.float64) if np.all(p >= lo) and np.all(p <= hi)]
 
 
 def _epsilon(cond: ast.Node, run: SymbolicRun, var: str, roles: set[str]) -> float | None:

@@ -11,10 +11,10 @@ refuses the proof with :class:`ReaderMismatch`.
 
 Floating-point noise: the original runs in float32, the parsed network in float64. The
 tolerance of output ``j`` at a point is ``REL_TOL |y_j| + ABS_TOL (1 + max_k |y_k|)`` plus
-:data:`ERROR_FACTOR` times a bound on the float32 rounding error of that output, propagated
-through the layers (``gamma_n (|W| |h| + |b|)`` per affine layer, any summation order; a ReLU
-does not increase it, and stops it where the pre-activation is below minus the error). That bound is large where large terms cancel, so a network whose
-float32 execution legitimately loses the result to rounding is not mistaken for a reader bug.
+:data:`ERROR_FACTOR` times the bound of :mod:`msl.engines.formal.rounding` on the float32
+rounding error of that output (the one proofs use). That bound is large where large terms
+cancel, so a network whose float32 execution legitimately loses the result to rounding is not
+mistaken for a reader bug.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.property import InputRegion
+from msl.engines.formal.rounding import execution_error
 from msl.values import EvalError
 
 #: Corners checked at most (all of them while 2^d is no more).
@@ -33,8 +34,6 @@ CORNERS = 64
 RANDOM_POINTS = 256
 REL_TOL = 1e-4
 ABS_TOL = 1e-5
-#: Unit roundoff of float32, the precision the original model runs in.
-UNIT_ROUNDOFF = 2.0**-24
 #: Safety factor on the propagated rounding-error bound: 2 for networks whose parameters are
 #: the model's exactly, more where the reader folded maps the original computes one by one.
 ERROR_FACTOR = 2.0
@@ -57,43 +56,41 @@ def bounding_box(regions: Sequence[InputRegion]) -> tuple[np.ndarray, np.ndarray
     return lower, upper
 
 
-def check_points(lower: np.ndarray, upper: np.ndarray, seed: int) -> np.ndarray:
-    """The points checked (float32 values, as float64): corners, the centre, random points."""
+def check_points(
+    lower: np.ndarray, upper: np.ndarray, seed: int, corners: int = CORNERS, random_points: int = RANDOM_POINTS
+) -> np.ndarray:
+    """The points checked (float32 values, as float64): corners (all of them while ``2^d`` is
+    at most ``corners``, else that many seeded ones), the centre, ``random_points`` seeded ones."""
     lo = np.asarray(lower, dtype=np.float64)
     hi = np.asarray(upper, dtype=np.float64)
     d = lo.size
     rng = np.random.default_rng(seed)
-    if 2**d <= CORNERS:
+    if 2**d <= corners:
         bits = (np.arange(2**d)[:, None] >> np.arange(d)[None, :]) & 1
     else:
-        bits = rng.integers(0, 2, size=(CORNERS, d))
-    corners = np.where(bits == 1, hi, lo)
+        bits = rng.integers(0, 2, size=(corners, d))
+    vertices = np.where(bits == 1, hi, lo)
     centre = 0.5 * (lo + hi)
-    uniform = lo + rng.random((RANDOM_POINTS, d)) * (hi - lo)
-    points = np.vstack([corners, centre[None, :], uniform])
+    uniform = lo + rng.random((random_points, d)) * (hi - lo)
+    points = np.vstack([vertices, centre[None, :], uniform])
     return points.astype(np.float32).astype(np.float64)
 
 
 def forward_with_error(net: PLNetwork, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The parsed network's outputs on ``x`` (N, d) in float64, and a bound (N, m) on how far
-    a float32 execution of the same layers may be from them."""
-    gain = np.array([float(g) for g in net.input_gain])
-    shift = np.array([float(s) for s in net.input_shift])
-    h = (x + shift) * gain
-    err = 3.0 * UNIT_ROUNDOFF * (np.abs(x) + np.abs(shift)) * np.abs(gain)  # the two elementwise ops
-    for i, layer in enumerate(net.layers):
-        n = layer.shape[1] + 2
-        gamma = n * UNIT_ROUNDOFF / (1.0 - n * UNIT_ROUNDOFF)
-        absw = np.abs(layer.weight)
-        magnitude = (np.abs(h) + err) @ absw.T + np.abs(layer.bias)
+    the original's float32 execution may be from them (:mod:`msl.engines.formal.rounding` on
+    each point as a box of its own)."""
+    h = x
+    pre: list[np.ndarray] = []
+    layers = net.folded
+    for i, layer in enumerate(layers):
         z = h @ layer.weight.T + layer.bias
-        err = err @ absw.T + gamma * magnitude
-        if i + 1 < len(net.layers):
+        if i + 1 < len(layers):
+            pre.append(z)
             h = np.maximum(z, 0.0)
-            err = np.where(z <= -err, 0.0, err)  # both executions are 0 there: no error passes
         else:
             h = z
-    return h, err
+    return h, execution_error(net, x, x, pre, pre)
 
 
 def crosscheck(net: PLNetwork, lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray, seed: int = 0) -> None:

@@ -310,9 +310,13 @@ class _ChainBuilder:
         if self.weight is None:
             select = np.zeros((index.size, self.width))
             select[np.arange(index.size), index] = 1.0
+            roundings = self.roundings
             self.matmul(select)
+            self.roundings = roundings  # a copy rounds nothing
             return
         assert self.bias is not None and self.bias_q is not None
+        assert self.abs_w is not None and self.abs_b is not None
+        self.abs_w, self.abs_b = self.abs_w[index], self.abs_b[index]
         self.weight = self.weight[index]
         self.bias = self.bias[index]
         self.bias_q = [self.bias_q[i] for i in index]
