@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from msl import ast
-from msl.builtins import REQUIRED, Builtin, Name, Param, bind_arguments, lookup, measurements
+from msl.builtins import REQUIRED, Builtin, Name, Param, aggregates, bind_arguments, lookup, measurements
 from msl.check import CheckedSpec
 from msl.plan import PENDING, Planner
 from msl.queries import QueryFailed
@@ -482,7 +482,7 @@ class Evaluator:
         self, fn: Builtin, param: Param, arg: ast.Expr, env: Env, overlay: Overlay,
         agg: Aggregation | None, call: ast.Node,
     ) -> Any:
-        if param.type.name != "agg":
+        if not aggregates(param, call.args if isinstance(call, ast.Call) else ()):
             return self.eval(arg, env, overlay, agg)
         if id(call) in self.spec.implicit_aggregates:
             if agg is None:

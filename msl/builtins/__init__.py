@@ -96,6 +96,13 @@ class BindProblem:
     hint: str | None = None
 
 
+def aggregates(param: Param, args: tuple[Any, ...]) -> bool:
+    """Whether ``param`` receives values to aggregate in a call with these positional
+    arguments: an ``agg`` parameter does, except a variadic one given several arguments,
+    which are then the values themselves (``max(a, b)`` against ``max(values)``)."""
+    return param.type.name == "agg" and not (param.variadic and len(args) > 1)
+
+
 def bind_arguments(fn: Builtin, args: tuple[Any, ...], kwargs: tuple[Any, ...]) -> tuple[list[tuple[Param, Any]], list[BindProblem]]:
     """Match a call's positional and keyword argument nodes to ``fn``'s parameters,
     Python-style. Keyword nodes have ``.name`` and ``.value``. Returns the pairs and the

@@ -41,7 +41,11 @@ def _nonempty(values: Sequence[Any], what: str) -> None:
 
 
 def _collection(args: tuple[Any, ...]) -> Any:
-    """``max(a, b, c)`` or ``max(values)``: the values either way."""
+    """``max(a, b, c)`` or ``max(values)``: the values either way.
+
+    With one argument, the evaluator has already made it the values to aggregate (a
+    generator's, a collection's elements, or the claim's instances), as for ``mean``.
+    """
     if len(args) == 1 and isinstance(args[0], (list, tuple, np.ndarray, Series, DataSet)):
         return args[0]
     return list(args)
@@ -56,19 +60,25 @@ def abs_(ctx: Context, x: Any) -> Any:
     return np.abs(x) if isinstance(x, np.ndarray) else abs(x)
 
 
-@builtin("min(*values: any) -> number")
+@builtin("min(*values: agg[number]) -> number")
 def min_(ctx: Context, values: tuple[Any, ...]) -> float:
-    """The smallest of several numbers, or of a collection (a vector, a series, a set)."""
+    """The smallest of several numbers, or with one argument an aggregate like ``mean``:
+    the smallest element of a collection or generator, or — inside a ``for`` claim — the
+    smallest of a per-instance number over the claim's instances."""
     items = numbers(_collection(values), "min")
     _nonempty(items, "min")
     return min(items)
 
 
-@builtin("max(*values: any) -> number")
+@builtin("max(*values: agg[number]) -> number")
 def max_(ctx: Context, values: tuple[Any, ...]) -> float:
-    """The largest of several numbers, or of a collection (a vector, a series, a set).
+    """The largest of several numbers, or with one argument an aggregate like ``mean``:
+    the largest element of a collection or generator, or — inside a ``for`` claim — the
+    largest of a per-instance number over the claim's instances.
 
-    ``max(abs(refined(x) - base(x)))`` is the L∞ distance of two networks' outputs.
+    ``max(abs(refined(x) - base(x)))`` is the L∞ distance of two networks' outputs (a
+    vector's elements); ``max(abs(s(x) - s(swap(x))))`` of one number per instance is the
+    largest gap over the instances.
     """
     items = numbers(_collection(values), "max")
     _nonempty(items, "max")
