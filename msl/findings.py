@@ -164,6 +164,11 @@ class Statistics(_Model):
     tolerance: Probability | None = None
     seed: int | None = None
     values: dict[Name, float] = Field({}, description="named aggregates: a mean effect, its interval, an accuracy")
+    interval_method: dict[Name, Name] = Field(
+        {},
+        description="how each interval was made, by what it bounds: `rate` (the `interval` field; "
+        "clopper-pearson) or an aggregate named in `values` (bootstrap-bca, bootstrap-percentile, constant)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -150,4 +150,5 @@ class StatisticalRun(FiniteRun):
             values[key] = _value(self.ev.eval(c, self.base, (), full))
             values[f"{key} ci_low"] = float(np.quantile(draws[key], alpha / 2))
             values[f"{key} ci_high"] = float(np.quantile(draws[key], 1 - alpha / 2))
+            self.interval_methods[key] = "bootstrap-percentile"
         return verdict, show(cond), values
