@@ -113,10 +113,13 @@ def mean_interval(values: Sequence[float], confidence: float, seed: int) -> Inte
         return None
     if np.all(data == data[0]):
         return Interval(float(data[0]), float(data[0]), "constant")
-    bca = _bootstrap(data, confidence, seed, "BCa")
-    if math.isfinite(bca[0]) and math.isfinite(bca[1]):
-        return Interval(*bca, "bootstrap-bca")
-    return Interval(*_bootstrap(data, confidence, seed, "percentile"), "bootstrap-percentile")
+    (low, high), method = _bootstrap(data, confidence, seed, "BCa"), "bootstrap-bca"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        (low, high), method = _bootstrap(data, confidence, seed, "percentile"), "bootstrap-percentile"
+    # resampled means lie among the values up to rounding (an interpolated percentile can
+    # fall an ulp below the smallest): the values' range is the guarantee, so hold to it
+    smallest, largest = float(data.min()), float(data.max())
+    return Interval(min(max(low, smallest), largest), max(min(high, largest), smallest), method)
 
 
 def _bootstrap(data: np.ndarray, confidence: float, seed: int, method: str) -> tuple[float, float]:

@@ -54,7 +54,7 @@ def _collection(args: tuple[Any, ...]) -> Any:
 # ── Arithmetic ───────────────────────────────────────────────────────────────────────────
 
 
-@builtin("abs(x: any) -> $x")
+@builtin("abs(x: any) -> $x", bounds=(0, None))
 def abs_(ctx: Context, x: Any) -> Any:
     """Absolute value; element-wise on a vector."""
     return np.abs(x) if isinstance(x, np.ndarray) else abs(x)
@@ -85,7 +85,7 @@ def max_(ctx: Context, values: tuple[Any, ...]) -> float:
     return max(items)
 
 
-@builtin("exp(x: number) -> number")
+@builtin("exp(x: number) -> number", bounds=(0, None))
 def exp(ctx: Context, x: float) -> float:
     """e to the power x (probabilities from log-probabilities)."""
     try:
@@ -102,7 +102,7 @@ def log(ctx: Context, x: float) -> float:
     return math.log(x)
 
 
-@builtin("sqrt(x: number) -> number")
+@builtin("sqrt(x: number) -> number", bounds=(0, None))
 def sqrt(ctx: Context, x: float) -> float:
     """Square root."""
     if x < 0:
@@ -110,7 +110,7 @@ def sqrt(ctx: Context, x: float) -> float:
     return math.sqrt(x)
 
 
-@builtin("len(x: any) -> number")
+@builtin("len(x: any) -> number", bounds=(0, None))
 def len_(ctx: Context, x: Any) -> int:
     """Number of elements of a set or vector, or of characters of a text."""
     if isinstance(x, (DataSet, np.ndarray, list, tuple, Series)):
@@ -145,7 +145,7 @@ def argmin(ctx: Context, values: Any) -> int:
     return int(np.argmin(as_vector(values, "argmin")))
 
 
-@builtin("cosine(a: vector, b: vector) -> number")
+@builtin("cosine(a: vector, b: vector) -> number", bounds=(-1, 1))
 def cosine(ctx: Context, a: Any, b: Any) -> float:
     """Cosine similarity of two vectors (embeddings)."""
     x, y = as_vector(a, "cosine"), as_vector(b, "cosine")
@@ -157,13 +157,13 @@ def cosine(ctx: Context, a: Any, b: Any) -> float:
     return float(x @ y) / denom
 
 
-@builtin("norm(v: vector) -> number")
+@builtin("norm(v: vector) -> number", bounds=(0, None))
 def norm(ctx: Context, v: Any) -> float:
     """Euclidean (L2) norm of a vector."""
     return float(np.linalg.norm(as_vector(v, "norm")))
 
 
-@builtin("kl(p: dist, q: dist) -> number")
+@builtin("kl(p: dist, q: dist) -> number", bounds=(0, None))
 def kl(ctx: Context, p: Distribution, q: Distribution) -> float:
     """KL(p ‖ q) in nats between two distributions (next-token, or classes)."""
     lp, lq = np.asarray(p.logprobs, np.float64), np.asarray(q.logprobs, np.float64)
@@ -223,7 +223,7 @@ def _conditions(values: list[Any], what: str) -> list[bool]:
     return [bool(v) for v in values]
 
 
-@builtin("rate(conditions: agg[bool]) -> number")
+@builtin("rate(conditions: agg[bool]) -> number", bounds=(0, 1))
 def rate(ctx: Context, conditions: list[Any]) -> float:
     """Fraction of the conditions that are true (agreement, efficacy, accuracy)."""
     items = _conditions(conditions, "rate")
@@ -231,7 +231,7 @@ def rate(ctx: Context, conditions: list[Any]) -> float:
     return sum(items) / len(items)
 
 
-@builtin("count(conditions: agg[bool]) -> number")
+@builtin("count(conditions: agg[bool]) -> number", bounds=(0, None))
 def count(ctx: Context, conditions: list[Any]) -> int:
     """Number of the conditions that are true."""
     return sum(_conditions(conditions, "count"))
@@ -330,7 +330,7 @@ def strip(ctx: Context, x: Any) -> str:
     return as_text(x).strip()
 
 
-@builtin("ngram_entropy(x: text, n: number = 2) -> number")
+@builtin("ngram_entropy(x: text, n: number = 2) -> number", bounds=(0, None))
 def ngram_entropy(ctx: Context, x: Any, n: float = 2) -> float:
     """Entropy (bits) of the word n-gram distribution of a text: low for repetitive text.
 
