@@ -491,6 +491,12 @@ class Evaluator:
         value = self.eval(arg, env, overlay, agg)
         if value is PENDING or isinstance(value, list):
             return value
+        if isinstance(value, (bool, int, float, np.bool_, np.number)):  # a measure's parameter, say
+            raise EvalError(
+                f"`{fn.name}` of a single value: an aggregate takes a collection, a generator, or — "
+                "written in a `for` claim's expectation — one value per instance",
+                arg.span,
+            )
         return list(iterate(value, arg.span))
 
     def per_instance(self, arg: ast.Expr, env: Env, overlay: Overlay, agg: Aggregation, outer: Env = EMPTY) -> Any:

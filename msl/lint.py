@@ -29,6 +29,7 @@ from msl import ast
 from msl import types as T
 from msl.builtins import Bounds, lookup, receivers_of
 from msl.check import CheckedClaim, CheckedSpec, is_sample
+from msl.engines.statistical import ESTIMATES, witness_side
 from msl.errors import MslError, Severity, SpecError
 from msl.fmt import expr as show
 
@@ -72,6 +73,8 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
                 hint="add e.g. `tolerate 2%`, or check the whole set",
                 severity=Severity.WARNING,
             ))
+        if len(fors) == 1 and is_sample(fors[0].iterable, spec):
+            problems.extend(_sampled_extremes(spec, claim))
         if claim.tolerance >= 1:
             tolerate = claim.claim.statements(ast.Tolerate)[0]
             problems.append(SpecError(
@@ -104,6 +107,30 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
             severity=Severity.WARNING,
         ))
     return problems
+
+
+def _sampled_extremes(spec: CheckedSpec, claim: CheckedClaim) -> Iterator[MslError]:
+    """Aggregates over a sample that a sample cannot estimate (see the statistical engine):
+    say which verdicts the expectation can still reach."""
+    for ce in claim.expects:
+        if ce.shape != "aggregate":
+            continue
+        cond = ce.node.condition
+        used = {n.func.id for n in ast.walk(cond) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                and id(n) in spec.implicit_aggregates} - ESTIMATES
+        if not used:
+            continue
+        named = ", ".join(f"`{n}`" for n in sorted(used))
+        side = witness_side(cond, spec.implicit_aggregates)
+        if side is None:
+            message = f"{named} over a sample is not an estimate of the whole set's: this expectation ends inconclusive"
+        elif side:
+            continue  # a sampled witness can show it holds; only its failure is undecided
+        else:
+            message = (f"a sample bounds the whole set's {named} from one side only: this expectation "
+                       "can end violated or inconclusive, not holds")
+        yield SpecError(message, ce.node.span, hint="check the whole set, or state a rate or quantile with a tolerance",
+                        severity=Severity.WARNING)
 
 
 def _contradictions(facts: list[_Fact], solver: _Solver) -> Iterator[MslError]:

@@ -189,3 +189,33 @@ verify sampled {{ for v in sample({values}, 8)  expect v >= 0  expect mean(abs(v
     sampled = found["sampled"].statistics
     assert sampled.interval_method == {"mean(abs(v))": "bootstrap-percentile", "rate": "clopper-pearson"}
     assert 0 <= sampled.values["mean(abs(v)) ci_low"]
+
+
+def test_lint_says_what_a_sample_cannot_show_about_an_extreme(tmp_path: Path) -> None:
+    from msl.lint import lint_spec
+
+    path = tmp_path / "sampled.msl"
+    path.write_text("""msl 1.0
+data xs = [1, 2, 3, 4, 5, 6]
+verify reaches { for v in sample(xs, 3)  expect max(v) >= 3 }
+verify stays_under { for v in sample(xs, 3)  expect max(v) <= 9 }
+verify total { for v in sample(xs, 3)  expect sum(v) <= 9 }
+verify average { for v in sample(xs, 3)  expect mean(v) <= 9 }
+""")
+    found = {(p.span.line, p.message) for p in lint_spec(check_file(path)) if p.severity is Severity.WARNING}
+    assert found == {
+        (4, "a sample bounds the whole set's `max` from one side only: this expectation can end violated "
+            "or inconclusive, not holds"),
+        (5, "`sum` over a sample is not an estimate of the whole set's: this expectation ends inconclusive"),
+    }
+
+
+def test_an_aggregate_of_a_single_value_is_an_error_not_the_value(tmp_path: Path) -> None:
+    """Inside a measure the checker cannot see an instance: `max(g)` of the number a claim
+    passes is neither a collection nor the values over the instances, so it is an error
+    (it used to be the number itself, read per instance)."""
+    path = tmp_path / "single.msl"
+    path.write_text("msl 1.0\nmeasure worst(g) = max(g)\nverify w { for v in [1, 2, 3]  expect worst(v) >= 3 }\n")
+    (finding,) = Runner(RunOptions(progress=False, cache=False)).check([check_file(path)]).findings
+    assert finding.verdict.value == "error"
+    assert finding.error is not None and "`max` of a single value" in finding.error.message
