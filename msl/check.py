@@ -21,9 +21,10 @@ from typing import Literal
 
 from msl import ast
 from msl import types as T
-from msl.builtins import Builtin, Param, bind_arguments, functions, lookup, measurements, receivers_of
+from msl.builtins import Builtin, Param, aggregates, bind_arguments, functions, lookup, measurements, receivers_of
 from msl.builtins.data import literal
 from msl.errors import MslError, Severity, SpecError, SpecErrors
+from msl.fmt import expr as _show
 from msl.parse import Parsed, parse_file
 from msl.source import Span
 
@@ -281,6 +282,8 @@ class _Checker:
         self.globals = _Scope()
         self.claim: ast.Claim | None = None
         self.claim_vars: set[str] = set()
+        #: the claim's `forall` variables: points of a domain, never aggregated over
+        self.domain_vars: set[str] = set()
         self.preserved: dict[str, CheckedSpec] = {}
 
     # diagnostics
@@ -392,7 +395,7 @@ class _Checker:
     # claims
 
     def claim_(self, node: ast.Claim) -> CheckedClaim | None:
-        self.claim, self.claim_vars = node, set()
+        self.claim, self.claim_vars, self.domain_vars = node, set(), set()
         scope = _Scope(self.globals)
         quantifiers: list[ast.For | ast.Forall] = []
         expects: list[CheckedExpect] = []
@@ -420,6 +423,7 @@ class _Checker:
             elif isinstance(stmt, ast.Forall):
                 quantifiers.append(stmt)
                 self.bind_var(scope, stmt.var, stmt.var_span, self.domain(stmt, scope))
+                self.domain_vars.add(stmt.var)
                 if stmt.where is not None:
                     self.expect_bool(self.infer(stmt.where, scope), stmt.where, "a `where` clause")
             elif isinstance(stmt, ast.Let):
@@ -1099,26 +1103,10 @@ class _Checker:
     def check_argument(
         self, fn: Builtin, param: Param, arg: ast.Expr, t: T.Type, call: ast.Call, scope: _Scope
     ) -> None:
-        expected = param.type
-        if expected.name == "agg":
-            if t.name == "agg" or T.assignable(t, expected):
-                if t.name == "agg" and not T.assignable(t.elem, expected.elem):
-                    self.error(f"`{fn.name}` aggregates {T.describe(expected.elem)}s, not {T.describe(t.elem)}", arg.span)
-                return
-            if T.assignable(t, expected.elem) and self.deps(arg, scope):
-                self.implicit.add(id(call))
-                return
-            if isinstance(arg, ast.Comprehension):
-                return
-            hint = None
-            if self.claim is None or not self.claim_vars:
-                hint = f"e.g. `{fn.name}(f(x) for x in S)`"
-            self.error(
-                f"`{fn.name}` aggregates a collection, not {T.describe(t)}",
-                arg.span,
-                hint=hint or "inside a `for` claim, an expression of the claim's input is aggregated over the instances",
-            )
+        if aggregates(param, call.args):
+            self.aggregate_argument(fn, param.type, arg, t, call, scope)
             return
+        expected = param.type.elem if param.type.name == "agg" else param.type  # max(a, b): numbers
         if isinstance(arg, ast.Comprehension) and not arg.bracketed:
             self.error(f"a generator is only an aggregate's argument; `{fn.name}` is not an aggregate", arg.span)
             return
@@ -1127,6 +1115,73 @@ class _Checker:
                 f"`{fn.name}`'s `{param.name}` must be {T.describe(expected)}, not {T.describe(t)}",
                 arg.span,
                 hint=f"`{fn.signature}`",
+            )
+
+    def aggregate_argument(
+        self, fn: Builtin, expected: T.Type, arg: ast.Expr, t: T.Type, call: ast.Call, scope: _Scope
+    ) -> None:
+        """What an aggregate's one argument is — the one rule for every aggregate
+        (``mean``, ``max``, ``rate``, …, docs/language.md#aggregates):
+
+        1. a generator: its elements;
+        2. a collection (vector, set, series): its elements — on each instance when it
+           reads the claim's input (``max(abs(refined(x) - base(x)))``);
+        3. one value per instance (a number or condition reading a ``for`` variable):
+           the values over the claim's instances (``mean(s(x))``, ``max(gap(x))``).
+
+        A value of unknown type that reads the claim's input takes reading 3, and the
+        checker says so; so does ``min``/``max`` of one number per instance, which
+        reads as the number itself in other languages.
+        """
+        if t.name == "agg":
+            if not T.assignable(t.elem, expected.elem):
+                self.error(f"`{fn.name}` aggregates {T.describe(expected.elem)}s, not {T.describe(t.elem)}", arg.span)
+            return
+        reads = self.deps(arg, scope)
+        if t != T.ANY and T.assignable(t, expected):
+            return  # a collection's elements
+        if reads and T.assignable(t, expected.elem):
+            self.over_instances(fn, arg, t, call, reads)
+            return
+        if isinstance(arg, ast.Comprehension) or t == T.ANY:
+            return
+        hint = None
+        if self.claim is None or not self.claim_vars:
+            hint = f"e.g. `{fn.name}(f(x) for x in S)`"
+        self.error(
+            f"`{fn.name}` aggregates a collection, not {T.describe(t)}",
+            arg.span,
+            hint=hint or "inside a `for` claim, an expression of the claim's input is aggregated over the instances",
+        )
+
+    def over_instances(self, fn: Builtin, arg: ast.Expr, t: T.Type, call: ast.Call, reads: frozenset[str]) -> None:
+        """Reading 3 of :meth:`aggregate_argument`: ``call`` aggregates over the instances."""
+        points = sorted(reads & self.domain_vars)
+        if points:
+            self.error(
+                f"`{fn.name}` would aggregate over the points of `forall {points[0]} in …`, "
+                "and a domain has no instances to aggregate",
+                call.span,
+                hint="state the condition for each point, or aggregate over a finite set with `for`",
+            )
+            return
+        self.implicit.add(id(call))
+        text = _show(arg)
+        if t == T.ANY:
+            self.warn(
+                f"the type of `{text}` is not known here: `{fn.name}` reads it as one value per "
+                f"instance and aggregates it over the claim's instances",
+                arg.span,
+                hint=f"for the elements of a collection each instance holds, write `{fn.name}(v for v in {text})`",
+            )
+        elif fn.name in ("min", "max"):
+            word = "largest" if fn.name == "max" else "smallest"
+            self.warn(
+                f"`{fn.name}` of one number per instance is the {word} over the claim's instances "
+                "(an aggregate, as `mean` is)",
+                call.span,
+                hint="compare the number itself for a condition on each instance; "
+                f"`{fn.name}(a, b)` is the {'larger' if fn.name == 'max' else 'smaller'} of two numbers",
             )
 
     _HANDLERS: dict[type, Callable[..., T.Type]] = {

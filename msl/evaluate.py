@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from msl import ast
-from msl.builtins import REQUIRED, Builtin, Name, Param, bind_arguments, lookup, measurements
+from msl.builtins import REQUIRED, Builtin, Name, Param, aggregates, bind_arguments, lookup, measurements
 from msl.check import CheckedSpec
 from msl.plan import PENDING, Planner
 from msl.queries import QueryFailed
@@ -482,7 +482,7 @@ class Evaluator:
         self, fn: Builtin, param: Param, arg: ast.Expr, env: Env, overlay: Overlay,
         agg: Aggregation | None, call: ast.Node,
     ) -> Any:
-        if param.type.name != "agg":
+        if not aggregates(param, call.args if isinstance(call, ast.Call) else ()):
             return self.eval(arg, env, overlay, agg)
         if id(call) in self.spec.implicit_aggregates:
             if agg is None:
@@ -491,6 +491,12 @@ class Evaluator:
         value = self.eval(arg, env, overlay, agg)
         if value is PENDING or isinstance(value, list):
             return value
+        if isinstance(value, (bool, int, float, np.bool_, np.number)):  # a measure's parameter, say
+            raise EvalError(
+                f"`{fn.name}` of a single value: an aggregate takes a collection, a generator, or — "
+                "written in a `for` claim's expectation — one value per instance",
+                arg.span,
+            )
         return list(iterate(value, arg.span))
 
     def per_instance(self, arg: ast.Expr, env: Env, overlay: Overlay, agg: Aggregation, outer: Env = EMPTY) -> Any:

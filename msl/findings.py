@@ -47,8 +47,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -165,6 +167,20 @@ class Statistics(_Model):
     tolerance: Probability | None = None
     seed: int | None = None
     values: dict[Name, float] = Field({}, description="named aggregates: a mean effect, its interval, an accuracy")
+    interval_method: dict[Name, Name] = Field(
+        {},
+        description="how each interval was made, by what it bounds: `rate` (the `interval` field; "
+        "clopper-pearson) or an aggregate named in `values` (bootstrap-bca, bootstrap-percentile, constant)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_methods(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave ``interval_method`` out when no interval was made, so that findings
+        without intervals keep the ids (and JSON) they had before the field existed."""
+        data = handler(self)
+        if not data.get("interval_method"):
+            data.pop("interval_method", None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -27,7 +27,9 @@ import z3
 
 from msl import ast
 from msl import types as T
+from msl.builtins import Bounds, lookup, receivers_of
 from msl.check import CheckedClaim, CheckedSpec, is_sample
+from msl.engines.statistical import ESTIMATES, witness_side
 from msl.errors import MslError, Severity, SpecError
 from msl.fmt import expr as show
 
@@ -36,9 +38,9 @@ SOLVER_TIMEOUT_MS = 2000
 #: All the questions about one spec get this long together (hostile specs stay cheap).
 BUDGET_S = 5.0
 
-#: Ranges that built-ins guarantee, by name: (lower, upper).
-_RANGES = {"rate": (0, 1), "prob": (0, 1), "cosine": (-1, 1), "count": (0, None), "abs": (0, None),
-           "perplexity": (1, None), "kl": (0, None), "norm": (0, None), "len": (0, None)}
+#: Aggregates whose value lies between the smallest and the largest value aggregated, so
+#: in any range those values keep: ``mean(kl(…))`` is in [0, ∞) as every ``kl`` is.
+_WITHIN_VALUES = ("mean", "median", "quantile", "min", "max")
 
 
 class _Untranslatable(Exception):
@@ -71,6 +73,8 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
                 hint="add e.g. `tolerate 2%`, or check the whole set",
                 severity=Severity.WARNING,
             ))
+        if len(fors) == 1 and is_sample(fors[0].iterable, spec):
+            problems.extend(_sampled_extremes(spec, claim))
         if claim.tolerance >= 1:
             tolerate = claim.claim.statements(ast.Tolerate)[0]
             problems.append(SpecError(
@@ -103,6 +107,30 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
             severity=Severity.WARNING,
         ))
     return problems
+
+
+def _sampled_extremes(spec: CheckedSpec, claim: CheckedClaim) -> Iterator[MslError]:
+    """Aggregates over a sample that a sample cannot estimate (see the statistical engine):
+    say which verdicts the expectation can still reach."""
+    for ce in claim.expects:
+        if ce.shape != "aggregate":
+            continue
+        cond = ce.node.condition
+        used = {n.func.id for n in ast.walk(cond) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                and id(n) in spec.implicit_aggregates} - ESTIMATES
+        if not used:
+            continue
+        named = ", ".join(f"`{n}`" for n in sorted(used))
+        side = witness_side(cond, spec.implicit_aggregates)
+        if side is None:
+            message = f"{named} over a sample is not an estimate of the whole set's: this expectation ends inconclusive"
+        elif side:
+            continue  # a sampled witness can show it holds; only its failure is undecided
+        else:
+            message = (f"a sample bounds the whole set's {named} from one side only: this expectation "
+                       "can end violated or inconclusive, not holds")
+        yield SpecError(message, ce.node.span, hint="check the whole set, or state a rate or quantile with a tolerance",
+                        severity=Severity.WARNING)
 
 
 def _contradictions(facts: list[_Fact], solver: _Solver) -> Iterator[MslError]:
@@ -363,14 +391,27 @@ class _Translator:
         raise _Untranslatable
 
     def bounds(self, node: ast.Node, v: z3.ArithRef) -> None:
-        if not isinstance(node, ast.Call):
-            return
-        f = node.func
-        fname = f.id if isinstance(f, ast.Name) else f.name if isinstance(f, ast.Attribute) else ""
-        if fname == "logprob":
-            self.axioms.append(v <= 0)
-        lo, hi = _RANGES.get(fname, (None, None))
+        lo, hi = _range(node)
         if lo is not None:
             self.axioms.append(v >= lo)
         if hi is not None:
             self.axioms.append(v <= hi)
+
+
+def _range(node: ast.Node) -> Bounds:
+    """The range a call's value lies in, from the built-in registry's ``bounds``: a
+    measurement offered by several model kinds (``prob``) keeps the range they share."""
+    if not isinstance(node, ast.Call):
+        return None, None
+    f = node.func
+    if isinstance(f, ast.Name):
+        if f.id in _WITHIN_VALUES and len(node.args) == 1:
+            return _range(node.args[0])
+        fn = lookup(f.id)
+        return fn.bounds if fn is not None else (None, None)
+    if isinstance(f, ast.Attribute):
+        ranges = [b.bounds for kind in receivers_of(f.name) if (b := lookup(f.name, kind)) is not None]
+        if ranges:
+            los, his = [r[0] for r in ranges], [r[1] for r in ranges]
+            return (None if None in los else min(los)), (None if None in his else max(his))
+    return None, None

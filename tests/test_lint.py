@@ -340,7 +340,8 @@ ATOMS = {
     'lm.prob(x, " a")': (Fraction(0), Fraction(1)),
     'lm.logprob(x, " a")': (None, Fraction(0)),
     'lm.perplexity(x)': (Fraction(1), None),
-    'lm.rank(x, " a")': (None, None),
+    'lm.rank(x, " a")': (Fraction(1), None),
+    'mean(lm.prob(x, " a"))': (Fraction(0), Fraction(1)),  # a mean lies among its values
 }
 OPS = ["<", "<=", ">", ">=", "=="]
 

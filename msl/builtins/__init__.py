@@ -48,6 +48,10 @@ class Param:
         return self.default is REQUIRED and not (self.variadic or self.keywords)
 
 
+#: A range of numbers, (lower, upper); None for an open end.
+Bounds = tuple[float | None, float | None]
+
+
 @dataclass(frozen=True)
 class Builtin:
     """One built-in: its signature, its documentation and its implementation."""
@@ -63,6 +67,9 @@ class Builtin:
     validate: Callable[..., None] | None = field(default=None, compare=False)
     #: Optional result-type rule when the signature cannot say it (overloads).
     infer: Callable[..., Type] | None = field(default=None, compare=False)
+    #: The range every number the built-in returns lies in, (lower, upper), None for
+    #: unbounded: a KL divergence is in [0, ∞), a probability in [0, 1]. Lint reads it.
+    bounds: Bounds = (None, None)
 
     @property
     def signature(self) -> str:
@@ -94,6 +101,13 @@ class BindProblem:
     message: str
     node: Any
     hint: str | None = None
+
+
+def aggregates(param: Param, args: tuple[Any, ...]) -> bool:
+    """Whether ``param`` receives values to aggregate in a call with these positional
+    arguments: an ``agg`` parameter does, except a variadic one given several arguments,
+    which are then the values themselves (``max(a, b)`` against ``max(values)``)."""
+    return param.type.name == "agg" and not (param.variadic and len(args) > 1)
 
 
 def bind_arguments(fn: Builtin, args: tuple[Any, ...], kwargs: tuple[Any, ...]) -> tuple[list[tuple[Param, Any]], list[BindProblem]]:
@@ -168,8 +182,10 @@ def builtin(
     receiver: str | None = None,
     validate: Callable[..., None] | None = None,
     infer: Callable[..., Type] | None = None,
+    bounds: Bounds = (None, None),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register the decorated function as the built-in described by ``signature``."""
+    """Register the decorated function as the built-in described by ``signature``
+    (``bounds``: the range its numbers lie in, see :attr:`Builtin.bounds`)."""
     name, params, returns = _parse_signature(signature)
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -178,7 +194,7 @@ def builtin(
             raise ValueError(f"built-in {name!r} registered twice")
         family = fn.__module__.rsplit(".", 1)[-1]
         _REGISTRY[key] = Builtin(
-            name, params, returns, fn, receiver, fn.__doc__ or "", family, validate, infer
+            name, params, returns, fn, receiver, fn.__doc__ or "", family, validate, infer, bounds
         )
         _MEASUREMENTS.clear()
         return fn

@@ -41,7 +41,11 @@ def _nonempty(values: Sequence[Any], what: str) -> None:
 
 
 def _collection(args: tuple[Any, ...]) -> Any:
-    """``max(a, b, c)`` or ``max(values)``: the values either way."""
+    """``max(a, b, c)`` or ``max(values)``: the values either way.
+
+    With one argument, the evaluator has already made it the values to aggregate (a
+    generator's, a collection's elements, or the claim's instances), as for ``mean``.
+    """
     if len(args) == 1 and isinstance(args[0], (list, tuple, np.ndarray, Series, DataSet)):
         return args[0]
     return list(args)
@@ -50,32 +54,38 @@ def _collection(args: tuple[Any, ...]) -> Any:
 # ── Arithmetic ───────────────────────────────────────────────────────────────────────────
 
 
-@builtin("abs(x: any) -> $x")
+@builtin("abs(x: any) -> $x", bounds=(0, None))
 def abs_(ctx: Context, x: Any) -> Any:
     """Absolute value; element-wise on a vector."""
     return np.abs(x) if isinstance(x, np.ndarray) else abs(x)
 
 
-@builtin("min(*values: any) -> number")
+@builtin("min(*values: agg[number]) -> number")
 def min_(ctx: Context, values: tuple[Any, ...]) -> float:
-    """The smallest of several numbers, or of a collection (a vector, a series, a set)."""
+    """The smallest of several numbers, or with one argument an aggregate like ``mean``:
+    the smallest element of a collection or generator, or — inside a ``for`` claim — the
+    smallest of a per-instance number over the claim's instances."""
     items = numbers(_collection(values), "min")
     _nonempty(items, "min")
     return min(items)
 
 
-@builtin("max(*values: any) -> number")
+@builtin("max(*values: agg[number]) -> number")
 def max_(ctx: Context, values: tuple[Any, ...]) -> float:
-    """The largest of several numbers, or of a collection (a vector, a series, a set).
+    """The largest of several numbers, or with one argument an aggregate like ``mean``:
+    the largest element of a collection or generator, or — inside a ``for`` claim — the
+    largest of a per-instance number over the claim's instances.
 
-    ``max(abs(refined(x) - base(x)))`` is the L∞ distance of two networks' outputs.
+    ``max(abs(refined(x) - base(x)))`` is the L∞ distance of two networks' outputs (a
+    vector's elements); ``max(abs(s(x) - s(swap(x))))`` of one number per instance is the
+    largest gap over the instances.
     """
     items = numbers(_collection(values), "max")
     _nonempty(items, "max")
     return max(items)
 
 
-@builtin("exp(x: number) -> number")
+@builtin("exp(x: number) -> number", bounds=(0, None))
 def exp(ctx: Context, x: float) -> float:
     """e to the power x (probabilities from log-probabilities)."""
     try:
@@ -92,7 +102,7 @@ def log(ctx: Context, x: float) -> float:
     return math.log(x)
 
 
-@builtin("sqrt(x: number) -> number")
+@builtin("sqrt(x: number) -> number", bounds=(0, None))
 def sqrt(ctx: Context, x: float) -> float:
     """Square root."""
     if x < 0:
@@ -100,7 +110,7 @@ def sqrt(ctx: Context, x: float) -> float:
     return math.sqrt(x)
 
 
-@builtin("len(x: any) -> number")
+@builtin("len(x: any) -> number", bounds=(0, None))
 def len_(ctx: Context, x: Any) -> int:
     """Number of elements of a set or vector, or of characters of a text."""
     if isinstance(x, (DataSet, np.ndarray, list, tuple, Series)):
@@ -135,7 +145,7 @@ def argmin(ctx: Context, values: Any) -> int:
     return int(np.argmin(as_vector(values, "argmin")))
 
 
-@builtin("cosine(a: vector, b: vector) -> number")
+@builtin("cosine(a: vector, b: vector) -> number", bounds=(-1, 1))
 def cosine(ctx: Context, a: Any, b: Any) -> float:
     """Cosine similarity of two vectors (embeddings)."""
     x, y = as_vector(a, "cosine"), as_vector(b, "cosine")
@@ -147,13 +157,13 @@ def cosine(ctx: Context, a: Any, b: Any) -> float:
     return float(x @ y) / denom
 
 
-@builtin("norm(v: vector) -> number")
+@builtin("norm(v: vector) -> number", bounds=(0, None))
 def norm(ctx: Context, v: Any) -> float:
     """Euclidean (L2) norm of a vector."""
     return float(np.linalg.norm(as_vector(v, "norm")))
 
 
-@builtin("kl(p: dist, q: dist) -> number")
+@builtin("kl(p: dist, q: dist) -> number", bounds=(0, None))
 def kl(ctx: Context, p: Distribution, q: Distribution) -> float:
     """KL(p ‖ q) in nats between two distributions (next-token, or classes)."""
     lp, lq = np.asarray(p.logprobs, np.float64), np.asarray(q.logprobs, np.float64)
@@ -213,7 +223,7 @@ def _conditions(values: list[Any], what: str) -> list[bool]:
     return [bool(v) for v in values]
 
 
-@builtin("rate(conditions: agg[bool]) -> number")
+@builtin("rate(conditions: agg[bool]) -> number", bounds=(0, 1))
 def rate(ctx: Context, conditions: list[Any]) -> float:
     """Fraction of the conditions that are true (agreement, efficacy, accuracy)."""
     items = _conditions(conditions, "rate")
@@ -221,7 +231,7 @@ def rate(ctx: Context, conditions: list[Any]) -> float:
     return sum(items) / len(items)
 
 
-@builtin("count(conditions: agg[bool]) -> number")
+@builtin("count(conditions: agg[bool]) -> number", bounds=(0, None))
 def count(ctx: Context, conditions: list[Any]) -> int:
     """Number of the conditions that are true."""
     return sum(_conditions(conditions, "count"))
@@ -320,7 +330,7 @@ def strip(ctx: Context, x: Any) -> str:
     return as_text(x).strip()
 
 
-@builtin("ngram_entropy(x: text, n: number = 2) -> number")
+@builtin("ngram_entropy(x: text, n: number = 2) -> number", bounds=(0, None))
 def ngram_entropy(ctx: Context, x: Any, n: float = 2) -> float:
     """Entropy (bits) of the word n-gram distribution of a text: low for repetitive text.
 

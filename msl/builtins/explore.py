@@ -105,6 +105,7 @@ def _captures(ctx: Context, family: SiteFamily, layers: list[int], texts: list[s
     'probe(at: sites, data: set[record], label: str = "label", layers: set[number] = None, '
     'tokens: tokens = "last", split: number = 0.7, seed: number = None) -> series[number]',
     validate=_check_tokens,
+    bounds=(0, 1),
 )
 def probe(
     ctx: Context,

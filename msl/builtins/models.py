@@ -26,7 +26,7 @@ def _token_id(model: ModelHandle, token: str) -> int:
 # ── causal_lm ────────────────────────────────────────────────────────────────────────────
 
 
-@builtin("logprob(x: text, continuation: str) -> number", receiver="causal_lm")
+@builtin("logprob(x: text, continuation: str) -> number", receiver="causal_lm", bounds=(None, 0))
 def logprob(ctx: Context, model: ModelHandle, x: Any, continuation: str) -> Any:
     """Log-probability of ``continuation`` (one or more tokens) right after the text."""
     return ctx.query(model, q.LogProb(as_text(x), continuation))
@@ -38,14 +38,14 @@ def next_(ctx: Context, model: ModelHandle, x: Any) -> Any:
     return ctx.query(model, q.NextLogProbs(as_text(x)), then=Distribution)
 
 
-@builtin("prob(x: text, token: str) -> number", receiver="causal_lm")
+@builtin("prob(x: text, token: str) -> number", receiver="causal_lm", bounds=(0, 1))
 def prob(ctx: Context, model: ModelHandle, x: Any, token: str) -> Any:
     """Probability that the next token is ``token`` (exactly one token, e.g. " Paris")."""
     index = _token_id(model, token)
     return ctx.query(model, q.NextLogProbs(as_text(x)), then=lambda lp: float(np.exp(lp[index])))
 
 
-@builtin("rank(x: text, token: str) -> number", receiver="causal_lm")
+@builtin("rank(x: text, token: str) -> number", receiver="causal_lm", bounds=(1, None))
 def rank(ctx: Context, model: ModelHandle, x: Any, token: str) -> Any:
     """Rank of ``token`` among next tokens: 1 when it is the most likely."""
     index = _token_id(model, token)
@@ -70,7 +70,7 @@ def generate(ctx: Context, model: ModelHandle, x: Any, tokens: float = 20) -> An
     return ctx.query(model, q.Generate(as_text(x), int(tokens)))
 
 
-@builtin("perplexity(x: text) -> number", receiver="causal_lm")
+@builtin("perplexity(x: text) -> number", receiver="causal_lm", bounds=(1, None))
 def perplexity(ctx: Context, model: ModelHandle, x: Any) -> Any:
     """Perplexity of the text under the model (side effects of an intervention)."""
     return ctx.query(model, q.Perplexity(as_text(x)))
@@ -90,7 +90,7 @@ def _lens(ctx: Context, model: ModelHandle, x: Any, target: str, field: str) -> 
     )
 
 
-@builtin("lens_rank(x: text, target: str) -> series[number]", receiver="causal_lm")
+@builtin("lens_rank(x: text, target: str) -> series[number]", receiver="causal_lm", bounds=(1, None))
 def lens_rank(ctx: Context, model: ModelHandle, x: Any, target: str) -> Any:
     """Logit lens: the rank of ``target`` (1 = top) when each block's residual stream is
     unembedded. ``first(lm.lens_rank(x, " Paris") == 1)`` is the first block where it is top-1.
@@ -98,7 +98,7 @@ def lens_rank(ctx: Context, model: ModelHandle, x: Any, target: str) -> Any:
     return _lens(ctx, model, x, target, "rank")
 
 
-@builtin("lens_prob(x: text, target: str) -> series[number]", receiver="causal_lm")
+@builtin("lens_prob(x: text, target: str) -> series[number]", receiver="causal_lm", bounds=(None, 0))
 def lens_prob(ctx: Context, model: ModelHandle, x: Any, target: str) -> Any:
     """Logit lens: the log-probability of ``target`` at every layer."""
     return _lens(ctx, model, x, target, "logprob")
@@ -123,7 +123,7 @@ def probs(ctx: Context, model: ModelHandle, x: Any) -> Any:
     )
 
 
-@builtin("prob(x: text, label: str) -> number", receiver="classifier")
+@builtin("prob(x: text, label: str) -> number", receiver="classifier", bounds=(0, 1))
 def class_prob(ctx: Context, model: ModelHandle, x: Any, label: str) -> Any:
     """Probability of the class ``label``."""
     index = _label_index(model, label)

@@ -20,7 +20,7 @@ from msl.engines import ClaimRun, Outcome
 from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, MeasureValue, NotApplicable
 from msl.fmt import expr as show
 from msl.plan import PENDING
-from msl.stats import clopper_pearson, mean_interval, rate_verdict
+from msl.stats import Interval, clopper_pearson, mean_interval, rate_verdict
 from msl.values import (
     ConcatSet,
     DataSet,
@@ -68,6 +68,8 @@ class FiniteRun(ClaimRun):
         self.instances: list[Instance] = []
         self.instance_expects = [e for e in claim.expects if e.shape == "instance"]
         self.other_expects = [e for e in claim.expects if e.shape != "instance"]
+        #: how each reported interval was made, by what it is of (``rate``, ``mean(…)``)
+        self.interval_methods: dict[str, str] = {}
 
     # the steps
 
@@ -299,7 +301,8 @@ class FiniteRun(ClaimRun):
                 values[key] = _value(self.ev.eval(c, self.base, (), agg))
                 interval = self.mean_interval(c, self.base, agg)
                 if interval is not None:
-                    values[f"{key} ci_low"], values[f"{key} ci_high"] = interval
+                    values[f"{key} ci_low"], values[f"{key} ci_high"] = interval.low, interval.high
+                    self.interval_methods[key] = interval.method
         return ("holds" if result else "violated"), show(ce.node.condition), values
 
     def aggregate_calls(self, ce: CheckedExpect) -> list[ast.Call]:
@@ -309,16 +312,19 @@ class FiniteRun(ClaimRun):
         implicit = self.ev.spec.implicit_aggregates
         return [n for n in _outside_generators(ce.node.condition) if isinstance(n, ast.Call) and id(n) in implicit]
 
-    def mean_interval(self, call: ast.Node, env: Env, agg: Aggregation) -> tuple[float, float] | None:
-        """The t interval of an implicit ``mean(...)`` over the instances, at the claim's
-        confidence (None for another aggregate or a non-numeric value)."""
+    def mean_interval(self, call: ast.Node, env: Env, agg: Aggregation) -> Interval | None:
+        """The bootstrap interval (:func:`msl.stats.mean_interval`) of an implicit
+        ``mean(...)`` over the instances, at the claim's confidence, its resamples seeded
+        by the run's seed, the claim and the expression (None for another aggregate or a
+        non-numeric value)."""
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "mean"
                 and id(call) in self.ev.spec.implicit_aggregates and len(call.args) == 1):
             return None
         values = [self.ev.per_instance(call.args[0], e, (), agg, env) for e in agg.envs]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             return None
-        return mean_interval([float(v) for v in values], self.claim.confidence)
+        seed = self.ev.ctx.rng("interval", self.claim.name, show(call)).getrandbits(64)
+        return mean_interval([float(v) for v in values], self.claim.confidence, seed)
 
     # the verdict
 
@@ -338,6 +344,7 @@ class FiniteRun(ClaimRun):
             stats.update(n=n, violations=len(bad), rate=len(bad) / n if n else None, tolerance=self.claim.tolerance)
             if self.sampled() and n:
                 stats.update(interval=clopper_pearson(len(bad), n, self.confidence()), confidence=self.confidence())
+                self.interval_methods["rate"] = "clopper-pearson"
             not_applicable = len(self.instances) - n
             if not_applicable:
                 values["not_applicable"] = not_applicable
@@ -360,6 +367,8 @@ class FiniteRun(ClaimRun):
             stats["values"] = values
             if any(k.endswith(" ci_low") for k in values) and "confidence" not in stats:
                 stats["confidence"] = self.confidence()  # the level of the mean's interval
+        if self.interval_methods:
+            stats["interval_method"] = dict(sorted(self.interval_methods.items()))
         self.add_sample_stats(stats)
         outcome = Outcome(verdict, self.method, "; ".join(notes) or "every expectation holds", stats)
         if verdict == "violated":

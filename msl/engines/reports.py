@@ -11,7 +11,7 @@ memory, so nothing runs twice):
   ``for`` claim) → its mean, median, min and max by layer over the instances, the median
   plotted;
 * ``increasing(g(s) for s in scales)`` and its kin → the dose–response curve and a table
-  of it, with a t interval for each point that is a mean over the instances;
+  of it, with a bootstrap interval for each point that is a mean over the instances;
 * steer and explore claims → each instance's values (the per-prompt effect).
 """
 
@@ -103,7 +103,7 @@ def series_summary(run: FiniteRun, name: str) -> tuple[Report, Report] | None:
 
 def dose_response(run: FiniteRun, call: ast.Call, ce: CheckedExpect) -> tuple[Report, Report] | None:
     """The points of ``increasing(g(s) for s in scales)`` as a curve, and a table of them
-    with the t interval of each point when it is a mean over the instances."""
+    with the bootstrap interval of each point when it is a mean over the instances."""
     assert run.base is not None
     gen = call.args[0]
     if not isinstance(gen, ast.Comprehension) or gen.condition is not None:
@@ -120,7 +120,7 @@ def dose_response(run: FiniteRun, call: ast.Call, ce: CheckedExpect) -> tuple[Re
             return None
         points.append((float(x), float(y)))
         interval = run.mean_interval(gen.element, env, agg) if agg is not None else None
-        rows.append([float(x), float(y), *(interval if interval is not None else ())])
+        rows.append([float(x), float(y), *((interval.low, interval.high) if interval is not None else ())])
     y_label = shorten(show(gen.element), 200)
     columns = [gen.var, y_label]
     if rows and all(len(r) == 4 for r in rows):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from msl import ast
 from msl.check import CheckedClaim, CheckedExpect
 from msl.engines.exhaustive import FiniteRun, _value
 from msl.evaluate import Aggregation, Env, Evaluator
@@ -22,6 +23,46 @@ from msl.values import SampleSet
 
 #: Bootstrap resamples for an aggregate expectation.
 REPLICATES = 400
+
+#: Aggregates whose value on a sample estimates their value on the set sampled from.
+ESTIMATES = frozenset({"mean", "median", "quantile", "std", "rate"})
+#: Aggregates that can only grow (+1) or only shrink (−1) when instances are added: the
+#: whole set's ``max`` is at least the sample's, its ``all`` at most the sample's.
+EXTREMES = {"max": 1, "count": 1, "any": 1, "min": -1, "all": -1}
+
+
+def witness_side(cond: ast.Expr, implicit: set[int]) -> bool | None:
+    """The truth value of ``cond`` on a sample that carries over to the whole set, or
+    None when neither does.
+
+    ``max(gap(x)) >= 1`` true on a sample is true on the set (the sample's largest gap is
+    one of the set's gaps); false on a sample, it says nothing. ``max(gap(x)) <= 1``
+    false on a sample is false on the set; true, nothing. Only one extreme compared with
+    a value that aggregates nothing (or ``any``/``all`` as the whole condition) is read.
+    """
+    def extreme(node: ast.Node) -> int | None:
+        if isinstance(node, ast.Call) and id(node) in implicit and isinstance(node.func, ast.Name):
+            return EXTREMES.get(node.func.id)
+        return None
+
+    def aggregates(node: ast.Node) -> bool:
+        return any(id(n) in implicit for n in ast.walk(node))
+
+    grows = extreme(cond)
+    if grows is not None:  # any(c(x)), all(c(x))
+        return grows > 0
+    if not isinstance(cond, ast.Compare) or len(cond.ops) != 1 or cond.ops[0] in ("==", "!="):
+        return None
+    left, right = cond.operands
+    rising = cond.ops[0] in (">", ">=")  # true for larger values of the left side
+    if extreme(left) is not None and not aggregates(right):
+        grows, up = extreme(left), rising
+    elif extreme(right) is not None and not aggregates(left):
+        grows, up = extreme(right), not rising
+    else:
+        return None
+    assert grows is not None
+    return (grows > 0) == up
 
 
 class StatisticalRun(FiniteRun):
@@ -63,9 +104,30 @@ class StatisticalRun(FiniteRun):
         values["stated_confidence"] = self.claim.confidence
 
     def judge_other(self, ce: CheckedExpect, result: bool, envs: tuple[Env, ...]) -> tuple[str, str, dict[str, Any]]:
-        """An aggregate over a sample: bootstrap the condition and the aggregates' values."""
+        """An aggregate over a sample: an estimate (``mean``, ``rate``, …) is bootstrapped;
+        an extreme (``max``, ``any``, …) decides the claim only from the side a sample
+        bounds it (:func:`witness_side`)."""
         if ce.shape != "aggregate":
             return super().judge_other(ce, result, envs)
+        cond = ce.node.condition
+        implicit = self.ev.spec.implicit_aggregates
+        used = {n.func.id for n in ast.walk(cond) if isinstance(n, ast.Call) and id(n) in implicit
+                and isinstance(n.func, ast.Name)}
+        if used <= ESTIMATES:
+            return self.bootstrap(ce, envs)
+        verdict, text, values = super().judge_other(ce, result, envs)  # exact on the sample
+        side = witness_side(cond, implicit)
+        if side is not None and result is side:
+            return verdict, text, values  # the sample's witness decides it for the whole set
+        if side is None:
+            why = f"{', '.join(f'`{n}`' for n in sorted(used - ESTIMATES))} over a sample is not an estimate of the whole set's"
+        else:
+            why = (f"{'true' if result else 'false'} on the {len(envs)} sampled instance(s); "
+                   "a sample bounds the whole set's extreme from one side only")
+        return "inconclusive", f"{text} ({why}: check the whole set)", values
+
+    def bootstrap(self, ce: CheckedExpect, envs: tuple[Env, ...]) -> tuple[str, str, dict[str, Any]]:
+        """Bootstrap the condition and the aggregates' values over the sampled instances."""
         assert self.base is not None
         cond = ce.node.condition
         calls = self.aggregate_calls(ce)
@@ -88,4 +150,5 @@ class StatisticalRun(FiniteRun):
             values[key] = _value(self.ev.eval(c, self.base, (), full))
             values[f"{key} ci_low"] = float(np.quantile(draws[key], alpha / 2))
             values[f"{key} ci_high"] = float(np.quantile(draws[key], 1 - alpha / 2))
+            self.interval_methods[key] = "bootstrap-percentile"
         return verdict, show(cond), values
