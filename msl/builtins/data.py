@@ -19,6 +19,7 @@ from typing import Any
 
 from msl import ast
 from msl.builtins import builtin
+from msl.source import confined
 from msl.types import ANY, STR, Type, record, set_of
 from msl.values import Context, DataSet, EvalError, ListSet, Record, SampleSet, TemplateSet, sample_indices
 
@@ -196,10 +197,10 @@ def spec_relative_file(spec_dir: Path, path: str, suffixes: tuple[str, ...], kin
     candidate = Path(path)
     if candidate.is_absolute():
         raise ValueError(f"{kind} paths must be relative to the spec file")
-    base = spec_dir.resolve()
-    resolved = (base / candidate).resolve()
-    if base != resolved and base not in resolved.parents:
-        raise ValueError(f"{kind} paths must stay inside the spec's directory")
+    try:
+        resolved = confined(spec_dir / candidate, spec_dir)
+    except ValueError:
+        raise ValueError(f"{kind} paths must stay inside the spec's directory") from None
     if resolved.suffix not in suffixes:
         raise ValueError(f"{kind}s are {' or '.join(suffixes)} files")
     return resolved

@@ -1,0 +1,144 @@
+"""Hostile folders, tiny inputs that cost much, and faults of the disk (issue 13).
+
+Each case goes through the real CLI (a subprocess) or the pytest plugin and checks the
+contract: the exit code, a located message, no traceback, no "internal error", within
+seconds — and that nothing from outside the folder being checked is ever printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lang_helpers import LOCATION, run_cli
+
+pytest_plugins = ["pytester"]
+
+#: Seconds one CLI run may take, start-up included (the machine is shared).
+BOUND_S = 30.0
+
+SECRET = "hunter2-CI-TOKEN-5f3a9c"
+
+
+def answer(*args: str, cwd: Path, code: int, env: dict[str, str] | None = None) -> str:
+    """Run the CLI and check the contract; the combined output."""
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        result, elapsed = run_cli(*args, cwd=cwd, timeout=120)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    output = result.stdout + result.stderr
+    assert result.returncode == code, (result.returncode, output[-3000:])
+    assert "Traceback" not in output and "internal error" not in output, output[-3000:]
+    assert elapsed < BOUND_S, f"{elapsed:.1f}s"
+    for line in output.splitlines():
+        if ": error: " in line or ": warning: " in line:
+            assert LOCATION.match(line), line
+    return output
+
+
+# ── Links and paths that lead outside the folder being checked ───────────────────────────
+
+
+def _hostile_folder(tmp_path: Path) -> Path:
+    """specs/ with links to the process environment and to a secret file beside it."""
+    outside = tmp_path / "secret.env"
+    outside.write_text(f"TOKEN={SECRET}\nmodel x: y\n", encoding="utf-8")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    os.symlink("/proc/self/environ", specs / "notes.msl")
+    os.symlink(outside, specs / "other.msl")
+    (specs / "fine.msl").write_text('msl 1.0\nlet a = 1\nverify c { expect a > 0 }\n', encoding="utf-8")
+    return specs
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="no /proc")
+@pytest.mark.parametrize("command", ["check", "lint"])
+def test_links_out_of_the_folder_are_not_read(tmp_path: Path, command: str) -> None:
+    _hostile_folder(tmp_path)
+    output = answer(command, "specs/", cwd=tmp_path, code=2, env={"MSL_TEST_SECRET": SECRET})
+    assert SECRET not in output and "MSL_TEST_SECRET" not in output
+    for name in ("notes.msl", "other.msl"):
+        # named as the user reached it, never where the link leads
+        assert f"specs/{name}:1:1: error: this file is not read: it leads outside the folder being checked" in output
+    assert "secret.env" not in output and "environ" not in output
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="no /proc")
+def test_a_named_link_is_refused_too(tmp_path: Path) -> None:
+    """`msl check FILE`: the folder is the file's own."""
+    _hostile_folder(tmp_path)
+    output = answer("check", "specs/notes.msl", cwd=tmp_path, code=2, env={"MSL_TEST_SECRET": SECRET})
+    assert SECRET not in output and "specs/notes.msl:1:1: error: this file is not read" in output
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="no /proc")
+def test_the_pytest_plugin_does_not_print_a_linked_file(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MSL_TEST_SECRET", SECRET)
+    _hostile_folder(pytester.path)
+    result = pytester.runpytest_subprocess("-p", "no:msl", "-p", "msl.pytest_plugin", "-p", "no:cacheprovider", "specs")
+    output = result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(failed=2, passed=1)
+    assert SECRET not in output and "MSL_TEST_SECRET" not in output
+    assert "specs/notes.msl:1:1: error: this file is not read" in output
+    assert "Traceback" not in output
+
+
+def test_a_link_inside_the_folder_is_followed(tmp_path: Path) -> None:
+    """The rule is where the link leads, not that it is a link."""
+    specs = tmp_path / "specs"
+    (specs / "real").mkdir(parents=True)
+    (specs / "real" / "spec.msl").write_text('msl 1.0\nlet a = 1\nverify c { expect a > 0 }\n', encoding="utf-8")
+    os.symlink(specs / "real" / "spec.msl", specs / "alias.msl")
+    output = answer("lint", "specs/", cwd=tmp_path, code=0)
+    assert "2 spec(s) checked: 0 error(s)" in output
+
+
+def test_imports_and_preserves_stay_inside_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "x.msl").write_text(f"msl 1.0\n# {SECRET}\nmodel lm: causal_lm\nlet y = 1\n", encoding="utf-8")
+    specs = tmp_path / "specs"
+    (specs / "lib").mkdir(parents=True)
+    (specs / "lib" / "shared.msl").write_text("msl 1.0\nlet s = 1\n", encoding="utf-8")
+    (specs / "lib" / "up.msl").write_text('msl 1.0\nimport "../../x.msl"\n', encoding="utf-8")
+    os.symlink(tmp_path / "x.msl", specs / "lib" / "alias.msl.txt")
+    (specs / "a.msl").write_text('msl 1.0\nimport "../x.msl"\nimport "lib/shared.msl"\nverify c { expect s > 0 }\n', encoding="utf-8")
+    (specs / "b.msl").write_text('msl 1.0\nimport "lib/up.msl"\n', encoding="utf-8")
+    (specs / "c.msl").write_text(
+        'msl 1.0\nmodel lm: causal_lm\nrefine r {\n  base = lm\n  refined = lm\n  preserves "../x.msl" role lm\n}\n',
+        encoding="utf-8",
+    )
+    output = answer("lint", "specs/a.msl", "specs/b.msl", "specs/c.msl", cwd=tmp_path, code=2)
+    assert "specs/a.msl:2:1: error: this import is not read: it leads outside the folder being checked" in output
+    assert "specs/lib/up.msl:2:1: error: this import is not read" in output
+    assert "specs/c.msl:6:3: error: this spec is not read: it leads outside the folder being checked" in output
+    assert SECRET not in output
+
+
+def test_the_folder_is_the_one_named(tmp_path: Path) -> None:
+    """Checked as part of specs/, a file may import from a sibling folder of specs/;
+    named on its own, its folder is its own and the same import is refused."""
+    specs = tmp_path / "specs"
+    (specs / "lib").mkdir(parents=True)
+    (specs / "sub").mkdir()
+    (specs / "lib" / "shared.msl").write_text("msl 1.0\nlet s = 1\n", encoding="utf-8")
+    (specs / "sub" / "d.msl").write_text('msl 1.0\nimport "../lib/shared.msl"\nverify c { expect s > 0 }\n', encoding="utf-8")
+    assert "2 spec(s) checked: 0 error(s)" in answer("lint", "specs/", cwd=tmp_path, code=0)
+    output = answer("lint", "specs/sub/d.msl", cwd=tmp_path, code=2)
+    assert "specs/sub/d.msl:2:1: error: this import is not read: it leads outside the folder being checked" in output
+
+
+def test_a_file_that_is_not_a_spec_is_quoted_no_further_than_its_start(tmp_path: Path) -> None:
+    value = "A" * 20 + SECRET
+    (tmp_path / "notes.msl").write_text(f"KEY={value}\nOTHER=model lm: causal_lm\n", encoding="utf-8")
+    (tmp_path / "blob.msl").write_bytes(b"\x00\x01\xff" + SECRET.encode() + b"\n\xfe" + SECRET.encode())
+    output = answer("lint", ".", cwd=tmp_path, code=2)
+    assert "notes.msl:1:1: error: a spec starts with its language version" in output
+    assert "blob.msl:1:3: error: file is not valid UTF-8 text (byte 0xff)" in output
+    assert SECRET not in output and "OTHER" not in output
