@@ -127,6 +127,9 @@ def display_path(path: Path) -> str:
 MAX_IMPORTS = 100
 #: `preserves` may name a spec that preserves another … at most this deep.
 MAX_PRESERVES_DEPTH = 8
+#: One call of a measure may evaluate at most this many expressions, the measures it
+#: calls expanded (a limit on work, checked before anything runs).
+MAX_MEASURE_EXPANSION = 100_000
 #: "Did you mean" compares a misspelt name with at most this many candidates per spec.
 SUGGESTION_BUDGET = 200_000
 
@@ -320,6 +323,9 @@ class _Checker:
         self.claim: ast.Claim | None = None
         self.claim_vars: set[str] = set()
         self.preserved: dict[str, CheckedSpec] = {}
+        #: expressions one call of each measure evaluates, its measure calls expanded
+        #: (None: over the limit, reported)
+        self.measure_cost: dict[str, int | None] = {}
 
     # diagnostics
 
@@ -425,7 +431,30 @@ class _Checker:
             scope.names[p] = _Binding(T.ANY)
         body = self.infer(node.body, scope)
         self.types[id(node)] = body
+        self.expansion(node)
         return T.MEASURE
+
+    def expansion(self, node: ast.MeasureDecl) -> None:
+        """Refuse a measure whose calls of other measures multiply beyond
+        :data:`MAX_MEASURE_EXPANSION` evaluations: 40 measures that each call the
+        previous twice are 2^40 evaluations of a tiny spec."""
+        cost = 0
+        for n in ast.walk(node.body):
+            cost += 1
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id not in node.params:
+                callee = self.measure_cost.get(n.func.id, 0)
+                if callee is None:  # refused already: reported there, not at each caller
+                    self.measure_cost[node.name] = None
+                    return
+                cost += callee
+        if cost > MAX_MEASURE_EXPANSION:
+            self.error(
+                f"one call of `{node.name}` evaluates more than {MAX_MEASURE_EXPANSION:,} expressions "
+                "(the measures it calls, and those they call, multiply)",
+                node.name_span,
+                hint="call a measure once and reuse its value, e.g. `2 * m(x)` rather than `m(x) + m(x)`",
+            )
+        self.measure_cost[node.name] = cost if cost <= MAX_MEASURE_EXPANSION else None
 
     # claims
 

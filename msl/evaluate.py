@@ -30,6 +30,7 @@ from msl.check import CheckedSpec
 from msl.plan import PENDING, Planner
 from msl.queries import QueryFailed
 from msl.values import (
+    MAX_ENUMERATION,
     ConcatSet,
     DataSet,
     EvalError,
@@ -43,9 +44,6 @@ from msl.values import (
     Transform,
     as_text,
 )
-
-#: Sets larger than this are not enumerated; a spec samples them instead.
-MAX_ENUMERATION = 20_000
 
 
 class NotApplicable(Exception):

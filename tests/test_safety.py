@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from lang_helpers import LOCATION, run_cli
+from msl.check import MAX_MEASURE_EXPANSION
+from msl.values import MAX_ENUMERATION
 
 pytest_plugins = ["pytester"]
 
@@ -142,3 +144,53 @@ def test_a_file_that_is_not_a_spec_is_quoted_no_further_than_its_start(tmp_path:
     assert "notes.msl:1:1: error: a spec starts with its language version" in output
     assert "blob.msl:1:3: error: file is not valid UTF-8 text (byte 0xff)" in output
     assert SECRET not in output and "OTHER" not in output
+
+
+# ── Tiny inputs that would cost much ─────────────────────────────────────────────────────
+
+
+def test_a_huge_range_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """It was a MemoryError ("internal error") after building 10^12 integers."""
+    (tmp_path / "s.msl").write_text(
+        "msl 1.0\nverify big {\n  for i in range(0, 1000000000000)\n  expect i >= 0\n}\n", encoding="utf-8"
+    )
+    output = answer("check", "s.msl", cwd=tmp_path, code=2)
+    assert f"s.msl:3:18: error: this range has 1,000,000,000,000 numbers; a set has at most {MAX_ENUMERATION:,}" in output
+
+
+def test_a_huge_range_or_sample_met_at_run_time_is_a_located_error(tmp_path: Path) -> None:
+    """Sizes the checker cannot see (a `let`, a fraction) are refused when met, as the
+    claim's error; the other claims still get their verdicts."""
+    (tmp_path / "s.msl").write_text(
+        "msl 1.0\nlet n = 1000000000000\nlet w = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\", \"j\"]\n"
+        'let big = template("{a}{b}{c}{d}{e}{f}", a: w, b: w, c: w, d: w, e: w, f: w)\n'
+        "verify r {\n  for i in range(0, n)\n  expect i >= 0\n}\n"
+        "verify s {\n  for t in sample(big, 50%)\n  expect len(t) > 0\n  tolerate 1%\n}\n"
+        "verify fine {\n  for i in range(0, 3)\n  expect i >= 0\n}\n",
+        encoding="utf-8",
+    )
+    output = answer("check", "s.msl", "--no-cache", cwd=tmp_path, code=3)
+    assert "this range has 1,000,000,000,000 numbers (at s.msl:6:12)" in output.replace("; a set has at most 20,000", "")
+    assert f"a sample has at most {MAX_ENUMERATION:,} elements, not 500,000 (at s.msl:10:12)" in output
+    assert "holds        verify   fine" in output
+
+
+def test_measures_that_double_are_refused(tmp_path: Path) -> None:
+    """40 measures each calling the previous twice were 2^40 evaluations: a hang."""
+    lines = ["msl 1.0", "measure m0(x) = x + 1"]
+    lines += [f"measure m{k}(x) = m{k - 1}(x) + m{k - 1}(x)" for k in range(1, 41)]
+    lines += ["verify dbl {", "  for i in [1, 2]", "  expect m40(i) > 0", "}"]
+    (tmp_path / "s.msl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = answer("check", "s.msl", cwd=tmp_path, code=2)
+    # reported once, at the first measure over the limit (2^14 calls of m0, 5 expressions each)
+    assert output.count("error:") == 1
+    assert f"s.msl:16:9: error: one call of `m14` evaluates more than {MAX_MEASURE_EXPANSION:,} expressions" in output
+
+
+def test_a_sample_larger_than_the_limit_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.msl").write_text(
+        'msl 1.0\nverify c {\n  for t in sample(["a", "b"], 1000000000000)\n  expect len(t) > 0\n  tolerate 1%\n}\n',
+        encoding="utf-8",
+    )
+    output = answer("lint", "s.msl", cwd=tmp_path, code=2)
+    assert f"s.msl:3:31: error: a sample has at most {MAX_ENUMERATION:,} elements" in output
