@@ -7,13 +7,18 @@ seconds — and that nothing from outside the folder being checked is ever print
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import sqlite3
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from lang_helpers import LOCATION, run_cli
 from msl.check import MAX_MEASURE_EXPANSION
+from msl.cli import cli
 from msl.values import MAX_ENUMERATION
 
 pytest_plugins = ["pytester"]
@@ -194,3 +199,87 @@ def test_a_sample_larger_than_the_limit_is_refused(tmp_path: Path) -> None:
     )
     output = answer("lint", "s.msl", cwd=tmp_path, code=2)
     assert f"s.msl:3:31: error: a sample has at most {MAX_ENUMERATION:,} elements" in output
+
+
+# ── Faults: nothing lost ─────────────────────────────────────────────────────────────────
+
+NETWORKS = """msl 1.0
+model net: network = "organism:relu-net"
+model pruned: network = "organism:relu-net-pruned"
+verify a {
+  for x in [[1, 1, 1, 1], [0.5, 0.5, 0.5, 0.5]]
+  expect argmax(net(x)) == 2
+}
+verify b {
+  for x in [[1, 1, 1, 1], [0.5, 0.5, 0.5, 0.5]]
+  expect argmax(pruned(x)) == 2
+}
+"""
+
+
+class _FullDisk:
+    """A connection whose writes fail the way SQLite's do on a full disk, after ``ok``
+    successful ones: the statement fails and SQLite has rolled the transaction back."""
+
+    def __init__(self, db: sqlite3.Connection, ok: int) -> None:
+        self._db, self._ok = db, ok
+
+    def executemany(self, sql: str, rows: object) -> object:
+        if self._ok <= 0:
+            self._db.execute("ROLLBACK")
+            raise sqlite3.OperationalError("database or disk is full")
+        self._ok -= 1
+        return self._db.executemany(sql, rows)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+
+def test_a_full_disk_costs_the_cache_not_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was `OperationalError: cannot rollback` and no report at all."""
+    from msl.cache import ResultCache
+
+    monkeypatch.setenv("MSL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.msl").write_text(NETWORKS, encoding="utf-8")
+    real = ResultCache._connect
+    budget = {"ok": 1}  # the first group's results are written, the second's are not
+
+    def full(self: ResultCache) -> object:
+        db = real(self)
+        return db if isinstance(db, _FullDisk) else _FullDisk(db, budget["ok"])
+
+    monkeypatch.setattr(ResultCache, "_connect", lambda self: _shared(self, full))
+    result = CliRunner().invoke(cli, ["check", "s.msl", "-q", "-o", "out.json"])
+    output = result.output
+    assert result.exit_code == 0, output
+    assert "Traceback" not in output and "internal error" not in output
+    assert output.count("cannot be written (database or disk is full); going on without caching") == 1
+    findings = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["findings"]
+    assert sorted((f["claim"]["name"], f["verdict"]) for f in findings) == [("a", "holds"), ("b", "holds")]
+
+
+def _shared(cache: object, make: object) -> object:
+    """One wrapped connection per cache (as the real one keeps one per thread)."""
+    if not hasattr(cache, "_test_db"):
+        cache._test_db = make(cache)  # type: ignore[attr-defined, operator]
+    return cache._test_db  # type: ignore[attr-defined]
+
+
+def test_a_damaged_cache_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+    """It made every claim `error`, on every run."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    garbage = random.Random(0).randbytes(50_000)
+    (cache / "results.sqlite").write_bytes(garbage)
+    (tmp_path / "s.msl").write_text(NETWORKS, encoding="utf-8")
+    for run in range(2):
+        output = answer("check", "s.msl", "-o", "out.json", cwd=tmp_path, code=0, env={"MSL_CACHE_DIR": str(cache)})
+        verdicts = [f["verdict"] for f in json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["findings"]]
+        assert verdicts == ["holds", "holds"]
+        notices = [line for line in output.splitlines() if "damaged" in line]
+        assert len(notices) == (1 if run == 0 else 0), output
+    (aside,) = cache.glob("results.sqlite.damaged-*")
+    assert aside.read_bytes() == garbage  # kept for a post-mortem
+    with sqlite3.connect(cache / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 4
