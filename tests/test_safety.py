@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -283,3 +285,108 @@ def test_a_damaged_cache_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
     assert aside.read_bytes() == garbage  # kept for a post-mortem
     with sqlite3.connect(cache / "results.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 4
+
+
+TINY = "test-tiny-classifier"
+
+WITH_TINY = NETWORKS + f"""model clf: classifier = "{TINY}"
+verify c {{
+  expect clf.prob("a fine film", "positive") > 0.000001
+}}
+"""
+
+
+@pytest.fixture
+def tiny_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """A registered model built into a fresh store (a copy of the sentiment organism),
+    and how many times it was built."""
+    from msl.models import registry
+
+    builds = {"n": 0, "fail": 0}
+
+    def tiny(store: registry.ModelStore) -> Path:
+        def build(tmp: Path, step: registry.Step) -> None:
+            if builds["fail"]:
+                raise registry.ModelLoadError(f"cannot build {TINY}: the package index is unreachable")
+            builds["n"] += 1
+            shutil.copytree(registry.ORGANISMS_DIR / "sentiment", tmp, dirs_exist_ok=True)
+
+        return store.materialize(TINY, build)
+
+    monkeypatch.setitem(registry.REGISTRY, TINY, registry.Registered(TINY, ("classifier",), "test", tiny))
+    monkeypatch.setenv("MSL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.msl").write_text(WITH_TINY, encoding="utf-8")
+    return builds
+
+
+def _run(*args: str) -> tuple[int, str, dict[str, str]]:
+    result = CliRunner().invoke(cli, ["check", "s.msl", "-q", "-o", "out.json", *args])
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    assert Path("out.json").exists(), (result.exit_code, result.output, result.exception)
+    findings = json.loads(Path("out.json").read_text(encoding="utf-8"))["findings"]
+    return result.exit_code, result.output, {f["claim"]["name"]: f["verdict"] for f in findings}
+
+
+def test_a_truncated_cached_model_is_built_again(tmp_path: Path, tiny_store: dict[str, int]) -> None:
+    code, _, verdicts = _run()
+    assert (code, verdicts, tiny_store["n"]) == (0, {"a": "holds", "b": "holds", "c": "holds"}, 1)
+    weights = tmp_path / "cache" / "models" / TINY / "model.safetensors"
+    size = weights.stat().st_size
+    os.truncate(weights, 1000)
+    code, output, verdicts = _run("--no-cache")
+    assert (code, verdicts, tiny_store["n"]) == (0, {"a": "holds", "b": "holds", "c": "holds"}, 2), output
+    notices = [line for line in output.splitlines() if "damaged" in line]
+    assert notices == [f"warning: the cached model {TINY} is damaged (model.safetensors has 1,000 bytes, "
+                       f"not the {size:,} it was built with); building it again"]
+    assert weights.stat().st_size == size
+
+
+def test_a_cached_model_that_cannot_be_rebuilt_fails_its_claims_only(tmp_path: Path, tiny_store: dict[str, int]) -> None:
+    """It aborted every claim and wrote no -o file."""
+    _run()
+    os.truncate(tmp_path / "cache" / "models" / TINY / "model.safetensors", 1000)
+    tiny_store["fail"] = 1
+    code, output, verdicts = _run("--no-cache")
+    assert (code, verdicts) == (3, {"a": "holds", "b": "holds", "c": "error"}), output
+    assert "the package index is unreachable" in output
+
+
+def test_a_damaged_model_file_fails_only_the_claims_that_use_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A truncated model outside the store (a local path) is an `error` of its claims;
+    the other claims get their verdicts and the -o report is written."""
+    shutil.copytree(Path(__file__).resolve().parent.parent / "msl" / "organisms" / "sentiment", tmp_path / "clf")
+    os.truncate(tmp_path / "clf" / "model.safetensors", 1000)
+    (tmp_path / "s.msl").write_text(WITH_TINY.replace(f'"{TINY}"', '"./clf"'), encoding="utf-8")
+    monkeypatch.setenv("MSL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    code, output, verdicts = _run()
+    assert (code, verdicts) == (3, {"a": "holds", "b": "holds", "c": "error"}), output
+    assert "cannot load the weights of classifier './clf'" in output
+
+
+def test_an_interrupted_build_is_cleaned_up_by_the_next(tmp_path: Path, tiny_store: dict[str, int]) -> None:
+    from filelock import FileLock
+
+    from msl.models.registry import STALE_AFTER_S
+
+    models = tmp_path / "cache" / "models"
+    models.mkdir(parents=True)
+    old = time.time() - STALE_AFTER_S - 60
+    stale = {
+        ".tmp-smollm2-135m-abcd1234": True,   # killed mid-build: old, lock free
+        ".dl-minilm-l6-efgh5678": True,
+        ".dl-ijkl9012": True,                 # an older version's download folder
+        ".tmp-minilm-l6-recent00": False,     # too young to call stale
+        ".tmp-busy-model-mnop3456": False,    # old, but its build is running
+    }
+    for name, _ in stale.items():
+        (models / name).mkdir()
+        (models / name / "model.safetensors").write_bytes(b"x" * 1000)
+        if "recent" not in name:
+            os.utime(models / name, (old, old))
+    with FileLock(str(models / ".busy-model.lock")):
+        code, _, _ = _run()
+    assert code == 0
+    left = {p.name for p in models.iterdir() if p.name.startswith((".tmp-", ".dl-"))}
+    assert left == {name for name, gone in stale.items() if not gone}
