@@ -268,13 +268,25 @@ def _shared(cache: object, make: object) -> object:
     return cache._test_db  # type: ignore[attr-defined]
 
 
-def test_a_damaged_cache_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+def _damaged_pages(cache: Path, tmp_path: Path) -> bytes:
+    """A real cache whose pages after the first (the schema) are overwritten: it opens,
+    and the first read finds the damage."""
+    answer("check", "s.msl", cwd=tmp_path, code=0, env={"MSL_CACHE_DIR": str(cache)})
+    with sqlite3.connect(cache / "results.sqlite") as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray((cache / "results.sqlite").read_bytes())
+    data[4096:] = b"\x5a" * (len(data) - 4096)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "damaged_pages"])
+def test_a_damaged_cache_is_set_aside_and_rebuilt(tmp_path: Path, damage: str) -> None:
     """It made every claim `error`, on every run."""
     cache = tmp_path / "cache"
     cache.mkdir()
-    garbage = random.Random(0).randbytes(50_000)
-    (cache / "results.sqlite").write_bytes(garbage)
     (tmp_path / "s.msl").write_text(NETWORKS, encoding="utf-8")
+    garbage = random.Random(0).randbytes(50_000) if damage == "garbage" else _damaged_pages(cache, tmp_path)
+    (cache / "results.sqlite").write_bytes(garbage)
     for run in range(2):
         output = answer("check", "s.msl", "-o", "out.json", cwd=tmp_path, code=0, env={"MSL_CACHE_DIR": str(cache)})
         verdicts = [f["verdict"] for f in json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["findings"]]
