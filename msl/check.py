@@ -26,7 +26,7 @@ from msl.builtins import Builtin, Param, bind_arguments, functions, lookup, meas
 from msl.builtins.data import literal
 from msl.errors import MslError, Severity, SpecError, SpecErrors
 from msl.parse import Parsed, parse_file
-from msl.source import Span, confined, not_read
+from msl.source import INSIDE_HINT, Span, confined, not_read
 
 SEVERITIES = ("low", "medium", "high", "critical")
 DEFAULT_CONFIDENCE = 0.95
@@ -216,15 +216,12 @@ def _import_target(importer: Path, imp: ast.Import, errors: list[MslError], fold
     resolved = importer.parent / target
     outside = _outside(resolved, folder, "import")
     if outside is not None:
-        errors.append(SpecError(outside, imp.span, hint=_INSIDE_HINT))
+        errors.append(SpecError(outside, imp.span, hint=INSIDE_HINT))
         return None
     if not resolved.is_file():
         errors.append(SpecError(f"no file {imp.path!r} to import", imp.span))
         return None
     return resolved
-
-
-_INSIDE_HINT = "MSL reads only files inside the folder it checks (for a file: its folder)"
 
 
 def _outside(path: Path, folder: Path, what: str) -> str | None:
@@ -742,7 +739,7 @@ class _Checker:
         resolved = Path(stmt.span.file).parent / target
         outside = _outside(resolved, self.folder, "spec")
         if outside is not None:
-            self.error(outside, stmt.span, hint=_INSIDE_HINT)
+            self.error(outside, stmt.span, hint=INSIDE_HINT)
             return
         if not resolved.is_file():
             self.error(f"no spec {stmt.path!r} next to this one", stmt.span)

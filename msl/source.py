@@ -54,6 +54,10 @@ def confined(path: Path, root: Path) -> Path:
     return resolved
 
 
+#: The rule, as a hint under every refusal.
+INSIDE_HINT = "MSL reads only files inside the folder it checks (for a file: its folder)"
+
+
 def not_read(name: str, why: ValueError) -> Exception:
     """The error for a file :func:`confined` refused (a :class:`msl.errors.SpecError`)."""
     from msl.errors import SpecError
@@ -61,7 +65,7 @@ def not_read(name: str, why: ValueError) -> Exception:
     return SpecError(
         f"this file is not read: {why}",
         Span.point(name),
-        hint="MSL reads only files inside the folder it checks (for a file: its folder)",
+        hint=INSIDE_HINT,
     )
 
 
