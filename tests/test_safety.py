@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from lang_helpers import LOCATION, run_cli
 from msl.check import MAX_MEASURE_EXPANSION
 from msl.cli import cli
+from msl.evaluate import MAX_EVALUATIONS
 from msl.values import MAX_ENUMERATION
 
 pytest_plugins = ["pytester"]
@@ -402,3 +403,16 @@ def test_an_interrupted_build_is_cleaned_up_by_the_next(tmp_path: Path, tiny_sto
     assert code == 0
     left = {p.name for p in models.iterdir() if p.name.startswith((".tmp-", ".dl-"))}
     assert left == {name for name, gone in stale.items() if not gone}
+
+
+def test_nested_comprehensions_over_large_sets_end_in_an_error(tmp_path: Path) -> None:
+    """4·10^8 evaluations per instance, which no static count sees: the claim's error
+    names the limit, within seconds; the other claim still holds."""
+    (tmp_path / "s.msl").write_text(
+        "msl 1.0\nlet w = range(0, 20000)\nmeasure m(x) = mean([mean([a + x for a in w]) for b in w])\n"
+        "verify n {\n  for i in [1, 2]\n  expect m(i) > 0\n}\nverify fine {\n  for i in [1, 2]\n  expect i > 0\n}\n",
+        encoding="utf-8",
+    )
+    output = answer("check", "s.msl", "--no-cache", cwd=tmp_path, code=3)
+    assert f"evaluating this took more than {MAX_EVALUATIONS:,} steps (at s.msl:6:10)" in output
+    assert "holds        verify   fine" in output
