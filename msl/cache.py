@@ -14,10 +14,13 @@ stored, so a transient error is retried on the next run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -85,22 +88,74 @@ def decode(kind: str, data: bytes) -> Any:
     raise ValueError(f"unknown cached value kind {kind!r}")
 
 
+#: What SQLite says of a file that is not, or no longer, a sound database.
+_DAMAGE = ("not a database", "malformed", "corrupt", "disk i/o error")
+
+
+def is_damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether ``exc`` means the database file itself is damaged (not busy, not full)."""
+    return any(word in str(exc).lower() for word in _DAMAGE)
+
+
+def _notice(message: str) -> None:
+    """One line on stderr: the cache is a convenience, its faults never stop a run."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 class ResultCache:
-    """Model results on disk (SQLite), safe for concurrent processes."""
+    """Model results on disk (SQLite), safe for concurrent processes.
+
+    The cache is best effort: a damaged file is set aside (``results.sqlite.damaged-…``)
+    and rebuilt, with one line saying so; a write that fails (a full disk) is reported
+    once and the run goes on without caching — it never costs a verdict or a report.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        #: False once a write failed: the run goes on without caching
+        self.writable = True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = self._connect()
-            retry_locked(lambda: db.execute(
-                "CREATE TABLE IF NOT EXISTS results ("
-                " key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, kind TEXT NOT NULL,"
-                " value BLOB NOT NULL, created REAL NOT NULL)"
-            ), BUSY_TIMEOUT_S)
+            try:
+                self._create()
+            except sqlite3.DatabaseError as exc:
+                if not self._damaged(exc):
+                    raise
+                self._set_aside(exc)
+                self._create()
         except (OSError, sqlite3.Error) as exc:
             raise RuntimeFailure(f"cannot open the result cache {self.path}: {exc}") from None
+
+    def _create(self) -> None:
+        db = self._connect()
+        retry_locked(lambda: db.execute(
+            "CREATE TABLE IF NOT EXISTS results ("
+            " key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, kind TEXT NOT NULL,"
+            " value BLOB NOT NULL, created REAL NOT NULL)"
+        ), BUSY_TIMEOUT_S)
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> bool:
+        """Whether the file is damaged: SQLite said so, or its quick check finds fault
+        (run only after an error: it reads the whole file)."""
+        if is_damaged(exc):
+            return True
+        try:
+            row = self._connect().execute("PRAGMA quick_check(1)").fetchone()
+        except sqlite3.DatabaseError as again:
+            return is_damaged(again)
+        return row is not None and row[0] != "ok"
+
+    def _set_aside(self, exc: sqlite3.DatabaseError) -> None:
+        """Move a damaged database (and its WAL files) aside, keeping it for a post-mortem,
+        so that the next connection starts an empty cache."""
+        self.close()
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = self.path.with_name(self.path.name + suffix)
+            if part.exists():
+                os.replace(part, aside.with_name(aside.name + suffix))
+        _notice(f"the result cache {self.path} was damaged ({exc}); it is kept as {aside.name} and rebuilt")
 
     @classmethod
     def default(cls) -> ResultCache:
@@ -120,7 +175,11 @@ class ResultCache:
 
     def get(self, key: str) -> Any | None:
         """The cached value, or ``None`` when absent or unreadable (it is then recomputed)."""
-        row = self._connect().execute("SELECT kind, value FROM results WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self._connect().execute("SELECT kind, value FROM results WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+            return None
         if row is None:
             return None
         try:
@@ -130,7 +189,9 @@ class ResultCache:
 
     def put_many(self, items: Iterable[tuple[str, str, Any]]) -> int:
         """Store ``(key, fingerprint, value)`` triples in one transaction; failures are skipped.
-        Returns how many were stored."""
+        Returns how many were stored (0 once the cache cannot be written)."""
+        if not self.writable:
+            return 0
         rows = []
         now = time.time()
         for key, fingerprint, value in items:
@@ -140,15 +201,38 @@ class ResultCache:
             rows.append((key, fingerprint, kind, data, now))
         if not rows:
             return 0
+        try:
+            self._write(rows)
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+            return 0
+        return len(rows)
+
+    def _write(self, rows: list[tuple[str, str, str, bytes, float]]) -> None:
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)", rows)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
-        return len(rows)
+
+    def _failed(self, exc: sqlite3.DatabaseError) -> None:
+        """A read or write failed mid-run: set a damaged file aside and go on with a
+        fresh one, or stop writing (once, with one line) when the disk refuses."""
+        if self._damaged(exc):
+            try:
+                self._set_aside(exc)
+                self._create()
+                return
+            except (OSError, sqlite3.Error) as again:
+                exc = again if isinstance(again, sqlite3.DatabaseError) else sqlite3.DatabaseError(str(again))
+        if self.writable:
+            self.writable = False
+            _notice(f"the result cache {self.path} cannot be written ({exc}); going on without caching")
 
     def __len__(self) -> int:
         return int(self._connect().execute("SELECT COUNT(*) FROM results").fetchone()[0])

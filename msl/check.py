@@ -14,6 +14,7 @@ checking is one linear pass, however long the spec.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from msl.builtins.data import literal
 from msl.errors import MslError, Severity, SpecError, SpecErrors
 from msl.fmt import expr as _show
 from msl.parse import Parsed, parse_file
-from msl.source import Span
+from msl.source import INSIDE_HINT, Span, confined, not_read
 
 SEVERITIES = ("low", "medium", "high", "critical")
 DEFAULT_CONFIDENCE = 0.95
@@ -111,10 +112,14 @@ class CheckedSpec:
 
 
 def display_path(path: Path) -> str:
-    """A path as diagnostics show it: relative to the working directory when inside it."""
+    """A path as diagnostics show it: relative to the working directory when inside it.
+
+    Links are not resolved: a diagnostic names the file as the user reached it, never
+    where a link leads.
+    """
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError, RuntimeError):  # outside the working directory; a symlink loop
+        return str(Path(os.path.normpath(path.absolute())).relative_to(Path.cwd()))
+    except (ValueError, OSError):  # outside the working directory; the working directory is gone
         return str(path)
 
 
@@ -123,6 +128,9 @@ def display_path(path: Path) -> str:
 MAX_IMPORTS = 100
 #: `preserves` may name a spec that preserves another … at most this deep.
 MAX_PRESERVES_DEPTH = 8
+#: One call of a measure may evaluate at most this many expressions, the measures it
+#: calls expanded (a limit on work, checked before anything runs).
+MAX_MEASURE_EXPANSION = 100_000
 #: "Did you mean" compares a misspelt name with at most this many candidates per spec.
 SUGGESTION_BUDGET = 200_000
 
@@ -131,24 +139,34 @@ SUGGESTION_BUDGET = 200_000
 ParseCache = dict[Path, "Parsed | SpecErrors"]
 
 
-def _parse_cached(path: Path, cache: ParseCache) -> Parsed | SpecErrors:
-    key = path.resolve()
+def _parse_cached(path: Path, cache: ParseCache, folder: Path) -> Parsed | SpecErrors:
+    # the folder is checked before the cache is asked: a file parsed for one folder
+    # must not be handed to a spec under another through a link
+    try:
+        key = confined(path, folder)
+    except ValueError as exc:
+        return SpecErrors([not_read(display_path(path), exc)])
     if key not in cache:
         try:
-            cache[key] = parse_file(path, display_path(path))
+            cache[key] = parse_file(path, display_path(path), folder)
         except SpecErrors as exc:
             cache[key] = exc
     return cache[key]
 
 
-def load_modules(root: Path, cache: ParseCache | None = None) -> tuple[Parsed, dict[Path, Parsed], list[MslError]]:
+def load_modules(
+    root: Path, cache: ParseCache | None = None, folder: Path | None = None
+) -> tuple[Parsed, dict[Path, Parsed], list[MslError]]:
     """Parse ``root`` and, depth-first, every file it imports; report cycles.
 
-    The walk keeps its own stack (an import chain is as long as a hostile folder makes
-    it) and returns the modules imported-first, so declarations resolve in order.
+    Every file read must lie inside ``folder`` (by default the root spec's own), links
+    resolved. The walk keeps its own stack (an import chain is as long as a hostile
+    folder makes it) and returns the modules imported-first, so declarations resolve in
+    order.
     """
     cache = {} if cache is None else cache
-    parsed = _parse_cached(root, cache)
+    folder = root.parent if folder is None else folder
+    parsed = _parse_cached(root, cache, folder)
     if isinstance(parsed, SpecErrors):
         raise parsed
     root_key = root.resolve()
@@ -164,7 +182,7 @@ def load_modules(root: Path, cache: ParseCache | None = None) -> tuple[Parsed, d
             stack.pop()
             order.append(key)
             continue
-        target = _import_target(path, imp, errors)
+        target = _import_target(path, imp, errors, folder)
         if target is None:
             continue
         target_key = target.resolve()
@@ -178,7 +196,7 @@ def load_modules(root: Path, cache: ParseCache | None = None) -> tuple[Parsed, d
         if len(modules) >= MAX_IMPORTS:
             errors.append(SpecError(f"this spec imports more than {MAX_IMPORTS} files", imp.span))
             break
-        result = _parse_cached(target, cache)
+        result = _parse_cached(target, cache, folder)
         if isinstance(result, SpecErrors):
             errors.extend(result.errors)
             failed.add(target_key)
@@ -188,7 +206,7 @@ def load_modules(root: Path, cache: ParseCache | None = None) -> tuple[Parsed, d
     return parsed, {k: modules[k] for k in order}, errors
 
 
-def _import_target(importer: Path, imp: ast.Import, errors: list[MslError]) -> Path | None:
+def _import_target(importer: Path, imp: ast.Import, errors: list[MslError], folder: Path) -> Path | None:
     target = Path(imp.path)
     if target.is_absolute():
         errors.append(SpecError("imports are relative to the importing file", imp.span))
@@ -197,17 +215,34 @@ def _import_target(importer: Path, imp: ast.Import, errors: list[MslError]) -> P
         errors.append(SpecError("only .msl files can be imported", imp.span, hint="MSL never imports code"))
         return None
     resolved = importer.parent / target
+    outside = _outside(resolved, folder, "import")
+    if outside is not None:
+        errors.append(SpecError(outside, imp.span, hint=INSIDE_HINT))
+        return None
     if not resolved.is_file():
         errors.append(SpecError(f"no file {imp.path!r} to import", imp.span))
         return None
     return resolved
 
 
-def check_file(path: Path, _seen: tuple[Path, ...] = (), cache: ParseCache | None = None) -> CheckedSpec:
-    """Load, parse and check one spec with its imports; raises :class:`SpecErrors`."""
+def _outside(path: Path, folder: Path, what: str) -> str | None:
+    """Why ``path`` (named by an `import` or `preserves`) may not be read, or None."""
+    try:
+        confined(path, folder)
+    except ValueError as exc:
+        return f"this {what} is not read: {exc}"
+    return None
+
+
+def check_file(
+    path: Path, _seen: tuple[Path, ...] = (), cache: ParseCache | None = None, folder: Path | None = None
+) -> CheckedSpec:
+    """Load, parse and check one spec with its imports, every file inside ``folder``
+    (by default the spec's own); raises :class:`SpecErrors`."""
     cache = {} if cache is None else cache
-    root, modules, errors = load_modules(path, cache)
-    checker = _Checker(path, root, modules, errors, _seen + (path.resolve(),), cache)
+    folder = path.parent if folder is None else folder
+    root, modules, errors = load_modules(path, cache, folder)
+    checker = _Checker(path, root, modules, errors, _seen + (path.resolve(),), cache, folder)
     spec = checker.run()
     hard = [e for e in checker.diagnostics if e.severity is Severity.ERROR]
     if hard:
@@ -260,9 +295,12 @@ class _Checker:
         errors: list[MslError],
         seen: tuple[Path, ...],
         cache: ParseCache,
+        folder: Path,
     ) -> None:
         self.path = path
         self.cache = cache
+        #: the folder being checked: every spec `preserves` names lies inside it
+        self.folder = folder
         self.suggestion_budget = SUGGESTION_BUDGET
         #: every name some module declares (a use before the declaration gets a hint)
         self.declared = {
@@ -285,6 +323,9 @@ class _Checker:
         #: the claim's `forall` variables: points of a domain, never aggregated over
         self.domain_vars: set[str] = set()
         self.preserved: dict[str, CheckedSpec] = {}
+        #: expressions one call of each measure evaluates, its measure calls expanded
+        #: (None: over the limit, reported)
+        self.measure_cost: dict[str, int | None] = {}
 
     # diagnostics
 
@@ -390,7 +431,30 @@ class _Checker:
             scope.names[p] = _Binding(T.ANY)
         body = self.infer(node.body, scope)
         self.types[id(node)] = body
+        self.expansion(node)
         return T.MEASURE
+
+    def expansion(self, node: ast.MeasureDecl) -> None:
+        """Refuse a measure whose calls of other measures multiply beyond
+        :data:`MAX_MEASURE_EXPANSION` evaluations: 40 measures that each call the
+        previous twice are 2^40 evaluations of a tiny spec."""
+        cost = 0
+        for n in ast.walk(node.body):
+            cost += 1
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id not in node.params:
+                callee = self.measure_cost.get(n.func.id, 0)
+                if callee is None:  # refused already: reported there, not at each caller
+                    self.measure_cost[node.name] = None
+                    return
+                cost += callee
+        if cost > MAX_MEASURE_EXPANSION:
+            self.error(
+                f"one call of `{node.name}` evaluates more than {MAX_MEASURE_EXPANSION:,} expressions "
+                "(the measures it calls, and those they call, multiply)",
+                node.name_span,
+                hint="call a measure once and reuse its value, e.g. `2 * m(x)` rather than `m(x) + m(x)`",
+            )
+        self.measure_cost[node.name] = cost if cost <= MAX_MEASURE_EXPANSION else None
 
     # claims
 
@@ -677,6 +741,10 @@ class _Checker:
             self.error("`preserves` names a .msl file relative to this one", stmt.span)
             return
         resolved = Path(stmt.span.file).parent / target
+        outside = _outside(resolved, self.folder, "spec")
+        if outside is not None:
+            self.error(outside, stmt.span, hint=INSIDE_HINT)
+            return
         if not resolved.is_file():
             self.error(f"no spec {stmt.path!r} next to this one", stmt.span)
             return
@@ -687,7 +755,7 @@ class _Checker:
             self.error(f"`preserves` is nested more than {MAX_PRESERVES_DEPTH} specs deep", stmt.span)
             return
         try:
-            spec = self.preserved.get(stmt.path) or check_file(resolved, self.seen, self.cache)
+            spec = self.preserved.get(stmt.path) or check_file(resolved, self.seen, self.cache, self.folder)
         except SpecErrors as exc:
             self.diagnostics.extend(exc.errors)
             self.error(f"{stmt.path!r} has errors", stmt.span)
@@ -1225,13 +1293,15 @@ def _is_fingerprint(text: str) -> bool:
     return re.fullmatch(r"sha256:[0-9a-f]{64}", text) is not None
 
 
-def iter_specs(paths: list[Path]) -> Iterator[Path]:
-    """Every .msl file named, or found under a named folder, in a stable order."""
+def iter_specs(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
+    """Every .msl file named, or found under a named folder, in a stable order, each
+    with the folder it was found in: the one its reads must stay inside (the folder
+    named, or a named file's own folder)."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*.msl") if p.is_file())
+            yield from ((p, path) for p in sorted(p for p in path.rglob("*.msl") if p.is_file() or p.is_symlink()))
         else:
-            yield path
+            yield path, path.parent
 
 
 def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
@@ -1247,9 +1317,9 @@ def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
         found = list(iter_specs([root]))
         if not found:  # a CI job pointed at the wrong folder would otherwise pass silently
             problems.append(SpecError(f"no .msl files under {root}", where, severity=Severity.WARNING))
-        for path in found:
+        for path, folder in found:
             try:
-                spec = check_file(path, cache=cache)
+                spec = check_file(path, cache=cache, folder=folder)
             except SpecErrors as exc:
                 problems.extend(exc.errors)
                 continue

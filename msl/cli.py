@@ -145,9 +145,9 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
 
     check_only = check_only or diff
     changed, broken = 0, 0
-    for path in iter_specs(list(paths)):
+    for path, folder in iter_specs(list(paths)):
         try:
-            parsed = parse_file(path, display_path(path))
+            parsed = parse_file(path, display_path(path), folder)
         except SpecErrors as exc:
             _report(list(exc.errors))
             broken += 1

@@ -8,6 +8,7 @@ error's class, following the CLI contract of the brief.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -124,6 +125,10 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 
 
+#: How a spec begins: the `msl` header, after blank lines and comments.
+_SPEC_START = re.compile(r"\ufeff?(?:\s|#[^\n]*\n)*msl\b")
+
+
 def decode_utf8(name: str, data: bytes) -> str:
     """Decode spec bytes strictly; a bad byte is reported at its line and column."""
     try:
@@ -134,7 +139,9 @@ def decode_utf8(name: str, data: bytes) -> str:
         # the column in characters, and the text with the bad bytes shown as U+FFFD, so the
         # diagnostic can quote the line with a caret like any other
         column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
-        Source(name, data.decode("utf-8", errors="replace")).register()
+        shown = data.decode("utf-8", errors="replace")
+        # a file that does not even begin like a spec is quoted no further than its start
+        (Source(name, shown) if _SPEC_START.match(shown) else Source.peek(name, shown, line)).register()
         raise SpecError(
             f"file is not valid UTF-8 text (byte 0x{data[exc.start]:02x})",
             Span.point(name, line, column),

@@ -30,6 +30,7 @@ from msl.check import CheckedSpec
 from msl.plan import PENDING, Planner
 from msl.queries import QueryFailed
 from msl.values import (
+    MAX_ENUMERATION,
     ConcatSet,
     DataSet,
     EvalError,
@@ -44,8 +45,11 @@ from msl.values import (
     as_text,
 )
 
-#: Sets larger than this are not enumerated; a spec samples them instead.
-MAX_ENUMERATION = 20_000
+
+#: Expressions one evaluation an engine asks for (one expectation of one instance, a
+#: claim's `let`, a set) may evaluate, nested calls included: a limit on work, so that
+#: nested comprehensions over large sets end in an error, not a hang.
+MAX_EVALUATIONS = 2_000_000
 
 
 class NotApplicable(Exception):
@@ -192,6 +196,8 @@ class Evaluator:
         self._failed: dict[str, EvalError] = {}
         #: what transformations applied while checking the current instance did (for counterexamples)
         self.edits: list[str] = []
+        #: the evaluation an engine asked for (nested calls count towards its steps)
+        self._depth, self._steps, self._top = 0, 0, ast.Node()
 
     # names
 
@@ -239,12 +245,24 @@ class Evaluator:
     # expressions
 
     def eval(self, node: ast.Node, env: Env, overlay: Overlay = (), agg: Aggregation | None = None) -> Any:
+        if self._depth == 0:  # an engine asks: one expectation, `let` or set of one instance
+            self._top, self._steps = node, 0
+        self._steps += 1
+        if self._steps > MAX_EVALUATIONS:
+            raise EvalError(
+                f"evaluating this took more than {MAX_EVALUATIONS:,} steps",
+                self._top.span,
+                hint="nested comprehensions over large sets multiply: sample the sets",
+            )
+        self._depth += 1
         try:
             return self._eval(node, env, overlay, agg)
         except EvalError as exc:
             if exc.span is None:
                 exc.span = node.span
             raise
+        finally:
+            self._depth -= 1
 
     def _eval(self, node: ast.Node, env: Env, overlay: Overlay, agg: Aggregation | None) -> Any:
         match node:

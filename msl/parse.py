@@ -109,9 +109,10 @@ def parse_text(text: str, name: str = "<string>") -> Parsed:
     return parse_source(Source(name, text))
 
 
-def parse_file(path: Path, display: str | None = None) -> Parsed:
+def parse_file(path: Path, display: str | None = None, root: Path | None = None) -> Parsed:
+    """Read (see :meth:`Source.read` for the folder ``root``) and parse one spec file."""
     try:
-        return parse_source(Source.read(path, display))
+        return parse_source(Source.read(path, display, root))
     except SpecError as exc:
         raise SpecErrors([exc]) from None
 
@@ -272,7 +273,7 @@ def _error_from(source: Source, exc: UnexpectedInput, start: int = 0, end: int |
     span = Span(name, line, col, last_line, last_col)
     if texts == {"msl"} and start == 0:
         return SpecError(
-            "a spec starts with its language version: `msl 1.0`",
+            _NO_HEADER,
             span,
             hint="add `msl 1.0` as the first line",
         )
@@ -344,9 +345,17 @@ _ITEM_START = re.compile(
 )
 
 
+_NO_HEADER = "a spec starts with its language version: `msl 1.0`"
+
+
 def _collect_errors(source: Source, first: UnexpectedInput) -> list[SpecError]:
     """The first error, then errors from parsing each later top-level item on its own."""
     errors = [_error_from(source, first)]
+    if errors[0].message == _NO_HEADER:
+        # not a spec: whatever the file holds (a token, a key) is not quoted, and no
+        # later line is parsed to be quoted either
+        Source.peek(source.name, source.text, errors[0].span.line if errors[0].span else 1).register()
+        return errors
     first_line = errors[0].span.line if errors[0].span else 1
     text = source.text
     starts = [m.start() for m in _ITEM_START.finditer(text)]

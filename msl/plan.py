@@ -80,6 +80,7 @@ class Planner:
         self._pending: dict[GroupKey, dict[Query, None]] = {}
         self._models: dict[int, Model] = {}  # keeps every model alive, so its id stays unique
         self._fingerprints: dict[int, str] = {}
+        self._broken: dict[int, ModelLoadError] = {}  # models whose load failed, by id
 
     def get(self, model: Model, query: Query, intervention: Intervention | None = None) -> Any:
         """The result if known (memory, then disk cache); otherwise record it and return
@@ -118,8 +119,8 @@ class Planner:
         Per (model, intervention) group, the queries go to the model in one call (the adapter
         deduplicates token sequences and batches them by length); results go to memory and
         to the disk cache. A group that fails yields a :class:`~msl.queries.QueryFailed` for
-        each of its queries; a model that cannot be loaded at all raises
-        :class:`~msl.models.base.ModelLoadError`.
+        each of its queries; so does every group of a model that cannot be loaded at all
+        (its load is not tried again), and only the claims that use it end in `error`.
         """
         if not self._pending:
             return 0
@@ -133,9 +134,12 @@ class Planner:
                 batch = list(queries)
                 rows, batches = model.stats.rows, model.stats.batches
                 try:
+                    if mid in self._broken:
+                        raise self._broken[mid]
                     results = model.run(batch, intervention, progress=advance)
-                except ModelLoadError:
-                    raise
+                except ModelLoadError as exc:
+                    self._broken[mid] = exc
+                    results = [QueryFailed(exc.message)] * len(batch)
                 except Exception as exc:  # any failure of a group is reported per query, as an error verdict
                     results = [QueryFailed(f"{model.ref}: {describe(exc)}")] * len(batch)
                 self.stats.forward_passes += model.stats.rows - rows

@@ -39,7 +39,7 @@ class SpecFile(pytest.File):
         from msl.lint import lint_spec
 
         try:
-            spec = check_file(self.path)
+            spec = check_file(self.path, folder=_folder(self.config, self.path))
             problems = errors_in(lint_spec(spec))  # a warning does not stop the claims
         except SpecErrors as exc:
             yield SpecErrorItem.from_parent(self, name="spec", errors=list(exc.errors))
@@ -49,6 +49,17 @@ class SpecFile(pytest.File):
             return
         for claim in spec.claims:
             yield ClaimItem.from_parent(self, name=claim.name, spec=spec, claim=claim)
+
+
+def _folder(config: pytest.Config, path: Path) -> Path:
+    """The folder a collected spec's reads must stay inside, as for ``msl check``: the
+    deepest folder named on pytest's command line that holds it (for a named file, its
+    folder), else pytest's rootdir."""
+    here = config.invocation_params.dir
+    named = [here / arg.split("::", 1)[0] for arg in config.args]
+    folders = [p if p.is_dir() else p.parent for p in named]
+    holding = [f for f in folders if path.absolute().is_relative_to(f.absolute())]
+    return max(holding, key=lambda f: len(f.absolute().parts), default=config.rootpath)
 
 
 class SpecErrorItem(pytest.Item):

@@ -103,9 +103,11 @@ class Runner:
             from msl.models import load_model
 
             try:
-                self._models[key] = load_model(
+                model = load_model(
                     ref, kind, dtype=self.options.dtype, device=self.options.device, progress=self.options.progress
                 )
+                model.fingerprint  # noqa: B018 - reads the weights unless memoised: a damaged file fails here
+                self._models[key] = model
             except MslError as exc:
                 self._models[key] = _Failed(exc)
         return self._models[key]

@@ -32,6 +32,43 @@ class Span:
         return Span(self.file, self.line, self.column, other.end_line, other.end_column)
 
 
+#: Of a file that is not a spec (no `msl` header, not UTF-8), diagnostics quote at most
+#: this many characters of its first line, escaped: the file could be anything a link or
+#: a careless folder walk reached, and its content is not ours to print.
+PEEK_CHARS = 24
+
+
+def confined(path: Path, root: Path) -> Path:
+    """``path`` with its links resolved, if it lies inside ``root`` (links resolved too).
+
+    The one rule for every file a spec or a folder walk reaches: specs are untrusted, so
+    a link to ``/proc/self/environ`` or ``../../.env`` must not be read. Raises
+    ValueError saying why (words that follow "this file is not read:").
+    """
+    try:
+        base, resolved = root.resolve(), path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a link loop
+        raise ValueError("its links cannot be resolved (a link loop?)") from None
+    if base != resolved and base not in resolved.parents:
+        raise ValueError("it leads outside the folder being checked (links resolved)")
+    return resolved
+
+
+#: The rule, as a hint under every refusal.
+INSIDE_HINT = "MSL reads only files inside the folder it checks (for a file: its folder)"
+
+
+def not_read(name: str, why: ValueError) -> Exception:
+    """The error for a file :func:`confined` refused (a :class:`msl.errors.SpecError`)."""
+    from msl.errors import SpecError
+
+    return SpecError(
+        f"this file is not read: {why}",
+        Span.point(name),
+        hint=INSIDE_HINT,
+    )
+
+
 #: Every source read in this process, by name, so any diagnostic can quote its line.
 _SOURCES: dict[str, Source] = {}
 
@@ -58,23 +95,38 @@ class Source:
         _SOURCES[self.name] = self
         return self
 
+    @classmethod
+    def peek(cls, name: str, text: str, line: int = 1) -> Source:
+        """A stand-in for a file that is not a spec: only the first :data:`PEEK_CHARS`
+        characters of ``line`` (where its diagnostic points), so that no diagnostic can
+        quote more of it."""
+        lines = text.split("\n", line)
+        shown = lines[line - 1] if line <= len(lines) else ""
+        return cls(name, "\n" * (line - 1) + shown[:PEEK_CHARS] + ("…" if len(shown) > PEEK_CHARS else ""))
+
     def line(self, number: int) -> str:
         """The text of 1-based line ``number``, or ``""`` past the end."""
         return self.lines[number - 1] if 1 <= number <= len(self.lines) else ""
 
     @classmethod
-    def read(cls, path: Path, display: str | None = None) -> Source:
-        """Read and decode a spec file; raises :class:`msl.errors.SpecError` on bad bytes."""
-        from msl.errors import SpecError, check_size, decode_utf8
+    def read(cls, path: Path, display: str | None = None, root: Path | None = None) -> Source:
+        """Read and decode a spec file found in ``root`` (by default its own folder).
 
-        from msl.errors import MAX_SPEC_BYTES
+        Raises :class:`msl.errors.SpecError` on bad bytes, and without reading a byte
+        when the file, links resolved, is not a regular file inside ``root``.
+        """
+        from msl.errors import MAX_SPEC_BYTES, SpecError, check_size, decode_utf8
 
         name = display if display is not None else str(path)
         try:
-            if not path.is_file():  # a device or a pipe could be read forever
+            resolved = confined(path, path.parent if root is None else root)
+        except ValueError as exc:
+            raise not_read(name, exc) from None
+        try:
+            if not resolved.is_file():  # a device or a pipe could be read forever
                 raise SpecError("not a regular file", Span.point(name), hint="name a .msl file or a folder")
-            check_size(name, path.stat().st_size)
-            with path.open("rb") as handle:
+            check_size(name, resolved.stat().st_size)
+            with resolved.open("rb") as handle:
                 data = handle.read(MAX_SPEC_BYTES + 1)
         except OSError as exc:
             raise SpecError(f"cannot read file: {exc.strerror or exc}", Span.point(name)) from None

@@ -21,6 +21,17 @@ import numpy as np
 from msl.errors import MslError
 
 
+#: Instances per claim, and items of any set a spec enumerates (`range`, a sample):
+#: larger sets are not built; a spec samples them instead.
+MAX_ENUMERATION = 20_000
+
+
+def set_size(start: int, stop: int, step: int) -> int:
+    """How many integers ``range(start, stop, step)`` holds, without building it (nor
+    calling ``len``, which overflows past 2^63)."""
+    return max(0, (stop - start + step - (1 if step > 0 else -1)) // step)
+
+
 class EvalError(MslError):
     """A claim could not be evaluated (bad binding, NaN from a model, a failed query).
 

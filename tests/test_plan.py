@@ -146,11 +146,16 @@ def test_a_failing_group_fails_its_queries_only(tmp_path: Path) -> None:
     assert Planner(ResultCache(tmp_path / "r.sqlite")).get(broken, NextLogProbs("x")) is PENDING
 
 
-def test_a_model_that_cannot_load_stops_the_run() -> None:
+def test_a_model_that_cannot_load_fails_its_queries_only() -> None:
+    """It stopped the whole run (issue 13): now the claims that use it end in `error`."""
+    broken, fine = FakeLM(fail=ModelLoadError("weights are corrupt")), FakeLM("sha256:" + "f" * 64)
     planner = Planner()
-    planner.get(FakeLM(fail=ModelLoadError("weights are corrupt")), NextLogProbs("x"))
-    with pytest.raises(ModelLoadError):
-        planner.flush()
+    planner.get(broken, NextLogProbs("x"))
+    planner.get(fine, NextLogProbs("x"))
+    planner.flush()
+    failed = planner.get(broken, NextLogProbs("x"))
+    assert isinstance(failed, QueryFailed) and failed.message == "weights are corrupt"
+    assert isinstance(planner.get(fine, NextLogProbs("x")), np.ndarray)
 
 
 def test_pending_is_a_singleton_without_truth() -> None:

@@ -16,7 +16,18 @@ from typing import Any
 import numpy as np
 
 from msl.builtins import builtin
-from msl.values import Context, DataSet, Distribution, EvalError, ListSet, Series, as_text, as_vector
+from msl.values import (
+    MAX_ENUMERATION,
+    Context,
+    DataSet,
+    Distribution,
+    EvalError,
+    ListSet,
+    Series,
+    as_text,
+    as_vector,
+    set_size,
+)
 
 
 def numbers(values: Any, what: str) -> list[float]:
@@ -118,11 +129,36 @@ def len_(ctx: Context, x: Any) -> int:
     return len(as_text(x))
 
 
-@builtin("range(start: number, stop: number, step: number = 1) -> set[number]")
+def _range_problem(start: Any, stop: Any, step: Any) -> str | None:
+    """What is wrong with a range's bounds, or None: whole numbers, a step that is not
+    zero, and at most :data:`MAX_ENUMERATION` numbers (a range is built in memory)."""
+    if any(isinstance(v, bool) or float(v) != int(v) for v in (start, stop, step)) or step == 0:
+        return "range takes integers and a non-zero step"
+    count = set_size(int(start), int(stop), int(step))
+    if count > MAX_ENUMERATION:
+        return f"this range has {count:,} numbers; a set has at most {MAX_ENUMERATION:,}"
+    return None
+
+
+def _check_range(args: dict[str, Any], types: dict[str, Any], report: Any) -> None:
+    from msl.builtins.data import literal
+
+    if "start" not in args or "stop" not in args:
+        return
+    values = [literal(args["start"]), literal(args["stop"]), literal(args["step"]) if "step" in args else 1]
+    if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        problem = _range_problem(*values)
+        if problem is not None:
+            first, last = args["start"], args.get("step", args["stop"])
+            report(problem, first.span.to(last.span), "draw a sample of a larger set: sample(S, 500)")
+
+
+@builtin("range(start: number, stop: number, step: number = 1) -> set[number]", validate=_check_range)
 def range_(ctx: Context, start: float, stop: float, step: float = 1) -> ListSet:
     """The integers from start up to, not including, stop: ``range(0, 30, 3)``."""
-    if any(float(v) != int(v) for v in (start, stop, step)) or step == 0:
-        raise EvalError("range takes integers and a non-zero step")
+    problem = _range_problem(start, stop, step)
+    if problem is not None:
+        raise EvalError(problem)
     return ListSet(tuple(range(int(start), int(stop), int(step))), f"range({start}, {stop}, {step})")
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from msl import ast
 from msl.builtins import builtin
+from msl.source import confined
 from msl.types import ANY, STR, Type, record, set_of
-from msl.values import Context, DataSet, EvalError, ListSet, Record, SampleSet, TemplateSet, sample_indices
+from msl.values import MAX_ENUMERATION, Context, DataSet, EvalError, ListSet, Record, SampleSet, TemplateSet, sample_indices
 
 #: Datasets larger than this are refused.
 MAX_DATASET_BYTES = 64 * 1024 * 1024
@@ -196,10 +197,10 @@ def spec_relative_file(spec_dir: Path, path: str, suffixes: tuple[str, ...], kin
     candidate = Path(path)
     if candidate.is_absolute():
         raise ValueError(f"{kind} paths must be relative to the spec file")
-    base = spec_dir.resolve()
-    resolved = (base / candidate).resolve()
-    if base != resolved and base not in resolved.parents:
-        raise ValueError(f"{kind} paths must stay inside the spec's directory")
+    try:
+        resolved = confined(spec_dir / candidate, spec_dir)
+    except ValueError:
+        raise ValueError(f"{kind} paths must stay inside the spec's directory") from None
     if resolved.suffix not in suffixes:
         raise ValueError(f"{kind}s are {' or '.join(suffixes)} files")
     return resolved
@@ -308,6 +309,8 @@ def _check_sample(args: dict[str, ast.Expr], types: dict[str, Type], report: Rep
         return
     if not isinstance(n, (int, float)) or n <= 0 or (n >= 1 and n != int(n)):
         report("sample size must be a whole number, or a fraction like 10%", node.span)
+    elif n > MAX_ENUMERATION:
+        report(f"a sample has at most {MAX_ENUMERATION:,} elements", node.span)
 
 
 @builtin("sample(data: set, n: number, seed: number = None) -> $data", validate=_check_sample)
@@ -320,5 +323,7 @@ def sample(ctx: Context, data: DataSet, n: float, seed: float | None = None) -> 
     """
     size = len(data)
     count = int(n) if n >= 1 else max(1, round(n * size))
+    if min(count, size) > MAX_ENUMERATION:
+        raise EvalError(f"a sample has at most {MAX_ENUMERATION:,} elements, not {min(count, size):,}")
     key = int(seed) if seed is not None else ctx.rng("sample", data.describe(), count).getrandbits(31)
     return SampleSet(data, sample_indices(size, count, key), key)

