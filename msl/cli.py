@@ -106,12 +106,14 @@ def lint(paths: tuple[Path, ...]) -> int:
     Example:
       msl lint specs/
     """
-    from msl.check import any_errors, check_paths
-    from msl.lint import lint_spec
+    from msl.check import _unique, any_errors, check_paths
+    from msl.lint import lint_models, lint_spec
 
     specs, problems = check_paths(list(paths))
     for spec in specs:
         problems.extend(lint_spec(spec))
+        problems.extend(lint_models(spec))
+    problems = _unique(problems)  # a binding is checked once per spec declaring its role
     _report(problems)
     errors = sum(1 for p in problems if p.severity is Severity.ERROR)
     warnings = len(problems) - errors
@@ -440,15 +442,17 @@ def check(
       msl check specs/steer_lm.msl --model lm=./my-finetune --seed 3
       msl check specs/steer_lm.msl --vectors findings.vectors.safetensors
     """
-    from msl.check import any_errors, check_paths
+    from msl.check import _unique, any_errors, check_paths
     from msl.findings import exit_code
-    from msl.lint import lint_spec
+    from msl.lint import lint_models, lint_spec
     from msl.run import Runner, RunOptions
     from msl.vectors import VectorFile, vectors_path
 
     specs, problems = check_paths(list(paths))
     for spec in specs:
         problems.extend(lint_spec(spec))
+        problems.extend(lint_models(spec, bindings))
+    problems = _unique(problems)  # a binding is checked once per spec declaring its role
     if problems:
         _report(problems)
     if any_errors(problems):

@@ -301,8 +301,9 @@ def test_code_in_strings_is_never_run(tmp_path: Path) -> None:
         "}\n"
     )
     write(tmp_path, "code.msl", spec)
-    output = answer("lint", "code.msl", cwd=tmp_path, codes=(0,))
-    assert "1 spec(s) checked: 0 error(s)" in output
+    output = answer("lint", "code.msl", cwd=tmp_path, codes=(2,))
+    # the only error: the model reference names nothing (it is looked up, never run)
+    assert "1 spec(s) checked: 1 error(s)" in output and "no model at" in output
     fmt, _ = run_cli("fmt", "code.msl", cwd=tmp_path)
     assert fmt.returncode == 0
     assert payload in (tmp_path / "code.msl").read_text(encoding="utf-8")

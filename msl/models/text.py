@@ -125,12 +125,19 @@ class TransformerModel(Model):
 
     def _load(self, what: str, loader: Any, **extra: Any) -> Any:
         name, kwargs = self._pretrained_kwargs()
+        import transformers
+
+        verbosity = transformers.logging.get_verbosity()
         try:
-            # transformers prints its own progress bars while dequantizing GGUF tensors.
+            # transformers prints its own progress bars while dequantizing GGUF tensors, and a
+            # load report of missing weights that _require_trained turns into an error.
+            transformers.logging.set_verbosity_error()
             with contextlib.redirect_stderr(io.StringIO()):
                 return loader(name, **kwargs, **extra)
         except Exception as exc:  # transformers raises many types; all mean "cannot load"
             raise ModelLoadError(f"cannot load the {what} of {self.kind} '{self.ref}': {describe(exc)}") from exc
+        finally:
+            transformers.logging.set_verbosity(verbosity)
 
     @cached_property
     def module(self) -> torch.nn.Module:
@@ -142,13 +149,36 @@ class TransformerModel(Model):
         extra: dict[str, Any] = {"dtype": TORCH_DTYPES[self.dtype]}
         if self.source.suffix != ".gguf":
             extra["use_safetensors"] = True
-        module = self._load("weights", getattr(transformers, self.auto_class).from_pretrained, **extra)
+        loaded = self._load(
+            "weights", getattr(transformers, self.auto_class).from_pretrained, output_loading_info=True, **extra
+        )
+        module, info = loaded if isinstance(loaded, tuple) else (loaded, {})
+        self._require_trained(info)
         try:
             module = module.to(self.device)
         except Exception as exc:
             raise ModelLoadError(f"cannot move '{self.ref}' to {self.device}: {describe(exc)}") from exc
         module.eval()
         return module
+
+    def _require_trained(self, info: dict[str, Any]) -> None:
+        """Refuse a model whose checkpoint lacks weights of this kind's class.
+
+        transformers fills missing (or wrongly shaped) weights with random numbers and only
+        logs it: a classifier loaded as a causal LM gets a random LM head, and every verdict
+        about it would be about noise. Unexpected extra weights are fine (an encoder read
+        from a classifier's checkpoint ignores the classification head).
+        """
+        missing = [str(k) for k in info.get("missing_keys") or ()]
+        mismatched = [str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or ()]
+        absent = sorted(set(missing + mismatched))
+        if absent:
+            shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
+            raise ModelLoadError(
+                f"'{self.ref}' is not {_a(self.kind)} model: loaded as {_a(self.kind)}, {len(absent)} of its "
+                f"weights would be newly initialised at random ({shown})",
+                hint=f"bind this role to {_a(self.kind)} checkpoint, or declare the role with the kind of this model",
+            )
 
     @property
     def fingerprint(self) -> str:
@@ -354,3 +384,8 @@ class TransformerModel(Model):
         if self._ctx is None:
             raise RuntimeError("a site hook ran outside of a forward pass of the runtime")
         return self._ctx
+
+
+def _a(kind: str) -> str:
+    """A model kind with its article: “a classifier”, “an encoder”."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"

@@ -1,0 +1,168 @@
+"""Everyday mistakes get a clear error (lint time where possible), never a wrong verdict.
+
+Every case runs the real CLI and checks the contract: the exit code, a located message
+that names what is wrong, no traceback and no "internal error". Where the error rests on
+a fact about a model (its kind, labels, block count), the fact is read independently,
+from the model's own config or from transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lang_helpers import run_cli
+from msl.models.registry import ORGANISMS_DIR
+
+SENTIMENT = ORGANISMS_DIR / "sentiment"
+
+
+def cli(*args: str, cwd: Path, code: int) -> str:
+    """Run ``msl ARGS``; assert the exit code and a clean failure; the combined output."""
+    result, _ = run_cli(*args, cwd=cwd, timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode == code, (result.returncode, output[-3000:])
+    assert "Traceback" not in output and "internal error" not in output, output[-3000:]
+    return output
+
+
+def spec(folder: Path, body: str, name: str = "s.msl") -> str:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("msl 1.0\n" + body, encoding="utf-8")
+    return name
+
+
+CLAIM = """
+verify inv {
+  for x in ["The food was good.", "The film was great."]
+  expect lm.logprob(x, " good") > -50
+}
+"""
+
+
+# ── Model kinds ──────────────────────────────────────────────────────────────────────────
+
+
+def test_a_classifier_bound_as_a_causal_lm_is_a_lint_error(tmp_path: Path) -> None:
+    # the truth: as a causal LM, the organism's LM head would be random
+    import transformers
+
+    _, info = transformers.AutoModelForCausalLM.from_pretrained(SENTIMENT, output_loading_info=True)
+    assert info["missing_keys"]
+    name = spec(tmp_path, 'model lm: causal_lm = "organism:sentiment"\n' + CLAIM)
+    for command in ("lint", "check"):
+        out = cli(command, name, cwd=tmp_path, code=2)
+        assert "s.msl:2:1: error: model role `lm` is a causal_lm, but 'organism:sentiment' is a classifier" in out
+        assert "holds" not in out and "violated" not in out
+
+
+def test_an_encoder_bound_to_a_causal_lm_role_on_the_command_line(tmp_path: Path) -> None:
+    name = spec(tmp_path, "model lm: causal_lm\n" + CLAIM)
+    out = cli("check", name, "--model", "lm=minilm-l6", cwd=tmp_path, code=2)
+    assert "--model lm=minilm-l6: model role `lm` is a causal_lm, but 'minilm-l6' is an encoder" in out
+
+
+def test_missing_weights_at_load_are_a_model_error_naming_role_and_kind(tmp_path: Path) -> None:
+    """A checkpoint whose config does not say what it is passes lint; loading it finds the
+    newly initialised head and fails the claim (exit 3) instead of giving a verdict."""
+    model = tmp_path / "models" / "plain"
+    shutil.copytree(SENTIMENT, model)
+    config = json.loads((model / "config.json").read_text())
+    del config["architectures"]
+    (model / "config.json").write_text(json.dumps(config))
+    # a relative path in a spec is relative to the spec's folder, not to the working directory
+    name = spec(tmp_path, 'model lm: causal_lm = "../models/plain"\n' + CLAIM, name="specs/s.msl")
+    out = cli("check", name, "--no-cache", "-q", cwd=tmp_path, code=3)
+    assert "model role `lm` (causal_lm)" in out and "is not a causal_lm model" in out
+    assert "newly initialised" in out and "cls.predictions" in out
+    assert "1 claim: 1 error" in out
+    # and the same spec from another folder finds the same model
+    out = cli("check", str(tmp_path / name), "--no-cache", "-q", cwd=tmp_path / "models", code=3)
+    assert "is not a causal_lm model" in out
+
+
+def test_a_relative_model_path_resolves_against_the_spec_folder(tmp_path: Path) -> None:
+    shutil.copytree(SENTIMENT, tmp_path / "ckpt")
+    body = 'model clf: classifier = "../ckpt"\nverify v {\n  for x in ["The food was great."]\n  expect clf.prob(x, "positive") > 0.5\n}\n'
+    name = spec(tmp_path, body, name="specs/s.msl")
+    out = cli("check", name, "--no-cache", "-q", cwd=tmp_path, code=0)
+    assert "1 holds" in out
+    cli("lint", "s.msl", cwd=tmp_path / "specs", code=0)
+
+
+@pytest.mark.parametrize(
+    ("ref", "message", "suggestion"),
+    [
+        ("organism:sentimnet", "no model organism named 'sentimnet'", "organism:sentiment"),
+        ("smollm2-135", "unknown model 'smollm2-135'", "smollm2-135m"),
+        ("./no-such-model", "no model at", None),
+    ],
+)
+def test_references_that_name_nothing_are_lint_errors(tmp_path: Path, ref: str, message: str, suggestion: str | None) -> None:
+    name = spec(tmp_path, f'model lm: causal_lm = "{ref}"\n' + CLAIM)
+    out = cli("lint", name, cwd=tmp_path, code=2)
+    assert "s.msl:2:1: error: " + message in out
+    if suggestion is not None:
+        assert f"did you mean '{suggestion}'" in out
+
+
+# ── Types, labels, units, sites ──────────────────────────────────────────────────────────
+
+
+CLASSIFY = 'model clf: classifier = "organism:sentiment"\n'
+
+
+def test_a_label_compared_with_a_number(tmp_path: Path) -> None:
+    name = spec(tmp_path, CLASSIFY + 'verify v {\n  for x in ["good"]\n  expect clf.label(x) == 1\n}\n')
+    out = cli("lint", name, cwd=tmp_path, code=2)
+    assert "s.msl:5:10: error: `==` between a string and a number is always false" in out
+
+
+def test_a_misspelt_label(tmp_path: Path) -> None:
+    labels = json.loads((SENTIMENT / "config.json").read_text())["id2label"].values()
+    assert "postive" not in labels and "positive" in labels
+    body = CLASSIFY + 'verify v {\n  for x in ["good"]\n  expect clf.label(x) == "postive"\n}\n'
+    out = cli("lint", spec(tmp_path, body), cwd=tmp_path, code=2)
+    assert 's.msl:5:26: error: classifier `clf` has no label "postive"' in out
+    assert 'did you mean "positive"?' in out
+    body = CLASSIFY + 'verify v {\n  for x in ["good"]\n  expect clf.label(x) == "positive"\n}\n'
+    cli("lint", spec(tmp_path, body), cwd=tmp_path, code=0)
+
+
+def test_an_empty_continuation(tmp_path: Path) -> None:
+    body = 'model lm: causal_lm = "smollm2-135m"\nverify v {\n  for x in ["a"]\n  expect lm.logprob(x, "") < 0\n}\n'
+    out = cli("lint", spec(tmp_path, body), cwd=tmp_path, code=2)
+    assert "s.msl:5:24: error: the continuation is empty" in out
+
+
+def test_a_percent_tolerance_on_log_probabilities(tmp_path: Path) -> None:
+    body = (
+        'model lm: causal_lm = "smollm2-135m"\nmodel clf: classifier = "organism:sentiment"\n'
+        "transform up = uppercase()\nmeasure pos(x) = clf.prob(x, \"positive\")\n"
+        'verify a {\n  for x in ["a"]\n  expect invariant lm.logprob(x, " a") under up within 5%\n}\n'
+    )
+    out = cli("lint", spec(tmp_path, body), cwd=tmp_path, code=2)
+    assert "s.msl:8:56: error: 5% here is an absolute difference of 0.05" in out
+    body = body.replace('lm.logprob(x, " a")', "pos(x)")  # a probability: 5% is 0.05 of it, fine
+    cli("lint", spec(tmp_path, body), cwd=tmp_path, code=0)
+
+
+def test_a_site_past_the_last_block(tmp_path: Path) -> None:
+    model = tmp_path / "ckpt"
+    shutil.copytree(SENTIMENT, model)
+    blocks = json.loads((model / "config.json").read_text())["num_hidden_layers"]
+    assert blocks == 2
+    template = (
+        'model enc: encoder = "ckpt"\n'
+        "vector v = mean_diff(enc.resid_post[{i}], [\"good\"], [\"bad\"])\n"
+        "verify c {{\n  for x in [\"good\"]\n  expect cosine(enc.embed(x), v) > 0.5\n}}\n"
+    )
+    for bad in (2, -3):
+        out = cli("lint", spec(tmp_path, template.format(i=bad)), cwd=tmp_path, code=2)
+        assert f"error: `enc` has 2 blocks, so resid_post[{bad}] does not exist" in out
+    for good in (1, -2):
+        cli("lint", spec(tmp_path, template.format(i=good)), cwd=tmp_path, code=0)
