@@ -26,6 +26,7 @@ from msl.catalog import ENV_VAR, Catalog
 from msl.errors import ExitCode, MslError, Severity, SpecErrors, UsageError
 from msl.findings import ClaimKind, Verdict, findings_json_schema, load_findings
 from msl.reporters import formats, write_report
+from msl.source import Span
 from msl.reporters.text import catalog_table, datasets_table, finding_details, finding_table, models_table
 
 EXAMPLES = """
@@ -87,6 +88,17 @@ def _report(problems: list[MslError]) -> None:
         click.echo(problem.render(), err=True)
 
 
+def _require_specs(specs: list[Any], problems: list[MslError], paths: tuple[Path, ...]) -> None:
+    """No spec at all under the paths given is a usage error: a CI job pointed at the
+    wrong folder would otherwise pass with nothing checked."""
+    if not specs and not any(p.severity is Severity.ERROR for p in problems):
+        raise UsageError(
+            f"no spec found: no .msl file under {', '.join(str(p) for p in paths)}",
+            Span.point(str(paths[0])),
+            hint="give .msl files, or folders that hold some",
+        )
+
+
 def _location(e: MslError) -> tuple[str, int, int]:
     return (e.span.file, e.span.line, e.span.column) if e.span else ("", 0, 0)
 
@@ -115,6 +127,7 @@ def lint(paths: tuple[Path, ...]) -> int:
         problems.extend(lint_models(spec))
     problems = _unique(problems)  # a binding is checked once per spec declaring its role
     _report(problems)
+    _require_specs(specs, problems, paths)
     errors = sum(1 for p in problems if p.severity is Severity.ERROR)
     warnings = len(problems) - errors
     click.echo(f"{len(specs)} spec(s) checked: {errors} error(s), {warnings} warning(s)", err=True)
@@ -457,6 +470,7 @@ def check(
         _report(problems)
     if any_errors(problems):
         return ExitCode.USAGE
+    _require_specs(specs, problems, paths)
     roles = {role for spec in specs for role in spec.roles}
     for role in bindings:
         if role not in roles:

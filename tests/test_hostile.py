@@ -174,8 +174,9 @@ def test_just_under_the_size_limit(tmp_path: Path) -> None:
 def test_a_folder_without_specs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     write(tmp_path, "empty/notes.txt", "not a spec")
-    output = answer("lint", "empty", cwd=tmp_path, codes=(0,))
-    assert "empty:1:1: warning: no .msl files under empty" in output
+    for command in ("lint", "check"):  # a CI job pointed at the wrong folder must not pass
+        output = answer(command, "empty", cwd=tmp_path, codes=(2,))
+        assert "empty:1:1: error: no spec found: no .msl file under empty" in output
 
 
 def test_a_missing_path(tmp_path: Path) -> None:

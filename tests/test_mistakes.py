@@ -18,6 +18,7 @@ from lang_helpers import run_cli
 from msl.models.registry import ORGANISMS_DIR
 
 SENTIMENT = ORGANISMS_DIR / "sentiment"
+pytest_plugins = ["pytester"]
 
 
 def cli(*args: str, cwd: Path, code: int) -> str:
@@ -166,3 +167,54 @@ def test_a_site_past_the_last_block(tmp_path: Path) -> None:
         assert f"error: `enc` has 2 blocks, so resid_post[{bad}] does not exist" in out
     for good in (1, -2):
         cli("lint", spec(tmp_path, template.format(i=good)), cwd=tmp_path, code=0)
+
+
+# ── No spec, and the pytest plugin's options ─────────────────────────────────────────────
+
+
+def test_no_spec_found_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for command in ("check", "lint"):
+        out = cli(command, "empty", cwd=tmp_path, code=2)
+        assert "empty:1:1: error: no spec found" in out
+        assert "OK" not in out
+
+
+PLUGIN = ("-p", "no:msl", "-p", "msl.pytest_plugin", "-p", "no:cacheprovider")
+RELU = """msl 1.0
+
+model net: network = "organism:relu-net"
+
+verify points_of_class_two {
+  for x in [[1, 1, 1, 1], [0.5, 0.5, 0.5, 0.5]]
+  expect argmax(net(x)) == 2
+}
+
+verify again {
+  for x in [[1, 1, 1, 1]]
+  expect argmax(net(x)) == 2
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("net", "--msl-model 'net' is not ROLE=REF"),
+        ("nte=organism:relu-net", "no collected spec declares a model role `nte` (roles: net)"),
+    ],
+)
+def test_pytest_plugin_options_are_checked_once(pytester: pytest.Pytester, option: str, message: str) -> None:
+    pytester.makefile(".msl", relu=RELU)
+    result = pytester.runpytest_subprocess(*PLUGIN, "--msl-model", option, "relu.msl")
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    assert output.count(message) == 1, output
+    assert "ValueError" not in output and "Traceback" not in output
+
+
+def test_pytest_plugin_checks_a_binding_s_kind(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".msl", relu=RELU)
+    result = pytester.runpytest_subprocess(*PLUGIN, "--msl-model", "net=organism:sentiment", "relu.msl")
+    result.assert_outcomes(failed=1)  # one spec item with the error, instead of a verdict per claim
+    assert "model role `net` is a network, but 'organism:sentiment' is a classifier" in result.stdout.str()
