@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -284,8 +284,15 @@ def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> da
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter("expected an ISO date or time, e.g. 2025-03-01 or 2025-03-01T12:00") from None
-    if param.name == "until" and len(value) == len("2025-03-01"):
-        moment += timedelta(days=1)
+    try:
+        if param.name == "until" and len(value) == len("2025-03-01"):
+            moment += timedelta(days=1)
+        if moment.tzinfo is not None:
+            moment.astimezone(UTC)  # the catalogue compares times in UTC
+    except OverflowError:
+        # past either end of the calendar (9999-12-31, or year 1 in a zone east of UTC):
+        # the earliest or latest time there is, which every stored time is after or before
+        moment = (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
     return moment
 
 

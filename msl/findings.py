@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -67,6 +68,21 @@ Text = Annotated[str, StringConstraints(max_length=1_000_000)]
 NonNegative = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=0)]
+
+
+def _utc_representable(moment: datetime) -> datetime:
+    """A time whose UTC equivalent exists: ``0001-01-01T00:00:00+01:00`` is in year 0 in
+    UTC, which the catalogue (it stores UTC) and the reporters (they compare times) cannot
+    hold; such a file is refused when it is read, not when it is used."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range once converted to UTC") from None
+    return moment
+
+
+#: A time with a zone, within the range of times in UTC.
+Moment = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
 
 #: A measured value at a counterexample: a number, a flag, a token or text, a vector.
 MeasureValue = bool | float | str | list[float]
@@ -230,7 +246,7 @@ class Provenance(_Model):
     libraries: dict[Name, Name] = {}
     device: Name | None = None
     dtype: Name | None = None
-    started_at: AwareDatetime
+    started_at: Moment
     hostname: Name | None = None
 
 

@@ -218,3 +218,68 @@ def test_pytest_plugin_checks_a_binding_s_kind(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest_subprocess(*PLUGIN, "--msl-model", "net=organism:sentiment", "relu.msl")
     result.assert_outcomes(failed=1)  # one spec item with the error, instead of a verdict per claim
     assert "model role `net` is a network, but 'organism:sentiment' is a classifier" in result.stdout.str()
+
+
+# ── Crashes: times at the ends of the calendar ───────────────────────────────────────────
+
+
+def _document(tmp_path: Path, started_at: str | None = None) -> Path:
+    import findings_samples as samples
+    from msl.findings import FindingsDocument
+
+    data = json.loads(FindingsDocument.of([samples.holds()]).model_dump_json())
+    if started_at is not None:
+        data["findings"][0]["provenance"]["started_at"] = started_at
+    path = tmp_path / "findings.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_time_out_of_range_in_utc_is_refused_on_reading(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(OverflowError):  # the truth: this moment has no UTC equivalent
+        datetime.fromisoformat("0001-01-01T00:00:00+01:00").astimezone(UTC)
+    _document(tmp_path, "0001-01-01T00:00:00+01:00")
+    for args in (("catalog", "add", "findings.json", "--catalog", "c.sqlite"), ("report", "findings.json", "--format", "junit")):
+        out = cli(*args, cwd=tmp_path, code=2)
+        assert "started_at" in out and "out of range once converted to UTC" in out
+
+
+def test_catalogue_search_at_the_ends_of_the_calendar(tmp_path: Path) -> None:
+    _document(tmp_path)  # started 2025-03-01T12:00Z
+    cli("catalog", "add", "findings.json", "--catalog", "c.sqlite", cwd=tmp_path, code=0)
+    for bound, found in [
+        (("--until", "9999-12-31"), True),
+        (("--until", "9999-12-31T23:00:00-05:00"), True),
+        (("--until", "0001-01-01T00:00:00+01:00"), False),
+        (("--since", "0001-01-01T00:00:00+01:00"), True),
+        (("--since", "9999-12-31"), False),
+    ]:
+        out = cli("catalog", "search", *bound, "--catalog", "c.sqlite", cwd=tmp_path, code=0)
+        assert ("holds" in out) is found, (bound, out)
+
+
+# ── Crashes: datasets ────────────────────────────────────────────────────────────────────
+
+LONG = 200_000  # longer than the csv module's default field limit of 131,072
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "code", "expected"),
+    [
+        # a BOM is not part of the first column's name; the long field is read whole (rate 50%)
+        ("d.csv", "\ufefftext,label\nshort,a\n" + "x" * LONG + ",b\n", 0, "2 claims: 2 holds"),
+        ("d.jsonl", "[" * 100_000 + "]" * 100_000 + "\n", 3, "d.jsonl:1: JSON nested too deeply"),
+        ("d.csv", "text,label\na,b,c\n", 3, "d.csv:2: more fields than the header has columns"),
+    ],
+)
+def test_datasets_that_used_to_crash(tmp_path: Path, name: str, content: str, code: int, expected: str) -> None:
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    body = (
+        f'data d = dataset("{name}", text: "text")\n'
+        "verify lengths {\n  for x in d\n  expect len(x.text) >= 1\n}\n"
+        f"verify longest {{\n  for x in d\n  expect rate(len(x.text) == {LONG}) == 50%\n}}\n"
+    )
+    out = cli("check", spec(tmp_path, body), "--no-cache", "-q", cwd=tmp_path, code=code)
+    assert expected in out
