@@ -283,3 +283,42 @@ def test_datasets_that_used_to_crash(tmp_path: Path, name: str, content: str, co
     )
     out = cli("check", spec(tmp_path, body), "--no-cache", "-q", cwd=tmp_path, code=code)
     assert expected in out
+
+
+def test_show_on_a_damaged_catalogue_is_a_usage_error_like_list(tmp_path: Path) -> None:
+    """Damage each page of a catalogue in turn: `show` and `list` either work or say the
+    catalogue is damaged (exit 2), never an internal error."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    import findings_samples as samples
+    from msl.cli import cli as msl
+
+    (tmp_path / "f.json").write_text(samples.sample_document().model_dump_json())
+    good = tmp_path / "good.sqlite"
+    runner = CliRunner()
+    assert runner.invoke(msl, ["catalog", "add", str(tmp_path / "f.json"), "--catalog", str(good)]).exit_code == 0
+    finding_id = samples.sample_document().findings[0].id
+    data = good.read_bytes()
+    page = 4096
+    damaged_shows = 0
+    for start in range(page, len(data), page):
+        broken = bytearray(data)
+        broken[start + 100 : start + page : 3] = b"Z" * len(range(start + 100, start + page, 3))
+        path = tmp_path / f"damaged-{start // page}.sqlite"
+        path.write_bytes(bytes(broken))
+        for args in (["catalog", "show", finding_id, "--catalog", str(path)], ["catalog", "list", "--catalog", str(path)]):
+            result = runner.invoke(msl, args)
+            assert result.exit_code in (0, 2), (args, result.output)
+            assert "internal error" not in result.output, (args, result.output)
+            if args[1] == "show" and result.exit_code == 2:
+                assert "damaged" in result.output or "cannot use catalogue" in result.output, result.output
+                with sqlite3.connect(path) as db:  # the truth: sqlite finds the damage too
+                    try:
+                        ok = db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+                    except sqlite3.DatabaseError:
+                        ok = False
+                assert not ok
+                damaged_shows += 1
+    assert damaged_shows > 0
