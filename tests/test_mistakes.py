@@ -322,3 +322,44 @@ def test_show_on_a_damaged_catalogue_is_a_usage_error_like_list(tmp_path: Path) 
                 assert not ok
                 damaged_shows += 1
     assert damaged_shows > 0
+
+
+# ── Crashes: domains and indices of forall claims ────────────────────────────────────────
+
+
+def test_empty_boxes_and_negative_radii_are_spec_errors(tmp_path: Path) -> None:
+    body = 'model net: network = "organism:relu-net"\n' + "".join(
+        f"verify c{i} {{\n  forall x in {domain}\n  expect argmax(net(x)) != 0\n}}\n"
+        for i, domain in enumerate([
+            "box(lower: [1, 0, 0, 0], upper: [0, 1, 1, 1])",
+            "linf_ball([0, 0, 0, 0], -0.1)",
+            "l2_ball([0, 0, 0, 0], -1)",
+            "box(lower: [], upper: [])",
+        ])
+    )
+    out = cli("check", spec(tmp_path, body), cwd=tmp_path, code=2)
+    assert "s.msl:4:26: error: the box is empty: lower[0] = 1 is above upper[0] = 0" in out
+    assert "s.msl:8:39: error: a ball's radius must be ≥ 0" in out
+    assert "s.msl:12:37: error: a ball's radius must be ≥ 0" in out
+    assert "s.msl:16:26: error: a box needs at least one dimension" in out
+
+
+def test_a_negative_output_index_in_a_forall_claim_is_the_last_output(tmp_path: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    onnx = ORGANISMS_DIR / "relu-net.onnx"
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    points = np.random.default_rng(0).uniform(0, 1, size=(2000, 4)).astype(np.float32)
+    outputs = session.run(None, {name: points})[0]
+    assert outputs.shape[1] == 3
+    seen = float(outputs[:, 2].max())  # the truth: some input of the box reaches this
+    for threshold, verdict, code in ((seen - 1e-3, "refuted", 1), (seen + 1e6, "proved", 0)):
+        body = (
+            'model net: network = "organism:relu-net"\n'
+            "verify last {\n  forall x in box(lower: [0, 0, 0, 0], upper: [1, 1, 1, 1])\n"
+            f"  expect net(x)[-1] <= {threshold:.6f}\n}}\n"
+        )
+        out = cli("check", spec(tmp_path, body), "--no-cache", "-q", cwd=tmp_path, code=code)
+        assert f"1 {verdict}" in out, out
