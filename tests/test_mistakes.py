@@ -363,3 +363,43 @@ def test_a_negative_output_index_in_a_forall_claim_is_the_last_output(tmp_path: 
         )
         out = cli("check", spec(tmp_path, body), "--no-cache", "-q", cwd=tmp_path, code=code)
         assert f"1 {verdict}" in out, out
+
+
+# ── Output details ───────────────────────────────────────────────────────────────────────
+
+
+def test_an_inconclusive_sample_without_violations_says_how_many_samples_would_decide(tmp_path: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    points = [[i / 100, 0.5, 0.25, 0.0] for i in range(100)]
+    session = ort.InferenceSession(str(ORGANISMS_DIR / "relu-net.onnx"), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {session.get_inputs()[0].name: np.array(points, dtype=np.float32)})[0]
+    assert (outputs[:, 0] <= 1000).all()  # the truth: no point violates
+
+    def run(n: int, code: int) -> str:
+        body = (
+            'model net: network = "organism:relu-net"\n'
+            f"data points = {json.dumps(points)}\n"
+            f"verify bounded {{\n  for x in sample(points, {n})\n  expect net(x)[0] <= 1000\n  tolerate 5%\n}}\n"
+        )
+        return cli("check", spec(tmp_path, body), "--no-cache", "-q", "--strict", cwd=tmp_path, code=code)
+
+    out = run(50, 1)
+    assert "inconclusive" in out and "a sample of 94 would show that it holds at 95% confidence" in out
+    assert "1 holds" in run(94, 0)  # and it does
+    assert "inconclusive" in run(93, 1)
+
+
+def test_the_terminal_does_not_promise_rows_the_reports_lack() -> None:
+    from rich.console import Console
+
+    from msl.findings import Table
+    from msl.reporters.text import result_table
+
+    table = Table(title="per instance (the first 100 of 200)", columns=["input", "v"],
+                         rows=[[f"x{i}", float(i)] for i in range(100)])
+    console = Console(record=True, width=120)
+    console.print(result_table(table))
+    text = console.export_text()
+    assert "have all" not in text and "more rows in the JSON and HTML reports" in text

@@ -20,7 +20,7 @@ from msl.engines import ClaimRun, Outcome
 from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, MeasureValue, NotApplicable
 from msl.fmt import expr as show
 from msl.plan import PENDING
-from msl.stats import clopper_pearson, mean_interval, rate_verdict
+from msl.stats import clopper_pearson, mean_interval, rate_verdict, samples_to_decide
 from msl.values import (
     ConcatSet,
     DataSet,
@@ -343,6 +343,12 @@ class FiniteRun(ClaimRun):
                 values["not_applicable"] = not_applicable
             if n:
                 notes.insert(0, f"{len(bad)} of {n} instance(s) violate{'s' if len(bad) == 1 else ''}")
+            sampled_clean = verdict == "inconclusive" and not bad and n and self.sampled()
+            needed = samples_to_decide(self.claim.tolerance, self.claim.confidence) if sampled_clean else None
+            if needed is not None and needed > n:
+                values["samples_to_decide"] = needed
+                notes.insert(1, f"with no violation, a sample of {needed} would show that it holds "
+                                f"at {self.claim.confidence:.0%} confidence")
             elif self.instances:
                 notes.insert(0, "no instance could be checked (the transformation applied to none)")
             else:

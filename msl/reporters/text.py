@@ -110,7 +110,7 @@ def result_table(t: FindingTable) -> Group:
         table.add_row(*(Text(clean(shorten(_cell(c), 80), keep_newlines=False)) for c in row))
     parts: list[Text | Table] = [Text(clean(shorten(t.title, 300), keep_newlines=False), style="bold"), table]
     if len(t.rows) > SHOWN_TABLE_ROWS:
-        parts.append(Text(f"… and {len(t.rows) - SHOWN_TABLE_ROWS} more rows (the JSON and HTML reports have all)",
+        parts.append(Text(f"… and {len(t.rows) - SHOWN_TABLE_ROWS} more rows in the JSON and HTML reports",
                           style="dim"))
     return Group(*parts)
 
