@@ -403,3 +403,26 @@ def test_the_terminal_does_not_promise_rows_the_reports_lack() -> None:
     console.print(result_table(table))
     text = console.export_text()
     assert "have all" not in text and "more rows in the JSON and HTML reports" in text
+
+
+def test_saved_vectors_are_keyed_by_name_with_their_hash_in_the_metadata(tmp_path: Path) -> None:
+    import hashlib
+
+    import numpy as np
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    from msl.vectors import INDEX_KEY, VectorFile
+
+    love, other = np.arange(4, dtype=np.float32), np.ones(4, np.float32)
+    path = tmp_path / "run.vectors.safetensors"
+    VectorFile.of([("a.msl", "love", love), ("b.msl", "love", other), ("a.msl", "hate", -love)]).save(path)
+    d = load_file(str(path))
+    assert np.array_equal(d["hate"], -love)  # a label the run gives one vector: its own name
+    assert np.array_equal(d["a.msl::love"], love) and np.array_equal(d["b.msl::love"], other)
+    with safe_open(str(path), framework="numpy") as handle:
+        rows = json.loads(handle.metadata()[INDEX_KEY])
+    for spec_file, label, digest, key in rows:  # the truth: each hash is of the tensor's float32 bytes
+        assert digest == "sha256:" + hashlib.sha256(d[key].astype("<f4").tobytes()).hexdigest()
+    loaded = VectorFile.load(path)
+    assert np.array_equal(loaded.pins("a.msl")["love"], love) and np.array_equal(loaded.pins("b.msl")["love"], other)
