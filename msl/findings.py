@@ -318,6 +318,7 @@ class Finding(_Model):
     provenance: Provenance
     duration_s: NonNegative
     accepted: bool = Field(False, description="a known violation accepted by the baseline")
+    accepted_reason: Text | None = Field(None, description="why the baseline accepts it (`msl baseline --reason`)")
 
     @model_validator(mode="after")
     def _evidence(self) -> Self:
@@ -333,6 +334,8 @@ class Finding(_Model):
             raise ValueError("a holds finding must carry its statistics")
         if v is Verdict.VIOLATED and self.statistics is None and not self.counterexamples:
             raise ValueError("a violated finding must carry statistics or counterexamples")
+        if self.accepted_reason is not None and not self.accepted:
+            raise ValueError("only an accepted finding has a reason for being accepted")
         if self.accepted and v not in ACCEPTABLE:
             raise ValueError(f"only violated, refuted or inconclusive findings can be accepted, not {v.value}")
         return self

@@ -426,3 +426,26 @@ def test_saved_vectors_are_keyed_by_name_with_their_hash_in_the_metadata(tmp_pat
         assert digest == "sha256:" + hashlib.sha256(d[key].astype("<f4").tobytes()).hexdigest()
     loaded = VectorFile.load(path)
     assert np.array_equal(loaded.pins("a.msl")["love"], love) and np.array_equal(loaded.pins("b.msl")["love"], other)
+
+
+def test_sarif_rules_are_per_claim_and_keep_the_baseline_reason(tmp_path: Path) -> None:
+    import findings_samples as samples
+    from msl.findings import FindingsDocument, finding_id
+
+    def violated(file: str, description: str):  # type: ignore[no-untyped-def]
+        f = samples.violated(claim=samples.claim("name_swap", 12, file=file, description=description))
+        return f.model_copy(update={"id": finding_id(f)})
+
+    doc = FindingsDocument.of([violated("specs/a.msl", "names in reviews"), violated("specs/b.msl", "names in tweets")])
+    (tmp_path / "f.json").write_text(doc.model_dump_json())
+    cli("baseline", "f.json", "--reason", "tracked in #12", "-o", "b.json", cwd=tmp_path, code=0)
+    cli("report", "f.json", "--baseline", "b.json", "--format", "sarif", "-o", "out.sarif", cwd=tmp_path, code=0)
+    run = json.loads((tmp_path / "out.sarif").read_text())["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert len(rules) == 2 and len({r["id"] for r in rules}) == 2
+    assert {r["shortDescription"]["text"] for r in rules} == {"names in reviews", "names in tweets"}
+    for result in run["results"]:
+        rule = rules[result["ruleIndex"]]
+        assert rule["id"] == result["ruleId"]
+        assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] in rule["id"]
+        assert "tracked in #12" in result["suppressions"][0]["justification"]
