@@ -449,3 +449,36 @@ def test_sarif_rules_are_per_claim_and_keep_the_baseline_reason(tmp_path: Path) 
         assert rule["id"] == result["ruleId"]
         assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] in rule["id"]
         assert "tracked in #12" in result["suppressions"][0]["justification"]
+
+
+def _html(tmp_path: Path, *findings: object) -> str:
+    from msl.findings import FindingsDocument
+
+    (tmp_path / "f.json").write_text(FindingsDocument.of(list(findings)).model_dump_json())  # type: ignore[arg-type]
+    cli("report", "f.json", "--format", "html", "-o", "r.html", cwd=tmp_path, code=0)
+    return (tmp_path / "r.html").read_text()
+
+
+def test_html_report_details(tmp_path: Path) -> None:
+    import re
+
+    import findings_samples as samples
+    from msl.findings import make_finding
+
+    # a formal finding whose statistics hold nothing to show
+    proved = make_finding(**{**samples.proved().model_dump(exclude={"id"}), "statistics": {}})
+    page = _html(tmp_path, proved)
+    assert "1 claim " in page and "1 claims" not in page
+    assert "<h3>Statistics</h3>" not in page and "<th></th>" not in page
+    page = _html(tmp_path, samples.error())
+    assert page.split("<section", 1)[1].count("model returned NaN logits") == 1  # once in its finding
+    text = "a " * 400 + "the end"
+    vector = [i / 7 for i in range(12)]
+    long_cx = make_finding(**{
+        **samples.refuted().model_dump(exclude={"id"}),
+        "counterexamples": [{"input": vector, "values": {"y0": 3.9, "top": text}, "replayed": True}],
+    })
+    page = _html(tmp_path, long_cx)
+    assert "the end" in page and "…" not in page.split("Counterexamples", 1)[1].split("</table>", 1)[0]
+    assert all(f"{v:.9g}" in page for v in vector)  # every coordinate, at float32 precision
+    assert not re.search(r"<th>\s*</th>", page) and "before shrinking" not in page
