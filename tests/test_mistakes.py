@@ -463,15 +463,20 @@ def test_html_report_details(tmp_path: Path) -> None:
     import re
 
     import findings_samples as samples
-    from msl.findings import make_finding
+    from msl.findings import FindingsDocument, make_finding
 
     # a formal finding whose statistics hold nothing to show
     proved = make_finding(**{**samples.proved().model_dump(exclude={"id"}), "statistics": {}})
     page = _html(tmp_path, proved)
     assert "1 claim " in page and "1 claims" not in page
     assert "<h3>Statistics</h3>" not in page and "<th></th>" not in page
-    page = _html(tmp_path, samples.error())
+    error = make_finding(**{**samples.error().model_dump(exclude={"id"}), "message": "model returned NaN logits"})
+    page = _html(tmp_path, error)  # engines repeat an error's message as the finding's message
     assert page.split("<section", 1)[1].count("model returned NaN logits") == 1  # once in its finding
+    (tmp_path / "f.json").write_text(FindingsDocument.of([error]).model_dump_json())
+    out = cli("report", "f.json", cwd=tmp_path, code=0)
+    details = out.split("claim ", 1)[0]  # the lines above the results table
+    assert details.count("model returned NaN logits") == 1, out
     text = "a " * 400 + "the end"
     vector = [i / 7 for i in range(12)]
     long_cx = make_finding(**{

@@ -124,7 +124,7 @@ def _finding(i: int, f: Finding, *, strict: bool) -> str:
         out.append(f"<p>{_e(claim.description)}</p>")
     if f.error is None:
         out.append(f"<p>{_e(verdict_line(f))}</p>")
-    elif f.message:  # the error itself has its own section below: shown once
+    elif f.message and f.message != f.error.message:  # the error has its own section below: said once
         out.append(f"<p>{_e(f.message)}</p>")
     out.append(f"<pre>{_e(claim.text)}</pre>")
     if f.error is not None:

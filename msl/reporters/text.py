@@ -138,7 +138,7 @@ def finding_details(f: Finding) -> Text:
         lines.append(f"counterexample: {describe_counterexample(cx)}")
     if len(f.counterexamples) > SHOWN_COUNTEREXAMPLES:
         lines.append(f"… and {len(f.counterexamples) - SHOWN_COUNTEREXAMPLES} more counterexamples")
-    if f.message:
+    if f.message and (f.error is None or f.message != f.error.message):  # an error is said once
         lines.append(f.message)
     for line in lines:
         text.append("\n    " + shorten(clean(line, keep_newlines=False), 400))
