@@ -23,6 +23,8 @@ from msl.models.registry import HUB_ID, ORGANISM_NAME, ORGANISMS_DIR, PREFIXES, 
 
 #: A config.json larger than this is not read (real ones are a few KB).
 MAX_CONFIG_BYTES = 1 << 20
+#: Entries of a folder compared with a missing path's name, at most (suggestions stay cheap).
+MAX_SIBLINGS = 1000
 #: Every Hugging Face model can be read as an encoder (its base model); the other kinds
 #: need the matching head in the checkpoint.
 _HEADS = (("ForCausalLM", "causal_lm"), ("LMHeadModel", "causal_lm"), ("ForSequenceClassification", "classifier"))
@@ -89,16 +91,26 @@ def model_facts(ref: str) -> ModelFacts:
         return _path_facts(ref, path)
     if HUB_ID.match(ref):
         return ModelFacts(ref)  # what a hub id holds is only known once it is fetched
+    if _looks_like_path(ref):
+        raise UnknownModelError(f"no model at '{ref}': no such file or folder", hint=_closest_path(path))
     known = sorted(REGISTRY) + [f"organism:{n}" for n in organism_names()]
-    message = f"no model at '{ref}'" if _looks_like_path(ref) else f"unknown model '{ref}'"
-    return _raise(message, ref, known)
-
-
-def _raise(message: str, ref: str, known: list[str]) -> ModelFacts:
     raise UnknownModelError(
-        f"{message}: not a registered name, an existing path or a hub id",
+        f"unknown model '{ref}': not a registered name, an existing path or a hub id",
         hint=_closest(ref, known, "registered models"),
     )
+
+
+def _closest_path(path: Path) -> str:
+    """The models next to a missing path whose names are closest to it."""
+    folder = path.parent
+    try:
+        names = [p.name for _, p in zip(range(MAX_SIBLINGS), folder.iterdir())] if folder.is_dir() else []
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    if close:
+        return f"did you mean {', '.join(repr(str(folder / c)) for c in close)}?"
+    return "a model is a registered name, organism:NAME, a hub id, or a local folder or .onnx/.gguf file"
 
 
 def _closest(ref: str, known: list[str], what: str) -> str:
