@@ -490,3 +490,26 @@ def test_html_report_details(tmp_path: Path) -> None:
     assert "the end" in page and "…" not in page.split("Counterexamples", 1)[1].split("</table>", 1)[0]
     assert all(f"{v:.9g}" in page for v in vector)  # every coordinate, at float32 precision
     assert not re.search(r"<th>\s*</th>", page) and "before shrinking" not in page
+
+
+def test_per_instance_lets_are_listed_with_the_counterexamples(tmp_path: Path) -> None:
+    import torch
+    import transformers
+
+    texts = ["The food was great.", "The film was awful."]
+    body = (
+        CLASSIFY + f"verify v {{\n  for x in {json.dumps(texts)}\n  let q = clf.prob(x, \"negative\")\n"
+        '  expect clf.label(x) == "positive"\n}\n'
+    )
+    spec(tmp_path, body)
+    cli("check", "s.msl", "--no-cache", "-q", "--format", "json", "-o", "f.json", cwd=tmp_path, code=1)
+    finding = json.loads((tmp_path / "f.json").read_text())["findings"][0]
+    assert "no instance could be checked" not in finding["message"]
+    (cx,) = finding["counterexamples"]
+    # the truth, from transformers directly
+    tokenizer = transformers.AutoTokenizer.from_pretrained(SENTIMENT)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(SENTIMENT).eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(**tokenizer(cx["input"], return_tensors="pt")).logits, -1)[0]
+    negative = {v: int(k) for k, v in model.config.id2label.items()}["negative"]
+    assert cx["input"] == "The film was awful." and cx["values"]["q"] == pytest.approx(float(probs[negative]), abs=1e-5)
