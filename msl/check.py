@@ -933,13 +933,13 @@ class _Checker:
         owners = receivers_of(node.name)
         if owners:
             return self.error(
-                f"`{node.name}` is a measurement of {' and '.join(owners)} models, and this is {_a(kind)}",
+                f"`{node.name}` is a measurement of {' and '.join(owners)} models, and this is {T.with_article(kind)}",
                 node.span,
-                hint=f"{_a(kind)} offers: {', '.join(available)}",
+                hint=f"{T.with_article(kind)} offers: {', '.join(available)}",
             )
         close = difflib.get_close_matches(node.name, available, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"{_a(kind)} offers: {', '.join(available)}"
-        return self.error(f"{_a(kind)} has no measurement or site `{node.name}`", node.span, hint)
+        hint = f"did you mean `{close[0]}`?" if close else f"{T.with_article(kind)} offers: {', '.join(available)}"
+        return self.error(f"{T.with_article(kind)} has no measurement or site `{node.name}`", node.span, hint)
 
     def e_index(self, node: ast.Index, scope: _Scope) -> T.Type:
         obj = self.infer(node.obj, scope)
@@ -1086,9 +1086,9 @@ class _Checker:
         if kind is not None:
             offers = ", ".join(sorted(measurements(kind)))
             return self.error(
-                f"{_a(kind)} model cannot be called; use one of its measurements",
+                f"{T.with_article(kind)} model cannot be called; use one of its measurements",
                 node.span,
-                hint=f"e.g. `{name}.{sorted(measurements(kind))[0]}(...)`; {_a(kind)} offers: {offers}",
+                hint=f"e.g. `{name}.{sorted(measurements(kind))[0]}(...)`; {T.with_article(kind)} offers: {offers}",
             )
         if t == T.ANY:
             return T.ANY
@@ -1182,11 +1182,6 @@ def _keyword(stmt: ast.Node) -> str:
         ast.Description: "description", ast.Tags: "tags", ast.Severity: "severity",
         ast.Tolerate: "tolerate", ast.Preserves: "preserves",
     }.get(type(stmt)) or (stmt.role if isinstance(stmt, ast.RoleBinding) else type(stmt).__name__.lower())
-
-
-def _a(kind: str) -> str:
-    """A model kind with its article: “a classifier”, “an encoder”."""
-    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def _where(there: Span, here: Span) -> str:

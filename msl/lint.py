@@ -415,11 +415,11 @@ def lint_models(spec: CheckedSpec, bindings: dict[str, str] | None = None) -> li
             continue
         if found.kinds is not None and decl.kind not in found.kinds:
             problems.append(_model_error(
-                f"model role `{role}` is {_a(decl.kind)}, but '{written}' is {_a(_main_kind(found.kinds))} "
-                f"({found.what}): loaded as {_a(decl.kind)} its missing weights would be random",
+                f"model role `{role}` is {T.with_article(decl.kind)}, but '{written}' is {T.with_article(_main_kind(found.kinds))} "
+                f"({found.what}): loaded as {T.with_article(decl.kind)} its missing weights would be random",
                 span,
                 f"'{written}' can be bound to {' or '.join(sorted(found.kinds))} roles; "
-                f"bind `{role}` to {_a(decl.kind)} model{_examples(decl.kind)}",
+                f"bind `{role}` to {T.with_article(decl.kind)} model{_examples(decl.kind)}",
                 role, written,
             ))
             continue
@@ -437,10 +437,6 @@ def _model_error(message: str, span: Span | None, hint: str | None, role: str, r
     if span is None:
         return UsageError(f"--model {role}={ref}: {message}", None, hint)
     return SpecError(message, span, hint)
-
-
-def _a(kind: str) -> str:
-    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def _main_kind(kinds: frozenset[str]) -> str:

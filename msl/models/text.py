@@ -35,6 +35,7 @@ from msl.models.base import (
 )
 from msl.models.fingerprint import FingerprintMemo, weights_fingerprint
 from msl.models.sites import ForwardContext, ResolvedOp, SiteMap, hooked, resolve_ops
+from msl.types import with_article
 from msl.queries import Capture, Intervention, Patch, Query, QueryError, QueryFailed, Result
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -175,9 +176,9 @@ class TransformerModel(Model):
         if absent:
             shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
             raise ModelLoadError(
-                f"'{self.ref}' is not {_a(self.kind)} model: loaded as {_a(self.kind)}, {len(absent)} of its "
+                f"'{self.ref}' is not {with_article(self.kind)} model: loaded as {with_article(self.kind)}, {len(absent)} of its "
                 f"weights would be newly initialised at random ({shown})",
-                hint=f"bind this role to {_a(self.kind)} checkpoint, or declare the role with the kind of this model",
+                hint=f"bind this role to {with_article(self.kind)} checkpoint, or declare the role with the kind of this model",
             )
 
     @property
@@ -384,8 +385,3 @@ class TransformerModel(Model):
         if self._ctx is None:
             raise RuntimeError("a site hook ran outside of a forward pass of the runtime")
         return self._ctx
-
-
-def _a(kind: str) -> str:
-    """A model kind with its article: “a classifier”, “an encoder”."""
-    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
