@@ -513,3 +513,20 @@ def test_per_instance_lets_are_listed_with_the_counterexamples(tmp_path: Path) -
         probs = torch.softmax(model(**tokenizer(cx["input"], return_tensors="pt")).logits, -1)[0]
     negative = {v: int(k) for k, v in model.config.id2label.items()}["negative"]
     assert cx["input"] == "The film was awful." and cx["values"]["q"] == pytest.approx(float(probs[negative]), abs=1e-5)
+
+
+def test_an_encoder_does_not_need_the_pooler_it_never_reads(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    stripped = tmp_path / "no-pooler"
+    shutil.copytree(SENTIMENT, stripped)
+    weights = load_file(str(stripped / "model.safetensors"))
+    assert any("pooler" in k for k in weights)
+    save_file({k: v for k, v in weights.items() if "pooler" not in k}, str(stripped / "model.safetensors"))
+    body = (
+        'model enc: encoder = "organism:sentiment"\nmodel bare: encoder = "no-pooler"\n'
+        'verify same {\n  for x in ["The food was great.", "The film was awful."]\n'
+        "  expect cosine(enc.embed(x), bare.embed(x)) >= 0.999999\n}\n"
+    )
+    out = cli("check", spec(tmp_path, body), "--no-cache", "-q", cwd=tmp_path, code=0)
+    assert "1 holds" in out

@@ -28,6 +28,8 @@ class Encoder(TransformerModel):
     """``AutoModel`` + sentence-transformers pooling (and normalisation where configured)."""
 
     auto_class = "AutoModel"
+    #: sentence embeddings pool the last hidden states; BERT's pooler head is never read
+    unused_weights = ("pooler.",)
     batch_tokens = 8192
     max_batch = 128
 

@@ -84,6 +84,8 @@ class TransformerModel(Model):
 
     auto_class: ClassVar[str]
     padding_side: ClassVar[str] = "right"
+    #: Prefixes of weights the adapter never reads: missing from a checkpoint, they are fine.
+    unused_weights: ClassVar[tuple[str, ...]] = ()
     #: Defaults for CPU; ``batch_tokens`` padded tokens and ``max_batch`` rows per forward call.
     batch_tokens: int = 4096
     max_batch: int = 64
@@ -172,7 +174,7 @@ class TransformerModel(Model):
         """
         missing = [str(k) for k in info.get("missing_keys") or ()]
         mismatched = [str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or ()]
-        absent = sorted(set(missing + mismatched))
+        absent = sorted(k for k in set(missing + mismatched) if not any(p in k for p in self.unused_weights))
         if absent:
             shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
             raise ModelLoadError(
