@@ -79,12 +79,15 @@ class FingerprintMemo:
         self.root = root
 
     @staticmethod
-    def key(files: Iterable[Path], dtype: str) -> str:
+    def key(files: Iterable[Path], dtype: str, kind: str) -> str:
+        """The memo key of weight files read in ``dtype`` as a ``kind`` model: the kind is
+        part of it, since the module of one kind holds other tensors (and names) than
+        another's, so one checkpoint has a fingerprint per kind."""
         stats = []
         for f in sorted(Path(p).resolve() for p in files):
             st = f.stat()
             stats.append([str(f), st.st_size, st.st_mtime_ns])
-        return hashlib.sha256(json.dumps([FINGERPRINT_VERSION, dtype, stats]).encode()).hexdigest()
+        return hashlib.sha256(json.dumps([FINGERPRINT_VERSION, dtype, kind, stats]).encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
         try:

@@ -187,7 +187,7 @@ class TransformerModel(Model):
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             files = self.source.weight_files()
-            key = FingerprintMemo.key(files, self.dtype) if files and self._memo is not None else None
+            key = FingerprintMemo.key(files, self.dtype, self.kind) if files and self._memo is not None else None
             known = self._memo.get(key) if key is not None and "module" not in self.__dict__ else None  # type: ignore[union-attr]
             self._fingerprint = known or weights_fingerprint(self.module)
             if key is not None and known is None:
