@@ -75,9 +75,10 @@ def load_baseline(path: str | Path, *, max_bytes: int = MAX_JSON_BYTES) -> Basel
 def apply_baseline(doc: FindingsDocument, baseline: Baseline) -> FindingsDocument:
     """Mark the findings listed in ``baseline`` as accepted (only violated, refuted and
     inconclusive ones can be); the summary is recomputed."""
-    ids = baseline.ids
+    reasons = {e.id: e.reason for e in baseline.accepted}
     marked = [
-        f.model_copy(update={"accepted": True}) if f.id in ids and f.verdict in ACCEPTABLE else f
+        f.model_copy(update={"accepted": True, "accepted_reason": reasons[f.id]})
+        if f.id in reasons and f.verdict in ACCEPTABLE else f
         for f in doc.findings
     ]
     return FindingsDocument.of(marked, msl_version=doc.msl_version)

@@ -264,9 +264,10 @@ class Catalog:
         if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix):
             raise UsageError(f"{id_or_prefix!r} is not a finding id", hint="give at least 6 hex digits of the id")
         key = "sha256:" + prefix
-        rows = self._db.execute(
-            "SELECT id, json FROM findings WHERE substr(id, 1, ?) = ? LIMIT 2", (len(key), key)
-        ).fetchall()
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT id, json FROM findings WHERE substr(id, 1, ?) = ? LIMIT 2", (len(key), key)
+            ).fetchall()
         if not rows:
             raise UsageError(f"no finding {id_or_prefix!r} in catalogue {str(self.path)!r}")
         if len(rows) > 1:
@@ -276,7 +277,7 @@ class Catalog:
     def _finding(self, text: str) -> Finding:
         try:
             return Finding.model_validate_json(text, strict=True)
-        except ValidationError:
+        except (ValidationError, TypeError, RecursionError):  # TypeError: not text at all
             raise UsageError(f"catalogue {str(self.path)!r} holds a finding that is no longer valid") from None
 
     def latest(self, limit: int | None = 50) -> list[Entry]:
@@ -362,7 +363,8 @@ class Catalog:
             return [DatasetRecord(r[0], datetime.fromisoformat(r[1]), datetime.fromisoformat(r[2])) for r in rows]
 
     def count(self) -> int:
-        (n,) = self._db.execute("SELECT count(*) FROM findings").fetchone()
+        with self._reading():
+            (n,) = self._db.execute("SELECT count(*) FROM findings").fetchone()
         return int(n)
 
 

@@ -107,6 +107,14 @@ class CheckedSpec:
     def roles(self) -> dict[str, ast.ModelDecl]:
         return {n: s.node for n, s in self.symbols.items() if isinstance(s.node, ast.ModelDecl)}
 
+    def folder_of(self, item: ast.Node) -> Path:
+        """The folder of the file that declares ``item``: the paths a spec names (datasets,
+        models) are relative to it, not to the working directory."""
+        for path, parsed in self.modules.items():
+            if any(i is item for i in parsed.module.items):
+                return path.parent
+        return self.path.parent
+
 
 # ── Loading: a root file and its imports ─────────────────────────────────────────────────
 
@@ -578,6 +586,7 @@ class _Checker:
             under = self.infer(cond.under, scope)
             amount = cond.within if isinstance(cond, ast.Invariant) else cond.by
             self.expect_number(self.infer(amount, scope), amount, "the tolerance" if isinstance(cond, ast.Invariant) else "the change")
+            self.absolute_amount(amount, cond.expr)
             if isinstance(cond, ast.Directional):
                 self.expect_number(value, cond.expr, "a directional expectation")
             elif value not in (T.ANY, T.NUMBER, T.STR, T.BOOL, T.VECTOR):
@@ -593,6 +602,7 @@ class _Checker:
             left, right = self.infer(cond.left, scope), self.infer(cond.right, scope)
             if cond.within is not None:
                 self.expect_number(self.infer(cond.within, scope), cond.within, "the tolerance")
+                self.absolute_amount(cond.within, cond.left)
                 self.expect_number(left, cond.left, "`agree … within`")
                 self.expect_number(right, cond.right, "`agree … within`")
         else:
@@ -832,12 +842,29 @@ class _Checker:
                 elif isinstance(o, ast.Number) and o.percent and o.value > 100:
                     self.error("a rate or probability is at most 100%", o.span)
 
-    def is_fraction_valued(self, node: ast.Expr) -> bool:
+    def is_fraction_valued(self, node: ast.Expr, depth: int = 0) -> bool:
+        """Whether ``node`` is a rate, probability or cosine, directly or as the body of the
+        measure it calls."""
         if not isinstance(node, ast.Call):
             return False
         f = node.func
         name = f.id if isinstance(f, ast.Name) else f.name if isinstance(f, ast.Attribute) else None
+        symbol = self.symbols.get(name) if isinstance(f, ast.Name) and name is not None else None
+        if symbol is not None and isinstance(symbol.node, ast.MeasureDecl) and depth < 20:
+            return self.is_fraction_valued(symbol.node.body, depth + 1)
         return name in ("rate", "prob", "cosine")
+
+    def absolute_amount(self, amount: ast.Expr, measured: ast.Expr) -> None:
+        """``invariant lm.logprob(…) under T within 5%`` reads as a difference of 0.05 nats,
+        not a relative change: a percent is an error unless the measurement is a fraction."""
+        if isinstance(amount, ast.Number) and amount.percent and not self.is_fraction_valued(measured):
+            self.error(
+                f"{amount.value:g}% here is an absolute difference of {amount.fraction:g} in the measurement's "
+                "own units, not a relative change",
+                amount.span,
+                hint=f"write the difference as a number (e.g. `{amount.fraction:g}`); percents are for rates "
+                "and probabilities",
+            )
 
     # checks shared by statements
 
@@ -978,13 +1005,13 @@ class _Checker:
         owners = receivers_of(node.name)
         if owners:
             return self.error(
-                f"`{node.name}` is a measurement of {' and '.join(owners)} models, and this is {_a(kind)}",
+                f"`{node.name}` is a measurement of {' and '.join(owners)} models, and this is {T.with_article(kind)}",
                 node.span,
-                hint=f"{_a(kind)} offers: {', '.join(available)}",
+                hint=f"{T.with_article(kind)} offers: {', '.join(available)}",
             )
         close = difflib.get_close_matches(node.name, available, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"{_a(kind)} offers: {', '.join(available)}"
-        return self.error(f"{_a(kind)} has no measurement or site `{node.name}`", node.span, hint)
+        hint = f"did you mean `{close[0]}`?" if close else f"{T.with_article(kind)} offers: {', '.join(available)}"
+        return self.error(f"{T.with_article(kind)} has no measurement or site `{node.name}`", node.span, hint)
 
     def e_index(self, node: ast.Index, scope: _Scope) -> T.Type:
         obj = self.infer(node.obj, scope)
@@ -1052,8 +1079,11 @@ class _Checker:
                     if t not in (T.NUMBER, T.ANY) and t.name != "series":
                         self.error(f"`{op}` compares numbers, not {T.describe(t)}", n.span)
             elif T.ANY not in (a, b) and not (T.assignable(a, b) or T.assignable(b, a)):
-                if not ({a.name, b.name} <= {"str", "text", "record", "number", "series"}):
-                    self.error(f"`{op}` between {T.describe(a)} and {T.describe(b)} is always false", node.span)
+                mixed = {_scalar(a), _scalar(b)} == {"text", "number"}
+                if mixed or not ({a.name, b.name} <= {"str", "text", "record", "number", "series"}):
+                    always = "always true" if op == "!=" else "always false"
+                    hint = "a label or a token is a text: compare it with a string, e.g. `== \"positive\"`" if mixed else None
+                    self.error(f"`{op}` between {T.describe(a)} and {T.describe(b)} is {always}", node.span, hint)
         return T.series_of(T.BOOL) if series else T.BOOL
 
     def e_with(self, node: ast.With, scope: _Scope) -> T.Type:
@@ -1128,9 +1158,9 @@ class _Checker:
         if kind is not None:
             offers = ", ".join(sorted(measurements(kind)))
             return self.error(
-                f"{_a(kind)} model cannot be called; use one of its measurements",
+                f"{T.with_article(kind)} model cannot be called; use one of its measurements",
                 node.span,
-                hint=f"e.g. `{name}.{sorted(measurements(kind))[0]}(...)`; {_a(kind)} offers: {offers}",
+                hint=f"e.g. `{name}.{sorted(measurements(kind))[0]}(...)`; {T.with_article(kind)} offers: {offers}",
             )
         if t == T.ANY:
             return T.ANY
@@ -1277,11 +1307,6 @@ def _keyword(stmt: ast.Node) -> str:
     }.get(type(stmt)) or (stmt.role if isinstance(stmt, ast.RoleBinding) else type(stmt).__name__.lower())
 
 
-def _a(kind: str) -> str:
-    """A model kind with its article: “a classifier”, “an encoder”."""
-    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
-
-
 def _where(there: Span, here: Span) -> str:
     """Where ``there`` is, as seen from ``here``: a line in the same file, else file:line:col."""
     return f"line {there.line}" if there.file == here.file else str(there)
@@ -1356,3 +1381,15 @@ def is_sample(node: ast.Expr, spec: CheckedSpec, depth: int = 0) -> bool:
 def any_errors(problems: list[MslError]) -> bool:
     return any(p.severity is Severity.ERROR for p in problems)
 
+
+
+def _scalar(t: T.Type) -> str:
+    """``number`` or ``text`` for values (and series of values) of those kinds, else the
+    type's name: a text and a number are never equal, whatever the model outputs."""
+    if t.name == "series":
+        t = t.elem
+    if t == T.NUMBER:
+        return "number"
+    if t in (T.STR, T.TEXT) or t.name == "record":
+        return "text"
+    return t.name

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from msl.catalog import ENV_VAR, Catalog
 from msl.errors import ExitCode, MslError, Severity, SpecErrors, UsageError
 from msl.findings import ClaimKind, Verdict, findings_json_schema, load_findings
 from msl.reporters import formats, write_report
+from msl.source import Span
 from msl.reporters.text import catalog_table, datasets_table, finding_details, finding_table, models_table
 
 EXAMPLES = """
@@ -87,6 +88,17 @@ def _report(problems: list[MslError]) -> None:
         click.echo(problem.render(), err=True)
 
 
+def _require_specs(specs: list[Any], problems: list[MslError], paths: tuple[Path, ...]) -> None:
+    """No spec at all under the paths given is a usage error: a CI job pointed at the
+    wrong folder would otherwise pass with nothing checked."""
+    if not specs and not any(p.severity is Severity.ERROR for p in problems):
+        raise UsageError(
+            f"no spec found: no .msl file under {', '.join(str(p) for p in paths)}",
+            Span.point(str(paths[0])),
+            hint="give .msl files, or folders that hold some",
+        )
+
+
 def _location(e: MslError) -> tuple[str, int, int]:
     return (e.span.file, e.span.line, e.span.column) if e.span else ("", 0, 0)
 
@@ -106,13 +118,16 @@ def lint(paths: tuple[Path, ...]) -> int:
     Example:
       msl lint specs/
     """
-    from msl.check import any_errors, check_paths
-    from msl.lint import lint_spec
+    from msl.check import _unique, any_errors, check_paths
+    from msl.lint import lint_models, lint_spec
 
     specs, problems = check_paths(list(paths))
     for spec in specs:
         problems.extend(lint_spec(spec))
+        problems.extend(lint_models(spec))
+    problems = _unique(problems)  # a binding is checked once per spec declaring its role
     _report(problems)
+    _require_specs(specs, problems, paths)
     errors = sum(1 for p in problems if p.severity is Severity.ERROR)
     warnings = len(problems) - errors
     click.echo(f"{len(specs)} spec(s) checked: {errors} error(s), {warnings} warning(s)", err=True)
@@ -271,8 +286,15 @@ def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> da
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter("expected an ISO date or time, e.g. 2025-03-01 or 2025-03-01T12:00") from None
-    if param.name == "until" and len(value) == len("2025-03-01"):
-        moment += timedelta(days=1)
+    try:
+        if param.name == "until" and len(value) == len("2025-03-01"):
+            moment += timedelta(days=1)
+        if moment.tzinfo is not None:
+            moment.astimezone(UTC)  # the catalogue compares times in UTC
+    except OverflowError:
+        # past either end of the calendar (9999-12-31, or year 1 in a zone east of UTC):
+        # the earliest or latest time there is, which every stored time is after or before
+        moment = (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
     return moment
 
 
@@ -442,19 +464,22 @@ def check(
       msl check specs/steer_lm.msl --model lm=./my-finetune --seed 3
       msl check specs/steer_lm.msl --vectors findings.vectors.safetensors
     """
-    from msl.check import any_errors, check_paths
+    from msl.check import _unique, any_errors, check_paths
     from msl.findings import exit_code
-    from msl.lint import lint_spec
+    from msl.lint import lint_models, lint_spec
     from msl.run import Runner, RunOptions
     from msl.vectors import VectorFile, vectors_path
 
     specs, problems = check_paths(list(paths))
     for spec in specs:
         problems.extend(lint_spec(spec))
+        problems.extend(lint_models(spec, bindings))
+    problems = _unique(problems)  # a binding is checked once per spec declaring its role
     if problems:
         _report(problems)
     if any_errors(problems):
         return ExitCode.USAGE
+    _require_specs(specs, problems, paths)
     roles = {role for spec in specs for role in spec.roles}
     for role in bindings:
         if role not in roles:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -69,6 +70,21 @@ Text = Annotated[str, StringConstraints(max_length=1_000_000)]
 NonNegative = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=0)]
+
+
+def _utc_representable(moment: datetime) -> datetime:
+    """A time whose UTC equivalent exists: ``0001-01-01T00:00:00+01:00`` is in year 0 in
+    UTC, which the catalogue (it stores UTC) and the reporters (they compare times) cannot
+    hold; such a file is refused when it is read, not when it is used."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range once converted to UTC") from None
+    return moment
+
+
+#: A time with a zone, within the range of times in UTC.
+Moment = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
 
 #: A measured value at a counterexample: a number, a flag, a token or text, a vector.
 MeasureValue = bool | float | str | list[float]
@@ -247,7 +263,7 @@ class Provenance(_Model):
     libraries: dict[Name, Name] = {}
     device: Name | None = None
     dtype: Name | None = None
-    started_at: AwareDatetime
+    started_at: Moment
     hostname: Name | None = None
 
 
@@ -319,6 +335,7 @@ class Finding(_Model):
     provenance: Provenance
     duration_s: NonNegative
     accepted: bool = Field(False, description="a known violation accepted by the baseline")
+    accepted_reason: Text | None = Field(None, description="why the baseline accepts it (`msl baseline --reason`)")
 
     @model_validator(mode="after")
     def _evidence(self) -> Self:
@@ -334,6 +351,8 @@ class Finding(_Model):
             raise ValueError("a holds finding must carry its statistics")
         if v is Verdict.VIOLATED and self.statistics is None and not self.counterexamples:
             raise ValueError("a violated finding must carry statistics or counterexamples")
+        if self.accepted_reason is not None and not self.accepted:
+            raise ValueError("only an accepted finding has a reason for being accepted")
         if self.accepted and v not in ACCEPTABLE:
             raise ValueError(f"only violated, refuted or inconclusive findings can be accepted, not {v.value}")
         return self

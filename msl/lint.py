@@ -18,6 +18,8 @@ says so in a warning instead of running for hours.
 
 from __future__ import annotations
 
+import difflib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -28,10 +30,15 @@ import z3
 from msl import ast
 from msl import types as T
 from msl.builtins import Bounds, lookup, receivers_of
+from msl.builtins.data import literal
 from msl.check import CheckedClaim, CheckedSpec, is_sample
 from msl.engines.statistical import ESTIMATES, witness_side
-from msl.errors import MslError, Severity, SpecError
+from msl.errors import MslError, Severity, SpecError, UsageError
 from msl.fmt import expr as show
+from msl.models.base import UnknownModelError
+from msl.models.facts import ModelFacts, model_facts, spec_reference
+from msl.models.registry import REGISTRY
+from msl.source import Span
 
 #: Each satisfiability question gets this long; an unknown answer reports nothing.
 SOLVER_TIMEOUT_MS = 2000
@@ -415,3 +422,124 @@ def _range(node: ast.Node) -> Bounds:
             los, his = [r[0] for r in ranges], [r[1] for r in ranges]
             return (None if None in los else min(los)), (None if None in his else max(his))
     return None, None
+
+
+# ── Models: what lint can know of a role's model without loading it ──────────────────────
+
+
+def lint_models(spec: CheckedSpec, bindings: dict[str, str] | None = None) -> list[MslError]:
+    """A role's model checked against the spec, from what its files say (no weights load).
+
+    ``bindings`` are the command line's ``ROLE=REF`` (relative to the working directory);
+    the others are the spec's own references (relative to the spec's folder). Reported:
+    references that name nothing (with the closest names), a model that is not of the
+    role's kind (a classifier's weights in a language-model class would get a randomly
+    initialised head), labels the classifier does not have, and sites past the model's
+    last block.
+    """
+    bindings = bindings or {}
+    problems: list[MslError] = []
+    facts: dict[str, ModelFacts] = {}
+    for role, decl in spec.roles.items():
+        bound = role in bindings
+        if bound:
+            ref = written = bindings[role]
+            span = None
+        elif decl.ref is not None:
+            ref, written, span = spec_reference(decl.ref, spec.folder_of(decl)), decl.ref, decl.span
+        else:
+            continue  # an unbound role is reported when a claim needs it
+        try:
+            found = model_facts(ref)
+        except UnknownModelError as exc:
+            problems.append(_model_error(exc.message, span, exc.hint, role, written))
+            continue
+        if found.kinds is not None and decl.kind not in found.kinds:
+            problems.append(_model_error(
+                f"model role `{role}` is {T.with_article(decl.kind)}, but '{written}' is {T.with_article(_main_kind(found.kinds))} "
+                f"({found.what}): loaded as {T.with_article(decl.kind)} its missing weights would be random",
+                span,
+                f"'{written}' can be bound to {' or '.join(sorted(found.kinds))} roles; "
+                f"bind `{role}` to {T.with_article(decl.kind)} model{_examples(decl.kind)}",
+                role, written,
+            ))
+            continue
+        facts[role] = found
+    nodes = [n for parsed in spec.modules.values() for item in parsed.module.items for n in ast.walk(item)]
+    for node in nodes:
+        problems.extend(_label_problems(node, facts))
+        problems.extend(_site_problems(node, facts))
+    return problems
+
+
+def _model_error(message: str, span: Span | None, hint: str | None, role: str, ref: str) -> MslError:
+    """A problem of a spec's reference is located in the spec (``span``); one of a
+    command-line binding is a usage error that quotes the binding."""
+    if span is None:
+        return UsageError(f"--model {role}={ref}: {message}", None, hint)
+    return SpecError(message, span, hint)
+
+
+def _main_kind(kinds: frozenset[str]) -> str:
+    """The kind a model is, among those it can be read as (every transformer is an encoder)."""
+    heads = sorted(kinds - {"encoder"})
+    return heads[0] if heads else sorted(kinds)[0]
+
+
+def _examples(kind: str) -> str:
+    names = [name for name, entry in REGISTRY.items() if kind in entry.kinds]
+    return f", e.g. {', '.join(names)}" if names else ""
+
+
+def _role_call(node: ast.Node, method: str, facts: dict[str, ModelFacts]) -> str | None:
+    """The role of ``role.method(...)``, when ``role`` is a model role with known facts."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.name == method:
+        obj = node.func.obj
+        if isinstance(obj, ast.Name) and obj.id in facts:
+            return obj.id
+    return None
+
+
+def _label_problems(node: ast.Node, facts: dict[str, ModelFacts]) -> Iterator[MslError]:
+    """String literals compared with ``clf.label(x)`` or passed to ``clf.prob(x, …)`` that
+    are not labels of the classifier (a misspelt label is otherwise silently violated)."""
+    pairs: list[tuple[str, ast.Expr]] = []
+    if isinstance(node, ast.Compare):
+        for op, a, b in zip(node.ops, node.operands, node.operands[1:]):
+            if op in ("==", "!="):
+                for call, other in ((a, b), (b, a)):
+                    role = _role_call(call, "label", facts)
+                    if role is not None and isinstance(other, ast.String):
+                        pairs.append((role, other))
+    role = _role_call(node, "prob", facts)
+    if role is not None and isinstance(node, ast.Call) and len(node.args) >= 2 and isinstance(node.args[1], ast.String):
+        pairs.append((role, node.args[1]))
+    for role, text in pairs:
+        labels = facts[role].labels
+        if labels is None or text.value in labels:
+            continue
+        close = difflib.get_close_matches(text.value, labels, n=1)
+        yield SpecError(
+            f"classifier `{role}` has no label {json.dumps(text.value)}",
+            text.span,
+            hint=(f"did you mean {json.dumps(close[0])}? " if close else "")
+            + f"its labels are {', '.join(map(json.dumps, labels))}",
+        )
+
+
+def _site_problems(node: ast.Node, facts: dict[str, ModelFacts]) -> Iterator[MslError]:
+    """``lm.resid_post[40]`` on a model with fewer blocks."""
+    if not (isinstance(node, ast.Index) and isinstance(node.obj, ast.Attribute) and node.obj.name in T.SITE_POINTS):
+        return
+    obj = node.obj.obj
+    if not isinstance(obj, ast.Name) or obj.id not in facts or facts[obj.id].blocks is None:
+        return
+    blocks = facts[obj.id].blocks
+    assert blocks is not None
+    index = literal(node.index)
+    if isinstance(index, int) and not isinstance(index, bool) and not -blocks <= index < blocks:
+        yield SpecError(
+            f"`{obj.id}` has {blocks} blocks, so {node.obj.name}[{index}] does not exist",
+            node.index.span,
+            hint=f"blocks are numbered 0 to {blocks - 1} (or -1 for the last)",
+        )

@@ -25,6 +25,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--msl-strict", action="store_true", help="inconclusive claims fail")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Check ``--msl-model`` once, before anything is collected, as ``msl check`` does: a
+    malformed binding is a usage error, not an error repeated on every item."""
+    _bindings(config)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A binding for a role no collected spec declares is a usage error (a typo would
+    otherwise leave the role on its default model, silently)."""
+    specs = {id(i.spec): i.spec for i in items if isinstance(i, ClaimItem)}
+    if not specs:
+        return
+    roles = {role for spec in specs.values() for role in spec.roles}
+    for role in _bindings(config):
+        if role not in roles:
+            raise pytest.UsageError(
+                f"--msl-model {role}=…: no collected spec declares a model role `{role}` "
+                f"(roles: {', '.join(sorted(roles)) or 'none'})"
+            )
+
+
+def _bindings(config: pytest.Config) -> dict[str, str]:
+    """``--msl-model ROLE=REF`` options as a dict; :class:`pytest.UsageError` when malformed."""
+    out: dict[str, str] = {}
+    for value in config.getoption("msl_model") or []:
+        role, sep, ref = value.partition("=")
+        if not sep or not role or not ref:
+            raise pytest.UsageError(f"--msl-model {value!r} is not ROLE=REF (e.g. lm=smollm2-135m)")
+        out[role] = ref
+    return out
+
+
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if file_path.suffix == ".msl":
         return SpecFile.from_parent(parent, path=file_path)
@@ -36,11 +68,12 @@ class SpecFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from msl.check import check_file
-        from msl.lint import lint_spec
+        from msl.lint import lint_models, lint_spec
 
         try:
             spec = check_file(self.path, folder=_folder(self.config, self.path))
-            problems = errors_in(lint_spec(spec))  # a warning does not stop the claims
+            # a warning does not stop the claims
+            problems = errors_in(lint_spec(spec) + lint_models(spec, _bindings(self.config)))
         except SpecErrors as exc:
             yield SpecErrorItem.from_parent(self, name="spec", errors=list(exc.errors))
             return
@@ -118,7 +151,7 @@ def _session_findings(session: pytest.Session) -> dict[tuple[str, str], Any]:
     from msl.run import Runner, RunOptions
 
     config = session.config
-    bindings = dict(b.split("=", 1) for b in config.getoption("msl_model"))
+    bindings = _bindings(config)
     items = [i for i in session.items if isinstance(i, ClaimItem)]
     specs: dict[str, Any] = {}
     wanted: dict[str, set[str]] = {}

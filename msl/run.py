@@ -25,6 +25,8 @@ from msl.engines.exhaustive import ExhaustiveRun
 from msl.engines.search import MAX_EXAMPLES
 from msl.engines.statistical import StatisticalRun
 from msl.errors import MslError
+from msl.models.base import ModelLoadError
+from msl.models.facts import spec_reference
 from msl.evaluate import Evaluator, RunContext
 from msl.findings import (
     ClaimRef,
@@ -120,7 +122,9 @@ class Runner:
                 out[role] = rebind[role]
                 continue
             decl = spec.roles[role]
-            ref = self.options.bindings.get(role, decl.ref)
+            ref = self.options.bindings.get(role)
+            if ref is None and decl.ref is not None:
+                ref = spec_reference(decl.ref, spec.folder_of(decl))  # a path in a spec is relative to it
             if ref is None:
                 out[role] = _Failed(MslError(
                     f"model role `{role}` has no model",
@@ -129,8 +133,15 @@ class Runner:
                 ))
                 continue
             model = self.load(ref, decl.kind)
+            if not isinstance(model, _Failed):
+                try:
+                    model.fingerprint  # noqa: B018 - loads the weights unless their fingerprint is known
+                except ModelLoadError as exc:
+                    model = _Failed(exc)
             if isinstance(model, _Failed):
-                out[role] = model
+                out[role] = _Failed(MslError(
+                    f"model role `{role}` ({decl.kind}): {model.error.message}", decl.span, model.error.hint
+                ))
             elif decl.fingerprint is not None and model.fingerprint != decl.fingerprint and role not in self.options.bindings:
                 out[role] = _Failed(MslError(
                     f"model `{ref}` for role `{role}` has fingerprint {model.fingerprint}, "

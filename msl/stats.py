@@ -64,6 +64,27 @@ def rate_verdict(violations: int, n: int, tolerance: float, confidence: float, e
     return "inconclusive"
 
 
+def samples_to_decide(tolerance: float, confidence: float) -> int | None:
+    """The smallest sample on which a claim with no violations holds, looks and their
+    Bonferroni correction included; None when no sample can (a tolerance of 0).
+
+    With no violations the interval's upper end is 1 − (α/2)^(1/n), so it falls to the
+    tolerance once n ≥ ln(α/2) / ln(1 − tolerance); α shrinks as n brings more looks.
+    """
+    if not 0 < tolerance < 1:
+        return None
+    n = 1
+    for _ in range(100):  # the number of looks grows like log n: a few rounds settle it
+        alpha = 1 - per_look_confidence(confidence, len(looks(n)))
+        needed = max(1, math.ceil(math.log(alpha / 2) / math.log(1 - tolerance)))
+        if needed <= n:
+            break
+        n = needed
+    while rate_verdict(0, n, tolerance, per_look_confidence(confidence, len(looks(n))), exhaustive=False) != "holds":
+        n += 1  # rounding at the boundary
+    return n
+
+
 def bootstrap_support(
     n: int, statistic: Callable[[Sequence[int]], bool], rng: random.Random, replicates: int = 400
 ) -> float:

@@ -54,6 +54,11 @@ MODEL_KINDS = ("causal_lm", "classifier", "encoder", "network")
 SITE_POINTS = ("resid_pre", "resid_post", "attn_out", "mlp_out")
 
 
+def with_article(word: str) -> str:
+    """A word with its indefinite article: “a classifier”, “an encoder”."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def set_of(elem: Type) -> Type:
     return Type("set", (elem,))
 

@@ -17,11 +17,13 @@ found there is used as it is instead of being computed, so another lab re-checks
 with the very same vector, bit for bit, and gets the same finding id when its model
 agrees.
 
-The file holds one tensor per distinct vector, keyed by its digest, and an index in the
-safetensors metadata (``msl-vectors``: a JSON list of ``[spec file, label, digest]``), so
-two specs of one run may give one label different vectors. Pins are looked up by spec
-file and label, falling back to the label alone when the file gives it one vector only
-(a replay from another directory sees other spec paths).
+The file holds the tensors keyed by the vectors' names — the label (``d["love"]``), or
+``SPEC::LABEL`` where two specs of the run give one label different vectors — and an
+index in the safetensors metadata (``msl-vectors``: a JSON list of ``[spec file, label,
+digest, tensor key]``) that keeps each vector's hash, checked on reading. Pins are looked
+up by spec file and label, falling back to the label alone when the file gives it one
+vector only (a replay from another directory sees other spec paths). Files written
+before tensors were keyed by name (keyed by digest, three-item index rows) still read.
 """
 
 from __future__ import annotations
@@ -134,8 +136,13 @@ class VectorFile:
         from msl import __version__
         from msl.jsonio import write_bytes_atomic
 
-        metadata = {INDEX_KEY: json.dumps([list(r) for r in self.index]), "msl_version": __version__}
-        write_bytes_atomic(path, save(dict(self.tensors), metadata=metadata))
+        digests: dict[str, set[str]] = {}
+        for _, label, d in self.index:
+            digests.setdefault(label, set()).add(d)
+        rows = [[spec, label, d, label if len(digests[label]) == 1 else f"{spec}::{label}"] for spec, label, d in self.index]
+        tensors = {key: self.tensors[d] for _, _, d, key in rows}
+        metadata = {INDEX_KEY: json.dumps(rows), "msl_version": __version__}
+        write_bytes_atomic(path, save(tensors, metadata=metadata))
 
     @classmethod
     def load(cls, path: Path, max_bytes: int = MAX_BYTES) -> VectorFile:
@@ -166,14 +173,21 @@ class VectorFile:
                 raise bad(f"tensor {key[:80]!r} is not a float32 vector")
             if not np.all(np.isfinite(tensor)):
                 raise bad(f"tensor {key[:80]!r} is not finite")
-            if digest(tensor) != key:
+            if key.startswith("sha256:") and digest(tensor) != key:  # keyed by digest (older files)
                 raise bad(f"tensor {key[:80]!r} does not match its digest")
         try:
             rows = json.loads(metadata.get(INDEX_KEY, "[]"))
-            index = tuple((str(s), str(label), str(d)) for s, label, d in rows)
-        except (ValueError, TypeError):
+            # [spec, label, digest, key]; older files: [spec, label, digest], keyed by digest
+            entries = [tuple(str(v) for v in (row if len(row) == 4 else (*row, row[2]))) for row in rows]
+            if any(len(e) != 4 for e in entries):
+                raise ValueError
+        except (ValueError, TypeError, IndexError):
             raise bad(f"the {INDEX_KEY!r} index is malformed") from None
-        for _, label, d in index:
-            if d not in tensors:
+        by_digest: dict[str, np.ndarray] = {}
+        for _, label, d, key in entries:
+            if key not in tensors:
                 raise bad(f"vector {label[:80]!r} names a tensor the file does not hold")
-        return cls(index, tensors)
+            if digest(tensors[key]) != d:
+                raise bad(f"vector {label[:80]!r} does not match its digest")
+            by_digest[d] = tensors[key]
+        return cls(tuple((spec, label, d) for spec, label, d, _ in entries), by_digest)

@@ -175,8 +175,9 @@ def test_just_under_the_size_limit(tmp_path: Path) -> None:
 def test_a_folder_without_specs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     write(tmp_path, "empty/notes.txt", "not a spec")
-    output = answer("lint", "empty", cwd=tmp_path, codes=(0,))
-    assert "empty:1:1: warning: no .msl files under empty" in output
+    for command in ("lint", "check"):  # a CI job pointed at the wrong folder must not pass
+        output = answer(command, "empty", cwd=tmp_path, codes=(2,))
+        assert "empty:1:1: error: no spec found: no .msl file under empty" in output
 
 
 def test_a_missing_path(tmp_path: Path) -> None:
@@ -302,8 +303,9 @@ def test_code_in_strings_is_never_run(tmp_path: Path) -> None:
         "}\n"
     )
     write(tmp_path, "code.msl", spec)
-    output = answer("lint", "code.msl", cwd=tmp_path, codes=(0,))
-    assert "1 spec(s) checked: 0 error(s)" in output
+    output = answer("lint", "code.msl", cwd=tmp_path, codes=(2,))
+    # the only error: the model reference names nothing (it is looked up, never run)
+    assert "1 spec(s) checked: 1 error(s)" in output and "no model at" in output
     fmt, _ = run_cli("fmt", "code.msl", cwd=tmp_path)
     assert fmt.returncode == 0
     assert payload in (tmp_path / "code.msl").read_text(encoding="utf-8")

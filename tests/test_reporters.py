@@ -209,11 +209,11 @@ def test_sarif_validates_and_places_results_at_the_claims(sarif_validator: jsons
         assert location["region"]["startLine"] == f.claim.line
         assert result["properties"]["findingId"] == f.id
         rule = log["runs"][0]["tool"]["driver"]["rules"][result["ruleIndex"]]
-        assert rule["id"] == result["ruleId"] == f"{f.claim.kind.value}/{f.claim.name}"
+        assert rule["id"] == result["ruleId"] == f"{f.claim.file}:{f.claim.kind.value}/{f.claim.name}"
 
 
 def test_sarif_levels_kinds_and_suppressions() -> None:
-    results = {r["ruleId"]: r for r in _sarif(accepted_document())["runs"][0]["results"]}
+    results = {r["ruleId"].split(":", 1)[1]: r for r in _sarif(accepted_document())["runs"][0]["results"]}
     violated = results["verify/name_swap_invariance"]  # severity high
     assert (violated["kind"], violated["level"]) == ("fail", "error")
     assert violated["suppressions"][0]["kind"] == "external"
@@ -222,7 +222,7 @@ def test_sarif_levels_kinds_and_suppressions() -> None:
     assert "suppressions" not in inconclusive
     medium = samples.violated(claim=samples.claim("m", 2, severity="medium"))
     low = samples.violated(claim=samples.claim("l", 3, severity="low"))
-    levels = {r["ruleId"]: r["level"] for r in _sarif(FindingsDocument.of([medium, low]))["runs"][0]["results"]}
+    levels = {r["ruleId"].split(":", 1)[1]: r["level"] for r in _sarif(FindingsDocument.of([medium, low]))["runs"][0]["results"]}
     assert levels == {"verify/m": "warning", "verify/l": "note"}
 
 

@@ -248,7 +248,7 @@ def read_rows(resolved: Path) -> tuple[list[dict[str, Any]], str]:
     data = resolved.read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # spreadsheets save CSV with a byte-order mark
     except UnicodeDecodeError:
         raise EvalError(f"{resolved.name} is not UTF-8 text") from None
     rows: list[dict[str, Any]] = []
@@ -260,12 +260,35 @@ def read_rows(resolved: Path) -> tuple[list[dict[str, Any]], str]:
                 row = json.loads(line, parse_constant=_reject_constant)
             except ValueError as exc:
                 raise EvalError(f"{resolved.name}:{number}: not a JSON object ({exc})") from None
+            except RecursionError:
+                raise EvalError(f"{resolved.name}:{number}: JSON nested too deeply") from None
             if not isinstance(row, dict):
                 raise EvalError(f"{resolved.name}:{number}: each line must be a JSON object")
             rows.append({str(k): _scalar(v, f"{resolved.name}:{number}") for k, v in row.items()})
     else:
-        rows = [dict(r) for r in csv.DictReader(io.StringIO(text))]
+        rows = _csv_rows(text, resolved.name)
     return rows, digest
+
+
+def _csv_rows(text: str, name: str) -> list[dict[str, Any]]:
+    """The rows of a CSV text as dicts keyed by its header. A field may be as long as a
+    dataset may be (the csv module's default limit is 131,072 characters)."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, MAX_DATASET_BYTES))
+    rows: list[dict[str, Any]] = []
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        for row in reader:
+            if None in row:
+                raise EvalError(f"{name}:{reader.line_num}: more fields than the header has columns")
+            if None in row.values():
+                raise EvalError(f"{name}:{reader.line_num}: fewer fields than the header has columns")
+            rows.append(dict(row))
+    except csv.Error as exc:
+        raise EvalError(f"{name}: not a valid CSV file ({exc})") from None
+    finally:
+        csv.field_size_limit(limit)
+    return rows
 
 
 def _reject_constant(name: str) -> Any:

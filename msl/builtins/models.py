@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from msl import ast
 from msl import queries as q
 from msl.builtins import builtin
+from msl.builtins.data import Report, literal
+from msl.types import Type
 from msl.values import Context, Distribution, EvalError, ModelHandle, Series, as_text, as_vector
 
 
@@ -26,9 +29,22 @@ def _token_id(model: ModelHandle, token: str) -> int:
 # ── causal_lm ────────────────────────────────────────────────────────────────────────────
 
 
-@builtin("logprob(x: text, continuation: str) -> number", receiver="causal_lm", bounds=(None, 0))
+#: An empty continuation has log-probability 0 whatever the model: any claim on it is vacuous.
+_EMPTY_CONTINUATION = "the continuation is empty, so its log-probability is 0 whatever the model does"
+
+
+def _check_continuation(args: dict[str, ast.Expr], types: dict[str, Type], report: Report) -> None:
+    node = args.get("continuation")
+    if literal(node) == "":
+        assert node is not None
+        report(_EMPTY_CONTINUATION, node.span, 'give the text that should follow, e.g. " Paris"')
+
+
+@builtin("logprob(x: text, continuation: str) -> number", receiver="causal_lm", bounds=(None, 0), validate=_check_continuation)
 def logprob(ctx: Context, model: ModelHandle, x: Any, continuation: str) -> Any:
     """Log-probability of ``continuation`` (one or more tokens) right after the text."""
+    if continuation == "":
+        raise EvalError(f"{model.role}.logprob: {_EMPTY_CONTINUATION}")
     return ctx.query(model, q.LogProb(as_text(x), continuation))
 
 

@@ -20,7 +20,7 @@ from msl.engines import ClaimRun, Outcome
 from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, MeasureValue, NotApplicable
 from msl.fmt import expr as show
 from msl.plan import PENDING
-from msl.stats import Interval, clopper_pearson, mean_interval, rate_verdict
+from msl.stats import Interval, clopper_pearson, mean_interval, rate_verdict, samples_to_decide
 from msl.values import (
     ConcatSet,
     DataSet,
@@ -354,6 +354,12 @@ class FiniteRun(ClaimRun):
                 notes.insert(0, "no instance could be checked (the transformation applied to none)")
             else:
                 notes.insert(0, "no instance could be checked: the set is empty")
+            sampled_clean = verdict == "inconclusive" and not bad and n and self.sampled()
+            needed = samples_to_decide(self.claim.tolerance, self.claim.confidence) if sampled_clean else None
+            if needed is not None and needed > n:
+                values["samples_to_decide"] = needed
+                notes.insert(1, f"with no violation, a sample of {needed} would show that it holds "
+                                f"at {self.claim.confidence:.0%} confidence")
         elif self.instances:
             stats["n"] = len(self.applicable())
         if not self.claim.expects and not self.claim.claim.statements(ast.Preserves):
@@ -409,12 +415,32 @@ class FiniteRun(ClaimRun):
 
     def describe(self, inst: Instance) -> dict[str, Any]:
         item = inst.item[0] if len(inst.item) == 1 else {q.var: _input(v) for q, v in zip(self.fors, inst.item)}
+        values = {k: v for k, v in inst.values.items() if isinstance(v, (int, float, str, bool))}
         return {
             "input": _input(item),
-            "values": {k: v for k, v in inst.values.items() if isinstance(v, (int, float, str, bool))},
+            "values": {**self.let_values(inst), **values},
             "edit": inst.edit,
             "replayed": True,
         }
+
+    def let_values(self, inst: Instance) -> dict[str, bool | float | str]:
+        """The claim's per-instance ``let`` values at an instance that are plain values
+        (numbers, flags, texts), in the order the claim states them."""
+        out: dict[str, bool | float | str] = {}
+        if inst.env is None:
+            return out
+        for stmt in self.claim.claim.body:
+            if isinstance(stmt, ast.Let) and stmt.name in self.claim.instance_lets:
+                found, value = inst.env.find(stmt.name)
+                if not found:
+                    continue
+                if isinstance(value, (bool, np.bool_)):
+                    out[stmt.name] = bool(value)
+                elif isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(float(value)):
+                    out[stmt.name] = float(value)
+                elif isinstance(value, str):
+                    out[stmt.name] = value
+        return out
 
     # reports for explore and steer claims
 

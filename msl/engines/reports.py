@@ -135,8 +135,9 @@ def dose_response(run: FiniteRun, call: ast.Call, ce: CheckedExpect) -> tuple[Re
 
 
 def instance_table(run: FiniteRun) -> Report | None:
-    """Each instance's measured values: those its expectations compared, and the values
-    the aggregate expectations aggregate (a steer claim's per-prompt effect)."""
+    """Each instance's measured values: those its expectations compared, the values the
+    aggregate expectations aggregate (a steer claim's per-prompt effect), and the claim's
+    per-instance ``let`` values."""
     args: list[ast.Expr] = []
     for ce in run.other_expects:
         if ce.shape == "aggregate":
@@ -153,6 +154,7 @@ def instance_table(run: FiniteRun) -> Report | None:
             value = run.ev.per_instance(arg, inst.env, (), agg)
             if isinstance(value, (int, float, bool, np.floating)):
                 row[show(arg)] = value
+        row.update({k: v for k, v in run.let_values(inst).items() if k not in row})
         columns.update(dict.fromkeys(row))
         rows.append({"input": _cell_input(inst), **row})
     if not columns:

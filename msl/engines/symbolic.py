@@ -328,9 +328,10 @@ class _Compiler:
     def linear(self, node: ast.Node) -> _Linear:
         match node:
             case ast.Index() if self.is_output(node.obj):
-                i = int(self.constant(node.index))
+                written = int(self.constant(node.index))
+                i = written + self.dim if written < 0 else written  # -1 is the last, as in `for` claims
                 if not 0 <= i < self.dim:
-                    raise EvalError(f"index {i} is out of range for {self.dim} values", node.span)
+                    raise EvalError(f"index {written} is out of range for {self.dim} values", node.span)
                 coeffs = np.zeros(self.dim)
                 coeffs[i] = 1.0
                 return _Linear(coeffs, 0.0)

@@ -29,6 +29,8 @@ class Encoder(TransformerModel):
 
     auto_class = "AutoModel"
     code_version = 1
+    #: sentence embeddings pool the last hidden states; BERT's pooler head is never read
+    unused_weights = ("pooler.",)
     batch_tokens = 8192
     max_batch = 128
 

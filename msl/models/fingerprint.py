@@ -159,16 +159,17 @@ class FingerprintMemo:
         self.root = root
 
     @staticmethod
-    def key(files: Iterable[Path], dtype: str) -> str:
-        """The memo key of ``files`` loaded in ``dtype``: each file's path, size, modification
-        time, inode and status-change time. ``cp -p``, ``rsync -t`` and ``tar`` keep a
+    def key(files: Iterable[Path], dtype: str, kind: str) -> str:
+        """The memo key of ``files`` loaded in ``dtype`` as a ``kind`` model (the module of one
+        kind holds other tensors than another's, so one checkpoint has a digest per kind):
+        each file's path, size, modification time, inode and status-change time. ``cp -p``, ``rsync -t`` and ``tar`` keep a
         modification time, and checkpoints of one architecture share a size; a replaced or
         rewritten file still has another inode or a later status-change time."""
         stats = []
         for f in sorted(Path(p).resolve() for p in files):
             st = f.stat()
             stats.append([str(f), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
-        return hashlib.sha256(json.dumps([FINGERPRINT_VERSION, dtype, stats]).encode()).hexdigest()
+        return hashlib.sha256(json.dumps([FINGERPRINT_VERSION, dtype, kind, stats]).encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
         try:

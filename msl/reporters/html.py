@@ -13,11 +13,21 @@ import html
 import math
 from collections.abc import Iterable, Sequence
 
-from msl.findings import Counterexample, Finding, FindingsDocument, Series, Statistics, Table, Verdict, fails
+from msl.findings import (
+    Counterexample,
+    Finding,
+    FindingsDocument,
+    InputValue,
+    MeasureValue,
+    Series,
+    Statistics,
+    Table,
+    Verdict,
+    fails,
+)
 from msl.reporters import ReportOptions, reporter
 from msl.reporters.describe import (
     clean,
-    describe_input,
     describe_proof,
     describe_value,
     key_statistic,
@@ -63,14 +73,18 @@ def render_html(doc: FindingsDocument, options: ReportOptions) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>MSL findings ({s.total} claims)</title><style>{STYLE}</style></head><body>",
-        f"<h1>MSL findings</h1><p>{s.total} claims {badges}</p>",
+        f"<title>MSL findings ({_claims(s.total)})</title><style>{STYLE}</style></head><body>",
+        f"<h1>MSL findings</h1><p>{_claims(s.total)} {badges}</p>",
         f"<p class=\"where\">msl {_e(doc.msl_version)}</p>",
         _overview(doc),
         *(_finding(i, f, strict=options.strict) for i, f in enumerate(doc.findings)),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _claims(n: int) -> str:
+    return f"{n} claim{'' if n == 1 else 's'}"
 
 
 def _overview(doc: FindingsDocument) -> str:
@@ -108,13 +122,17 @@ def _finding(i: int, f: Finding, *, strict: bool) -> str:
     ]
     if claim.description:
         out.append(f"<p>{_e(claim.description)}</p>")
-    out.append(f"<p>{_e(verdict_line(f))}</p>")
+    if f.error is None:
+        out.append(f"<p>{_e(verdict_line(f))}</p>")
+    elif f.message and f.message != f.error.message:  # the error has its own section below: said once
+        out.append(f"<p>{_e(f.message)}</p>")
     out.append(f"<pre>{_e(claim.text)}</pre>")
     if f.error is not None:
         where = f" (at {f.error.location})" if f.error.location else ""
         out.append(f"<h3>Error</h3><pre>{_e(f.error.message + where)}</pre>")
-    if f.statistics is not None:
-        out.append("<h3>Statistics</h3>" + _statistics(f.statistics))
+    statistics = _statistics(f.statistics) if f.statistics is not None else ""
+    if statistics:  # a formal finding's statistics may hold nothing to show
+        out.append("<h3>Statistics</h3>" + statistics)
     if f.proof is not None:
         out.append(f"<h3>Proof</h3><p>{_e(describe_proof(f.proof))}</p>")
     if f.counterexamples:
@@ -148,25 +166,49 @@ def _statistics(s: Statistics) -> str:
     if s.seed is not None:
         rows.append(("seed", s.seed))
     rows.extend((k, num(v)) for k, v in s.values.items())
-    return _kv_table(rows)
+    return _kv_table(rows) if rows else ""
 
 
 def _counterexamples(cxs: Sequence[Counterexample]) -> str:
-    head = "<tr><th>#</th><th>input</th><th>before shrinking</th><th>edit</th><th>values</th><th>replayed</th></tr>"
+    """The counterexamples in full (the HTML report is where nothing is cut); the columns
+    "before shrinking" and "edit" only where some counterexample has them."""
+    columns = ["input"]
+    if any(cx.original is not None for cx in cxs):
+        columns.append("before shrinking")
+    if any(cx.edit for cx in cxs):
+        columns.append("edit")
+    head = "<tr><th>#</th>" + "".join(f"<th>{name}</th>" for name in columns) + "<th>values</th><th>replayed</th></tr>"
     rows = []
     for i, cx in enumerate(cxs, 1):
-        values = "<br>".join(f"{_e(k)} = {_e(describe_value(v))}" for k, v in cx.values.items())
-        original = "" if cx.original is None else _e(describe_input(cx.original, 400))
+        cells = {
+            "input": f'<td class="mono">{_e(_full(cx.input))}</td>',
+            "before shrinking": f'<td class="mono">{"" if cx.original is None else _e(_full(cx.original))}</td>',
+            "edit": f"<td>{_e(cx.edit or '')}</td>",
+        }
+        values = "<br>".join(f"{_e(k)} = {_e(_full(v))}" for k, v in cx.values.items())
         rows.append(
-            f'<tr><td>{i}</td><td class="mono">{_e(describe_input(cx.input, 400))}</td>'
-            f'<td class="mono">{original}</td><td>{_e(cx.edit or "")}</td><td>{values}</td>'
-            f'<td>{"yes" if cx.replayed else "no"}</td></tr>'
+            f"<tr><td>{i}</td>" + "".join(cells[name] for name in columns)
+            + f'<td>{values}</td><td>{"yes" if cx.replayed else "no"}</td></tr>'
         )
     return "<table>" + head + "".join(rows) + "</table>"
 
 
+def _full(value: InputValue | MeasureValue) -> str:
+    """An input or a measured value, uncut: texts whole, vectors with every coordinate to
+    float32 precision, records with every field."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (int, float)):
+        return num(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{v:.9g}" for v in value) + "]"
+    return ", ".join(f"{k}={_full(v)}" for k, v in value.items())
+
+
 def _table(t: Table) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in t.columns)
+    head = "".join(f"<th>{_e(c) or f'column {i}'}</th>" for i, c in enumerate(t.columns, 1))
     rows = "".join(
         "<tr>" + "".join(f"<td>{_e(_cell(c))}</td>" for c in row) + "</tr>" for row in t.rows
     )

@@ -1,6 +1,6 @@
 """SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
 
-One rule per claim (id ``KIND/NAME``, with the claim's description, text, tags and
+One rule per claim (id ``FILE:KIND/NAME``, with the claim's description, text, tags and
 severity), and one result per claim that did not pass, located at the claim's line and
 column in its ``.msl`` file (a URI relative to ``%SRCROOT%``):
 
@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from msl import __version__
+from msl.baseline import DEFAULT_REASON
 from msl.findings import ClaimSeverity, Finding, FindingsDocument, Verdict
 from msl.reporters import ReportOptions, reporter
 from msl.reporters.describe import verdict_line
@@ -86,8 +87,10 @@ def render_sarif(doc: FindingsDocument, options: ReportOptions) -> str:
 
 
 def rule_id(f: Finding) -> str:
-    """``verify/name_swap``: one rule per claim, stable across runs."""
-    return f"{f.claim.kind.value}/{f.claim.name}"
+    """``specs/fair.msl:verify/name_swap``: one rule per claim, stable across runs. The
+    file is part of it, since two specs may each have a claim of that kind and name, and
+    each claim has its own description."""
+    return f"{f.claim.file}:{f.claim.kind.value}/{f.claim.name}"
 
 
 def artifact_uri(file: str) -> tuple[str, str | None]:
@@ -152,6 +155,7 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
     }
     if f.accepted:
         result["suppressions"] = [
-            {"kind": "external", "status": "accepted", "justification": "accepted known violation (MSL baseline)"}
+            {"kind": "external", "status": "accepted",
+             "justification": f"{f.accepted_reason or DEFAULT_REASON} (MSL baseline)"}
         ]
     return result

@@ -110,7 +110,7 @@ def result_table(t: FindingTable) -> Group:
         table.add_row(*(Text(clean(shorten(_cell(c), 80), keep_newlines=False)) for c in row))
     parts: list[Text | Table] = [Text(clean(shorten(t.title, 300), keep_newlines=False), style="bold"), table]
     if len(t.rows) > SHOWN_TABLE_ROWS:
-        parts.append(Text(f"… and {len(t.rows) - SHOWN_TABLE_ROWS} more rows (the JSON and HTML reports have all)",
+        parts.append(Text(f"… and {len(t.rows) - SHOWN_TABLE_ROWS} more rows in the JSON and HTML reports",
                           style="dim"))
     return Group(*parts)
 
@@ -138,7 +138,7 @@ def finding_details(f: Finding) -> Text:
         lines.append(f"counterexample: {describe_counterexample(cx)}")
     if len(f.counterexamples) > SHOWN_COUNTEREXAMPLES:
         lines.append(f"… and {len(f.counterexamples) - SHOWN_COUNTEREXAMPLES} more counterexamples")
-    if f.message:
+    if f.message and (f.error is None or f.message != f.error.message):  # an error is said once
         lines.append(f.message)
     for line in lines:
         text.append("\n    " + shorten(clean(line, keep_newlines=False), 400))
