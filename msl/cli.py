@@ -348,7 +348,7 @@ def catalog_show(finding_id: str, as_json: bool, catalog_file: Path | None) -> i
     else:
         console = _console()
         console.print(finding_table(finding))
-        console.print(finding_details(finding))
+        console.print(finding_details(finding), soft_wrap=True)
     return ExitCode.OK
 
 

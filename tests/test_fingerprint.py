@@ -112,7 +112,7 @@ def test_the_memo_is_keyed_by_the_files_it_hashes(copy: Path, tmp_path: Path) ->
     assert model.source.weight_files() == [copy / "model.safetensors"]
     first = model.fingerprint
     memo = FingerprintMemo(tmp_path / "cache" / "fingerprints")
-    key = FingerprintMemo.key([copy / "model.safetensors"], "float32")
+    key = FingerprintMemo.key([copy / "model.safetensors"], "float32", "classifier")
     assert memo.get(key) == model.weights_digest != first
     # A stale weights digest in the memo would be trusted; the tokenizer digest never is.
     _swap_vocab(copy, "great", "terrible")

@@ -537,22 +537,20 @@ def test_a_checkpoint_has_a_fingerprint_per_kind_whatever_ran_before(
 ) -> None:
     """The memo of fingerprints is keyed by kind too: the classifier and the encoder read
     from one checkpoint hold other tensors, so their fingerprints differ."""
-    import transformers
-
-    from msl.models.fingerprint import weights_fingerprint
-
-    monkeypatch.setenv("MSL_CACHE_DIR", str(tmp_path / "cache"))
-    truth = {
-        "classifier": weights_fingerprint(transformers.AutoModelForSequenceClassification.from_pretrained(SENTIMENT)),
-        "encoder": weights_fingerprint(transformers.AutoModel.from_pretrained(SENTIMENT)),
-    }
-    assert truth["classifier"] != truth["encoder"]
     claims = {
         "classifier": 'verify v {\n  for x in ["The food was great."]\n  expect m.prob(x, "positive") > 0.5\n}\n',
         "encoder": 'verify v {\n  for x in ["The food was great."]\n  expect norm(m.embed(x)) > 0.001\n}\n',
     }
-    for kind in ("classifier", "encoder"):  # the classifier's fingerprint is memoised first
+
+    def fingerprint(kind: str, cache: str) -> str:
+        monkeypatch.setenv("MSL_CACHE_DIR", str(tmp_path / cache))
         spec(tmp_path, f'model m: {kind} = "organism:sentiment"\n' + claims[kind])
         cli("check", "s.msl", "--no-cache", "-q", "-o", f"{kind}.json", cwd=tmp_path, code=0)
         (model,) = json.loads((tmp_path / f"{kind}.json").read_text())["findings"][0]["models"]
-        assert model["fingerprint"] == truth[kind], kind
+        return str(model["fingerprint"])
+
+    # the truth: each kind alone, in a cache of its own
+    truth = {kind: fingerprint(kind, f"alone-{kind}") for kind in ("classifier", "encoder")}
+    assert truth["classifier"] != truth["encoder"]
+    for kind in ("classifier", "encoder"):  # the classifier's fingerprint is memoised first
+        assert fingerprint(kind, "shared") == truth[kind], kind

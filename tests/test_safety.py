@@ -375,7 +375,9 @@ def test_a_damaged_model_file_fails_only_the_claims_that_use_it(tmp_path: Path, 
     monkeypatch.chdir(tmp_path)
     code, output, verdicts = _run()
     assert (code, verdicts) == (3, {"a": "holds", "b": "holds", "c": "error"}), output
-    assert "cannot load the weights of classifier './clf'" in output
+    assert "model role `clf` (classifier): cannot load the weights" in output
+    (message,) = [f["message"] for f in json.loads(Path("out.json").read_text())["findings"] if f["claim"]["name"] == "c"]
+    assert "cannot load the weights of classifier '" in message and "/clf'" in message
 
 
 def test_an_interrupted_build_is_cleaned_up_by_the_next(tmp_path: Path, tiny_store: dict[str, int]) -> None:

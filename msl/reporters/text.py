@@ -69,7 +69,7 @@ def render_text(doc: FindingsDocument, options: ReportOptions) -> str:
     )
     for finding in doc.findings:
         if finding.verdict not in (Verdict.PROVED, Verdict.HOLDS):
-            console.print(finding_details(finding))
+            console.print(finding_details(finding), soft_wrap=True)
         elif finding.tables:
             console.print(finding_heading(finding))
         for table in finding.tables:
@@ -123,13 +123,19 @@ def _cell(value: bool | float | str | None) -> str:
     return value if isinstance(value, str) else describe_value(value)
 
 
+#: Characters of an error message shown in the terminal (other evidence lines show 400).
+ERROR_CHARS = 2000
+
+
 def finding_details(f: Finding) -> Text:
     """A few lines of evidence for one finding that is not a plain pass."""
     text = finding_heading(f)
     lines = []
+    error = ""
     if f.error is not None:
         where = f" (at {f.error.location})" if f.error.location else ""
-        lines.append(f"error: {f.error.message}{where}")
+        error = f"error: {f.error.message}{where}"
+        lines.append(error)
     if f.proof is not None:
         lines.append(f"proof: {describe_proof(f.proof)}")
     if f.statistics is not None and (stats := describe_statistics(f.statistics)):
@@ -141,7 +147,8 @@ def finding_details(f: Finding) -> Text:
     if f.message and (f.error is None or f.message != f.error.message):  # an error is said once
         lines.append(f.message)
     for line in lines:
-        text.append("\n    " + shorten(clean(line, keep_newlines=False), 400))
+        # an error is shown whole (its cause sits after a path that can be long); evidence is cut
+        text.append("\n    " + shorten(clean(line, keep_newlines=False), ERROR_CHARS if line is error else 400))
     return text
 
 
