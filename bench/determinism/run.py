@@ -33,7 +33,7 @@ def _hog(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-
 def check(specs: list[str], out: Path) -> tuple[dict[str, tuple[str, str]], float]:
     start = time.monotonic()
     subprocess.run([sys.executable, "-m", "msl", "check", *specs, "--no-cache", "-q", "-o", str(out)],
-                   cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
+                   cwd=ROOT, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.monotonic() - start
     findings = json.loads(out.read_text())["findings"]
     return {f"{f['claim']['file']}::{f['claim']['name']}": (f["verdict"], f["id"]) for f in findings}, seconds
