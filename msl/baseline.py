@@ -23,14 +23,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from msl.defaults import DEFAULT_BASELINE, DEFAULT_REASON  # noqa: F401  (defined there for a fast `msl --help`)
 from msl.errors import UsageError
 from msl.findings import ACCEPTABLE, Finding, FindingsDocument, Name, Sha256, Text, Verdict
 from msl.jsonio import MAX_JSON_BYTES, decode_text, parse_json, read_bounded, validation_message, write_text_atomic
 from msl.source import Span
-
-DEFAULT_REASON = "accepted known violation"
-#: Where ``msl baseline`` writes by default, at the project root beside ``specs/``.
-DEFAULT_BASELINE = Path("msl-baseline.json")
 
 
 class BaselineEntry(BaseModel):

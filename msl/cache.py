@@ -23,7 +23,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,22 @@ def result_key(fingerprint: str, dtype: str, query: Query, intervention: Interve
         separators=(",", ":"),
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def derived_key(name: str, parts: object) -> str:
+    """The cache key of a pure computation on model results (a probe fit, …): ``name`` and
+    its exact inputs ``parts`` (JSON; arrays given by their :func:`array_digest`), kept
+    apart from model results by the name and :data:`~msl.queries.SEMANTICS_VERSION`."""
+    text = json.dumps(["derived", SEMANTICS_VERSION, name, parts], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def array_digest(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and bytes: equal digests, equal arrays."""
+    array = np.ascontiguousarray(array)
+    h = hashlib.sha256(f"{array.dtype.str}:{array.shape}".encode())
+    h.update(array.tobytes())
+    return h.hexdigest()
 
 
 def encode(value: Any) -> tuple[str, bytes]:
@@ -207,6 +223,22 @@ class ResultCache:
             self._failed(exc)
             return 0
         return len(rows)
+
+    def get_arrays(self, key: str, names: Sequence[str]) -> dict[str, np.ndarray] | None:
+        """The arrays stored together by :meth:`put_arrays` under ``key``, or ``None`` when
+        any is absent or unreadable (the computation is then redone)."""
+        out = {}
+        for name in names:
+            value = self.get(f"{key}/{name}")
+            if not isinstance(value, np.ndarray):
+                return None
+            out[name] = value
+        return out
+
+    def put_arrays(self, key: str, label: str, arrays: dict[str, np.ndarray]) -> None:
+        """Store a computation's arrays under ``key`` in one transaction (all or none);
+        ``label`` (e.g. ``derived:probe``) fills the fingerprint column, for inspection."""
+        self.put_many((f"{key}/{name}", label, np.asarray(value)) for name, value in arrays.items())
 
     def _write(self, rows: list[tuple[str, str, str, bytes, float]]) -> None:
         db = self._connect()

@@ -25,12 +25,12 @@ from types import TracebackType
 
 from pydantic import ValidationError
 
+from msl.defaults import DEFAULT_CATALOG as DEFAULT_PATH  # defined there for a fast `msl --help`
+from msl.defaults import ENV_VAR
 from msl.errors import UsageError
 from msl.findings import ClaimKind, Finding, FindingsDocument, Verdict, short_id
 from msl.sqlite import retry_locked, use_wal
 
-ENV_VAR = "MSL_CATALOG"
-DEFAULT_PATH = Path(".msl") / "catalog.sqlite"
 #: How long a writer waits for another before giving up (parallel CI jobs finish quickly).
 BUSY_TIMEOUT_S = 60.0
 SCHEMA_VERSION = 1

@@ -10,24 +10,25 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from msl import __version__
-from msl.baseline import DEFAULT_BASELINE, DEFAULT_REASON, apply_baseline, load_baseline, update_baseline, write_baseline
-from msl.catalog import DEFAULT_PATH as DEFAULT_CATALOG
-from msl.catalog import ENV_VAR, Catalog
+from msl.defaults import DEFAULT_BASELINE, DEFAULT_CATALOG, DEFAULT_REASON, ENV_VAR
 from msl.errors import ExitCode, MslError, Severity, SpecErrors, UsageError
-from msl.findings import ClaimKind, Verdict, findings_json_schema, load_findings
-from msl.reporters import formats, write_report
 from msl.source import Span
-from msl.reporters.text import catalog_table, datasets_table, finding_details, finding_table, models_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Everything else (findings and pydantic, the reporters and rich, the catalogue, the engines,
+# torch) is imported by the command that uses it, so that `msl vnnlib` and `msl --help` start
+# without it: tests/test_startup.py holds the line.
 
 EXAMPLES = """
 \b
@@ -41,6 +42,44 @@ Examples:
   msl vnnlib net.onnx prop.vnnlib --timeout 116
   msl schema > findings.schema.json
 """
+
+
+class _LazyChoice(click.Choice):
+    """A :class:`click.Choice` whose choices are loaded when first needed (help, parsing), so
+    that declaring ``--format`` or ``--verdict`` does not import the findings and reporters."""
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+        self._loaded: tuple[str, ...] | None = None
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self._loaded is None:
+            self._loaded = tuple(self._load())
+        return self._loaded
+
+    @choices.setter
+    def choices(self, value: Iterable[str]) -> None:
+        self._loaded = tuple(value) or None  # click.Choice.__init__ sets () here: still to load
+
+
+def _formats() -> list[str]:
+    from msl.reporters import formats
+
+    return formats()
+
+
+def _claim_kinds() -> list[str]:
+    from msl.findings import ClaimKind
+
+    return [k.value for k in ClaimKind]
+
+
+def _verdicts() -> list[str]:
+    from msl.findings import Verdict
+
+    return [v.value for v in Verdict]
 
 
 def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
@@ -228,13 +267,15 @@ def vnnlib(net: Path, prop: Path, timeout: float) -> int:
 @_guarded
 def schema() -> int:
     """Print the JSON Schema of findings files (what `msl check --format json` writes)."""
+    from msl.findings import findings_json_schema
+
     click.echo(json.dumps(findings_json_schema(), indent=2, ensure_ascii=False))
     return ExitCode.OK
 
 
 @cli.command(short_help="Render a findings file as text, JSON, JUnit, SARIF or HTML.")
 @click.argument("findings_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(formats()), default="text", show_default=True, help="Output format.")
+@click.option("--format", "fmt", type=_LazyChoice(_formats), default="text", show_default=True, help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 @click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), help="Mark the findings it lists as accepted.")
 @click.option("--strict", is_flag=True, help="Report inconclusive claims as failures.")
@@ -242,6 +283,10 @@ def schema() -> int:
 def report(findings_file: Path, fmt: str, output: Path | None, baseline: Path | None, strict: bool) -> int:
     """Render a findings file in another format (text, JUnit, SARIF, HTML) without
     running any model. The file is validated first; nothing in it is trusted."""
+    from msl.baseline import apply_baseline, load_baseline
+    from msl.findings import load_findings
+    from msl.reporters import write_report
+
     doc = load_findings(findings_file)
     if baseline is not None:
         doc = apply_baseline(doc, load_baseline(baseline))
@@ -262,6 +307,9 @@ def report(findings_file: Path, fmt: str, output: Path | None, baseline: Path | 
 def baseline_cmd(findings_file: Path, output: Path, reason: str, strict: bool, prune: bool) -> int:
     """Accept the current violations of a findings file into a baseline, so that
     `msl check --baseline FILE` reports them as accepted instead of failing."""
+    from msl.baseline import load_baseline, update_baseline, write_baseline
+    from msl.findings import load_findings
+
     doc = load_findings(findings_file)
     old = load_baseline(output) if output.exists() else None
     new = update_baseline(doc, old, reason=reason, strict=strict, prune=prune)
@@ -299,6 +347,8 @@ def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> da
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 120)
 
 
@@ -313,6 +363,9 @@ def catalog() -> None:
 @_guarded
 def catalog_add(findings_files: tuple[Path, ...], catalog_file: Path | None) -> int:
     """Store findings files (validated first) in the catalogue."""
+    from msl.catalog import Catalog
+    from msl.findings import load_findings
+
     docs = [load_findings(path) for path in findings_files]
     with Catalog(catalog_file) as cat:
         results = [cat.add(doc) for doc in docs]
@@ -329,6 +382,9 @@ def catalog_add(findings_files: tuple[Path, ...], catalog_file: Path | None) -> 
 @_guarded
 def catalog_list(limit: int, catalog_file: Path | None) -> int:
     """The most recent findings."""
+    from msl.catalog import Catalog
+    from msl.reporters.text import catalog_table
+
     with Catalog(catalog_file) as cat:
         _console().print(catalog_table(cat.latest(limit)))
     return ExitCode.OK
@@ -341,6 +397,9 @@ def catalog_list(limit: int, catalog_file: Path | None) -> int:
 @_guarded
 def catalog_show(finding_id: str, as_json: bool, catalog_file: Path | None) -> int:
     """One finding, by its id or a unique prefix of it (at least 6 hex digits)."""
+    from msl.catalog import Catalog
+    from msl.reporters.text import finding_details, finding_table
+
     with Catalog(catalog_file) as cat:
         finding = cat.show(finding_id)
     if as_json:
@@ -354,8 +413,8 @@ def catalog_show(finding_id: str, as_json: bool, catalog_file: Path | None) -> i
 
 @catalog.command("search")
 @click.option("--model", help="A model reference, fingerprint, or fingerprint prefix (sha256:1234abcd…).")
-@click.option("--kind", "kinds", multiple=True, type=click.Choice([k.value for k in ClaimKind]), help="Claim kind (repeatable).")
-@click.option("--verdict", "verdicts", multiple=True, type=click.Choice([v.value for v in Verdict]), help="Verdict (repeatable).")
+@click.option("--kind", "kinds", multiple=True, type=_LazyChoice(_claim_kinds), help="Claim kind (repeatable).")
+@click.option("--verdict", "verdicts", multiple=True, type=_LazyChoice(_verdicts), help="Verdict (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Claim tag (repeatable; any matches).")
 @click.option("--claim", help="Claim name.")
 @click.option("--since", callback=_moment, help="Runs started at or after this ISO date/time.")
@@ -375,6 +434,9 @@ def catalog_search(
     catalog_file: Path | None,
 ) -> int:
     """Findings matching every filter given, most recent first."""
+    from msl.catalog import Catalog
+    from msl.reporters.text import catalog_table
+
     with Catalog(catalog_file) as cat:
         entries = cat.search(
             model=model, kinds=kinds, verdicts=verdicts, tags=tags, claim=claim, since=since, until=until, limit=limit
@@ -388,6 +450,9 @@ def catalog_search(
 @_guarded
 def catalog_models(catalog_file: Path | None) -> int:
     """The models (fingerprints and references) findings were recorded for."""
+    from msl.catalog import Catalog
+    from msl.reporters.text import models_table
+
     with Catalog(catalog_file) as cat:
         records = cat.models()
     _console().print(models_table(records))
@@ -399,6 +464,9 @@ def catalog_models(catalog_file: Path | None) -> int:
 @_guarded
 def catalog_datasets(catalog_file: Path | None) -> int:
     """The datasets (content hashes) findings were recorded for."""
+    from msl.catalog import Catalog
+    from msl.reporters.text import datasets_table
+
     with Catalog(catalog_file) as cat:
         records = cat.datasets()
     _console().print(datasets_table(records))
@@ -417,7 +485,7 @@ def _binding(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 
 @cli.command()
 @_paths_argument
-@click.option("--format", "fmt", type=click.Choice(formats()), default=None,
+@click.option("--format", "fmt", type=_LazyChoice(_formats), default=None,
               help="Also write the findings in this format (to -o, or to stdout).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the --format output (json when no --format is given).")
@@ -464,9 +532,14 @@ def check(
       msl check specs/steer_lm.msl --model lm=./my-finetune --seed 3
       msl check specs/steer_lm.msl --vectors findings.vectors.safetensors
     """
+    from rich.console import Console
+
+    from msl.baseline import apply_baseline, load_baseline
+    from msl.catalog import Catalog
     from msl.check import _unique, any_errors, check_paths
     from msl.findings import exit_code
     from msl.lint import lint_models, lint_spec
+    from msl.reporters import write_report
     from msl.run import Runner, RunOptions
     from msl.vectors import VectorFile, vectors_path
 
@@ -536,6 +609,7 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
       msl replay their-findings.json --model lm=./our-copy-of-the-model
     """
     from msl.agreement import replay_exit_code
+    from msl.findings import load_findings
     from msl.replay import replay as run_replay
     from msl.reporters.text import comparisons_table
     from msl.run import RunOptions

@@ -125,6 +125,16 @@ class RunContext:
         """The pinned vector for ``label``, if the run was given one."""
         return self.pins.get(label)
 
+    def memo(self, key: str, names: tuple[str, ...], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        cache = self.planner.cache
+        stored = cache.get_arrays(key, names) if cache is not None else None
+        if stored is not None:
+            return stored
+        arrays = compute()
+        if cache is not None:
+            cache.put_arrays(key, "derived", arrays)
+        return arrays
+
     def for_spec(self, spec_dir: Path) -> RunContext:
         """The same run, reading data next to another spec."""
         return RunContext(self.planner, self.seed, spec_dir, self.data_hashes, self.vectors, self.pins)

@@ -22,6 +22,8 @@ from msl.values import Context, DataSet, EvalError, Record, Series, SiteFamily, 
 #: Probe training: full-batch optimisation, fixed budget, L2 penalty — deterministic.
 _EPOCHS = 300
 _L2 = 1e-3
+#: Changed whenever :func:`fit_probes` computes something else: older cached fits are not used.
+_FIT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,41 @@ def fit_probes(features: np.ndarray, labels: list[Any], train: np.ndarray, test:
     ]
 
 
+def cached_fits(
+    ctx: Context, features: np.ndarray, labels: list[Any], train: np.ndarray, test: np.ndarray, seed: int
+) -> list[ProbeFit]:
+    """:func:`fit_probes`, answered from the result cache when the same fit was made before.
+
+    A fit is a pure function of its inputs, so it is keyed by all of them: the activations
+    themselves (their digest: this covers the model, its weights, the sites, the layers, the
+    data and the tokens they were read at), the labels, the split, the seed, the training's
+    hyperparameters and the torch version that trained it. On a hit torch is not even imported.
+    """
+    from importlib import metadata
+
+    from msl.cache import array_digest, derived_key
+
+    key = derived_key("probe", {
+        "version": _FIT_VERSION,
+        "torch": metadata.version("torch"),
+        "epochs": _EPOCHS,
+        "l2": _L2,
+        "features": array_digest(np.asarray(features, dtype=np.float64)),
+        "labels": [repr(v) for v in labels],
+        "train": np.asarray(train).tolist(),
+        "test": np.asarray(test).tolist(),
+        "seed": seed,
+    })
+
+    def fit() -> dict[str, np.ndarray]:
+        fits = fit_probes(features, labels, train, test, seed)
+        return {"accuracy": np.array([f.accuracy for f in fits]), "weights": np.stack([f.weights for f in fits])}
+
+    arrays = ctx.memo(key, ("accuracy", "weights"), fit)
+    classes = tuple(sorted(set(labels), key=str))
+    return [ProbeFit(float(a), w, classes) for a, w in zip(arrays["accuracy"], arrays["weights"], strict=True)]
+
+
 def _captures(ctx: Context, family: SiteFamily, layers: list[int], texts: list[str], tokens: Any, then: Any) -> Any:
     """The activations of every text at every layer, ``[layers, n, d]`` (a selector that
     picks several tokens is averaged over them), handed to ``then``."""
@@ -130,7 +167,7 @@ def probe(
     train, test = _split(len(texts), split, key)
 
     def accuracies(features: np.ndarray) -> Series:
-        fits = fit_probes(features, labels, train, test, key)
+        fits = cached_fits(ctx, features, labels, train, test, key)
         return Series(tuple(chosen), tuple(f.accuracy for f in fits), f"probe accuracy ({label})")
 
     return _captures(ctx, at, chosen, texts, tokens, accuracies)
@@ -165,7 +202,7 @@ def probe_direction(
 
     def compute(keep: Callable[[np.ndarray], np.ndarray]) -> Any:
         def direction(features: np.ndarray) -> np.ndarray:
-            (fit,) = fit_probes(features, labels, everything, everything, key)
+            (fit,) = cached_fits(ctx, features, labels, everything, everything, key)
             w = fit.weights[fit.classes.index(target)] - fit.weights[1 - fit.classes.index(target)]
             return keep(w / np.linalg.norm(w))
 
