@@ -33,10 +33,15 @@ class RunProgress:
     runner and the planner report to."""
 
     def start(self, claims: int) -> None:
-        """A run of ``claims`` claims begins."""
+        """A run of ``claims`` claims begins (said again, it starts the count anew)."""
 
-    def working_on(self, claim: str | None) -> None:
-        """The claim whose own computation runs now (None between claims)."""
+    def working_on(self, what: str | None) -> None:
+        """What runs now outside model batches (``checking NAME``: a claim's own
+        computation), or None when that ended."""
+
+    def loading(self, ref: str | None) -> None:
+        """The model ``ref`` is being loaded (prepared on first use: minutes), or None
+        when that ended."""
 
     def claim_done(self, run: ClaimRun) -> None:
         """``run`` has its outcome; ``run.seconds`` is its own time."""
@@ -51,7 +56,7 @@ class RunProgress:
         """The model work begun by :meth:`work_started` ended."""
 
     def close(self) -> None:
-        """The run ended (or failed): stop any display or thread."""
+        """The run ended (or failed): stop any display or thread (twice is harmless)."""
 
 
 def for_stream(*, quiet: bool, verbose: bool, stream: IO[str] | None = None) -> RunProgress:
@@ -113,7 +118,7 @@ class LogProgress(RunProgress):
         self.finished = 0
         self._lock = threading.Lock()
         self._last_line = clock()
-        self._claim: tuple[str, float] | None = None  # (name, since)
+        self._doing: tuple[str, float] | None = None  # (what, since)
         self._work: list[Any] | None = None  # [model label, queries, answered, started]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -132,8 +137,11 @@ class LogProgress(RunProgress):
             self._thread = threading.Thread(target=self._beat_loop, name="msl-heartbeat", daemon=True)
             self._thread.start()
 
-    def working_on(self, claim: str | None) -> None:
-        self._claim = (claim, self.clock()) if claim is not None else None
+    def working_on(self, what: str | None) -> None:
+        self._doing = (what, self.clock()) if what is not None else None
+
+    def loading(self, ref: str | None) -> None:
+        self.working_on(f"loading model {ref}" if ref is not None else None)
 
     def claim_done(self, run: ClaimRun) -> None:
         self.finished += 1
@@ -159,13 +167,13 @@ class LogProgress(RunProgress):
         now = self.clock()
         if now - self._last_line < self.interval:
             return
-        work, claim = self._work, self._claim
+        work, doing = self._work, self._doing
         if work is not None:
             label, queries, answered, started = work
             what = f"{label}, {max(queries - answered, 0)} of {queries} queries left"
             elapsed = now - started
-        elif claim is not None:
-            what, elapsed = f"checking {claim[0]}", now - claim[1]
+        elif doing is not None:
+            what, elapsed = doing[0], now - doing[1]
         else:
             return
         self._write(f"  … {_duration(elapsed)}: {what} ({self.finished}/{self.total} claims done)")
@@ -209,6 +217,13 @@ class BarProgress(RunProgress):
         if self._claims is not None:
             self._bar.remove_task(self._claims)
         self._claims = self._bar.add_task("claims", total=claims)
+
+    def loading(self, ref: str | None) -> None:
+        """Hide the bars while a model loads: preparing a model draws its own."""
+        if ref is not None and self._started:
+            self._bar.stop()
+        elif ref is None and self._started:
+            self._bar.start()
 
     def claim_done(self, run: ClaimRun) -> None:
         self.finished += 1

@@ -114,6 +114,7 @@ class Runner:
         if key not in self._models:
             from msl.models import load_model
 
+            self.progress.loading(ref)
             try:
                 model = load_model(
                     ref, kind, dtype=self.options.dtype, device=self.options.device, progress=self.options.progress
@@ -122,6 +123,8 @@ class Runner:
                 self._models[key] = model
             except MslError as exc:
                 self._models[key] = _Failed(exc)
+            finally:
+                self.progress.loading(None)
         return self._models[key]
 
     def handles(self, spec: CheckedSpec, roles: Iterable[str], rebind: dict[str, ModelHandle] | None = None) -> dict[str, Any]:
@@ -223,7 +226,7 @@ class Runner:
         self.planner.take_shares()  # model work done before this run is no claim's
         while True:
             for run in [r for r in runs if not r.done]:
-                self.progress.working_on(run.claim.name)
+                self.progress.working_on(f"checking {run.claim.name}")
                 flushed, start = self.planner.stats.seconds, time.perf_counter()
                 with self.planner.serving(run):
                     _step(run)
@@ -266,13 +269,14 @@ class Runner:
 
     def check(self, specs: list[CheckedSpec]) -> FindingsDocument:
         started = _now()
-        plans = []
-        for spec in specs:
-            claims = [c for c in spec.claims if selected(c, self.options.select)]
-            if claims:
-                plans.append((spec, self.runs_for(spec, claims)))
-        all_runs = [r for _, runs in plans for r in runs]
-        self.drive(all_runs)
+        chosen = [(spec, [c for c in spec.claims if selected(c, self.options.select)]) for spec in specs]
+        self.progress.start(sum(len(claims) for _, claims in chosen))  # loading models can take minutes
+        try:
+            plans = [(spec, self.runs_for(spec, claims)) for spec, claims in chosen if claims]
+            all_runs = [r for _, runs in plans for r in runs]
+            self.drive(all_runs)
+        finally:
+            self.progress.close()
         findings = []
         for spec, runs in plans:
             for run in runs:

@@ -153,7 +153,7 @@ def test_heartbeat_every_30_s_of_model_work_says_what_runs() -> None:
         now[0] += 60
         log.beat()  # nothing runs: no heartbeat
         assert len(stream.getvalue().splitlines()) == 2
-        log.working_on("sentiment_by_layer")
+        log.working_on("checking sentiment_by_layer")
         now[0] += 45
         log.beat()
         assert stream.getvalue().splitlines()[2] == "  … 45 s: checking sentiment_by_layer (0/5 claims done)"
@@ -170,6 +170,21 @@ def test_heartbeat_comes_during_one_long_batch(tmp_path: Path) -> None:
     assert beats and all("stub, 4 of 4 queries left" in line for line in beats), stream.getvalue()
 
 
+def test_heartbeat_comes_while_a_model_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preparing a model on first use takes minutes: the log says so instead of going quiet."""
+    import msl.models
+
+    def slow_load(ref: str, kind: str, **options: object) -> SlowLM:
+        time.sleep(0.6)
+        return SlowLM()
+
+    monkeypatch.setattr(msl.models, "load_model", slow_load)
+    (tmp_path / "s.msl").write_text(SPEC, encoding="utf-8")
+    stream = io.StringIO()
+    Runner(RunOptions(cache=False), LogProgress(stream, interval=0.2)).check([check_file(tmp_path / "s.msl")])
+    assert re.search(r"^  … \d+ s: loading model stub \(0/3 claims done\)$", stream.getvalue(), re.M), stream.getvalue()
+
+
 def test_verbose_adds_a_line_per_model_group(tmp_path: Path) -> None:
     stream = io.StringIO()
     runner, _, spec = _runner(tmp_path, LogProgress(stream, verbose=True))
@@ -177,10 +192,15 @@ def test_verbose_adds_a_line_per_model_group(tmp_path: Path) -> None:
     assert re.search(r"^  model stub: 4 queries in 1 batch, \d+\.\d s$", stream.getvalue(), re.M), stream.getvalue()
 
 
-def test_terminal_shows_a_bar_and_claim_lines(tmp_path: Path) -> None:
+def test_terminal_shows_a_bar_and_claim_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bars, hidden while the model loads (preparing one draws its own) and back after."""
+    import msl.models
+
+    monkeypatch.setattr(msl.models, "load_model", lambda ref, kind, **options: SlowLM())
+    (tmp_path / "s.msl").write_text(SPEC, encoding="utf-8")
     out = io.StringIO()
-    runner, _, spec = _runner(tmp_path, BarProgress(Console(file=out, force_terminal=True, width=100)))
-    runner.check([spec])  # type: ignore[list-item]
+    runner = Runner(RunOptions(cache=False), BarProgress(Console(file=out, force_terminal=True, width=100)))
+    runner.check([check_file(tmp_path / "s.msl")])
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.getvalue())
     assert "[3/3] subset holds" in text
     assert "claims" in text and "stub" in text  # the claims bar and the model's bar were drawn
