@@ -125,9 +125,13 @@ class LogProgress(RunProgress):
 
     def _write(self, line: str) -> None:
         with self._lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-            self._last_line = self.clock()
+            self._emit(line)
+
+    def _emit(self, line: str) -> None:
+        """Write a line (the caller holds the lock)."""
+        self.stream.write(line + "\n")
+        self.stream.flush()
+        self._last_line = self.clock()
 
     def start(self, claims: int) -> None:
         self.total, self.finished = claims, 0
@@ -164,19 +168,20 @@ class LogProgress(RunProgress):
     def beat(self) -> None:
         """Write a heartbeat if nothing was written for :attr:`interval` seconds and
         something is running."""
-        now = self.clock()
-        if now - self._last_line < self.interval:
-            return
-        work, doing = self._work, self._doing
-        if work is not None:
-            label, queries, answered, started = work
-            what = f"{label}, {max(queries - answered, 0)} of {queries} queries left"
-            elapsed = now - started
-        elif doing is not None:
-            what, elapsed = doing[0], now - doing[1]
-        else:
-            return
-        self._write(f"  … {_duration(elapsed)}: {what} ({self.finished}/{self.total} claims done)")
+        with self._lock:  # the thread and the model's progress both beat: one line, not two
+            now = self.clock()
+            if now - self._last_line < self.interval:
+                return
+            work, doing = self._work, self._doing
+            if work is not None:
+                label, queries, answered, started = work
+                what = f"{label}, {max(queries - answered, 0)} of {queries} queries left"
+                elapsed = now - started
+            elif doing is not None:
+                what, elapsed = doing[0], now - doing[1]
+            else:
+                return
+            self._emit(f"  … {_duration(elapsed)}: {what} ({self.finished}/{self.total} claims done)")
 
     def _beat_loop(self) -> None:
         while not self._stop.wait(min(self.interval, 1.0)):
