@@ -10,17 +10,27 @@ once, and a round's prompts fill batches that a per-claim loop would leave nearl
 Queries are grouped by (model, intervention), since one forward pass carries one
 intervention; each group goes to :meth:`msl.models.Model.run` whole, and the adapter
 buckets it by length into batches sized for its kind.
+
+The time a group takes belongs to the claims whose queries it served: while a claim is
+evaluated (:meth:`Planner.serving`), every query it records — or finds already recorded by
+another claim — names it as a requester, and a flush splits each group's time evenly over
+its queries and each query's share evenly over its requesters (:meth:`Planner.take_shares`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from msl.cache import ResultCache, result_key
 from msl.models.base import Model, ModelLoadError, describe
 from msl.queries import Intervention, Query, QueryFailed
+
+if TYPE_CHECKING:
+    from msl.progress import RunProgress
 
 
 class _Pending:
@@ -72,12 +82,16 @@ GroupKey = tuple[int, Intervention | None]
 class Planner:
     """Collects model queries across claims, runs them batched, and remembers the results."""
 
-    def __init__(self, cache: ResultCache | None = None, *, progress: bool = False) -> None:
+    def __init__(self, cache: ResultCache | None = None, *, progress: RunProgress | None = None) -> None:
         self.cache = cache
+        #: Told when model work starts, advances and ends (a progress bar, a CI log line).
         self.progress = progress
         self.stats = PlanStats()
         self._memory: dict[tuple[int, Query, Intervention | None], Any] = {}
-        self._pending: dict[GroupKey, dict[Query, None]] = {}
+        #: The queries the next flush runs, by group, each with the requesters that wait on it.
+        self._pending: dict[GroupKey, dict[Query, set[object]]] = {}
+        self._owner: object | None = None
+        self._shares: dict[object, float] = {}
         self._models: dict[int, Model] = {}  # keeps every model alive, so its id stays unique
         self._fingerprints: dict[int, str] = {}
         self._broken: dict[int, ModelLoadError] = {}  # models whose load failed, by id
@@ -96,6 +110,7 @@ class Planner:
             return known
         group = self._pending.get((mid, intervention))
         if group is not None and query in group:
+            self._request(group[query])
             return PENDING
         self.stats.unique += 1
         self._models.setdefault(mid, model)
@@ -105,8 +120,29 @@ class Planner:
                 self.stats.disk_hits += 1
                 self._memory[key] = cached
                 return cached
-        self._pending.setdefault((mid, intervention), {})[query] = None
+        self._request(self._pending.setdefault((mid, intervention), {}).setdefault(query, set()))
         return PENDING
+
+    def _request(self, requesters: set[object]) -> None:
+        if self._owner is not None:
+            requesters.add(self._owner)
+
+    @contextmanager
+    def serving(self, owner: object) -> Iterator[None]:
+        """Name ``owner`` (a claim's run) as the requester of every query asked meanwhile,
+        so that the model time spent on those queries is counted as its own."""
+        outer, self._owner = self._owner, owner
+        try:
+            yield
+        finally:
+            self._owner = outer
+
+    def take_shares(self) -> dict[object, float]:
+        """Model seconds per requester since the last call: each flushed group's time split
+        evenly over its queries, each query's part split evenly over the requesters waiting
+        on it. Time of queries asked outside :meth:`serving` is in no share."""
+        shares, self._shares = self._shares, {}
+        return shares
 
     @property
     def pending(self) -> int:
@@ -126,35 +162,47 @@ class Planner:
             return 0
         start = time.perf_counter()
         groups, self._pending = self._pending, {}
-        total = sum(len(g) for g in groups.values())
         ran = 0
-        with _progress_bar(total, self.progress) as advance:
-            for (mid, intervention), queries in groups.items():
-                model = self._models[mid]
-                batch = list(queries)
-                rows, batches = model.stats.rows, model.stats.batches
-                try:
-                    if mid in self._broken:
-                        raise self._broken[mid]
-                    results = model.run(batch, intervention, progress=advance)
-                except ModelLoadError as exc:
-                    self._broken[mid] = exc
-                    results = [QueryFailed(exc.message)] * len(batch)
-                except Exception as exc:  # any failure of a group is reported per query, as an error verdict
-                    results = [QueryFailed(f"{model.ref}: {describe(exc)}")] * len(batch)
-                self.stats.forward_passes += model.stats.rows - rows
-                self.stats.batches += model.stats.batches - batches
-                for query, value in zip(batch, results, strict=True):
-                    self._memory[(mid, query, intervention)] = value
-                if self.cache is not None:
-                    self.cache.put_many(
-                        (self._disk_key(model, q, intervention), self._fingerprint(model), v)
-                        for q, v in zip(batch, results, strict=True)
-                    )
-                ran += len(batch)
+        for (mid, intervention), queries in groups.items():
+            model = self._models[mid]
+            batch = list(queries)
+            group_start = time.perf_counter()
+            rows, batches = model.stats.rows, model.stats.batches
+            if self.progress is not None:
+                self.progress.work_started(model.ref, len(batch), intervention is not None)
+            try:
+                if mid in self._broken:
+                    raise self._broken[mid]
+                results = model.run(batch, intervention, progress=self.progress.advance if self.progress else None)
+            except ModelLoadError as exc:
+                self._broken[mid] = exc
+                results = [QueryFailed(exc.message)] * len(batch)
+            except Exception as exc:  # any failure of a group is reported per query, as an error verdict
+                results = [QueryFailed(f"{model.ref}: {describe(exc)}")] * len(batch)
+            self.stats.forward_passes += model.stats.rows - rows
+            self.stats.batches += model.stats.batches - batches
+            for query, value in zip(batch, results, strict=True):
+                self._memory[(mid, query, intervention)] = value
+            if self.cache is not None:
+                self.cache.put_many(
+                    (self._disk_key(model, q, intervention), self._fingerprint(model), v)
+                    for q, v in zip(batch, results, strict=True)
+                )
+            ran += len(batch)
+            seconds = time.perf_counter() - group_start
+            self._share(queries, seconds)
+            if self.progress is not None:
+                self.progress.work_done(model.ref, len(batch), model.stats.batches - batches, seconds)
         self.stats.executed += ran
         self.stats.seconds += time.perf_counter() - start
         return ran
+
+    def _share(self, queries: dict[Query, set[object]], seconds: float) -> None:
+        """Split a group's ``seconds`` over its queries, and each query's over its requesters."""
+        per_query = seconds / len(queries)
+        for requesters in queries.values():
+            for owner in requesters:
+                self._shares[owner] = self._shares.get(owner, 0.0) + per_query / len(requesters)
 
     def _fingerprint(self, model: Model) -> str:
         mid = id(model)
@@ -164,32 +212,3 @@ class Planner:
 
     def _disk_key(self, model: Model, query: Query, intervention: Intervention | None) -> str:
         return result_key(self._fingerprint(model), model.dtype, query, intervention)
-
-
-class _progress_bar:
-    """A rich progress bar over the queries of a flush (or nothing)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total = total
-        self.enabled = enabled
-        self._bar: Any = None
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return None
-        import sys
-
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(
-            TextColumn("running model queries"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(file=sys.stderr), transient=True,
-        )
-        self._bar.__enter__()
-        task = self._bar.add_task("queries", total=self.total)
-        return lambda n: self._bar.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)

@@ -170,6 +170,6 @@ def _session_findings(session: pytest.Session) -> dict[tuple[str, str], Any]:
     now = datetime.now(UTC)
     for key, spec, rs in runs:
         for run in rs:
-            findings[(key, run.claim.name)] = runner.finding(spec, run, 0.0, now)
+            findings[(key, run.claim.name)] = runner.finding(spec, run, run.seconds, now)
     session.stash[_FINDINGS] = findings
     return findings

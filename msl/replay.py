@@ -77,7 +77,7 @@ def replay(doc: FindingsDocument, options: RunOptions, root: Path | None = None)
                     counterexamples[finding.id] = replay_counterexamples(run, finding)
             runner.drive(runs)
             started = _now()
-            local.extend(runner.finding(spec, run, 0.0, started) for run in runs)
+            local.extend(runner.finding(spec, run, run.seconds, started) for run in runs)
     return Replayed(compare_all(doc.findings, local), counterexamples, problems)
 
 

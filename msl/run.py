@@ -2,8 +2,11 @@
 
 All claims of a check are stepped together: each step evaluates what known results
 allow and records the queries it still needs; the planner then runs every pending
-query of every claim in one go. A claim's own time is what its steps took plus its share
-of the model time of the flushes it waited on.
+query of every claim in one go. A claim's own time is what its steps took, plus its share
+of binding its models (split among the claims using each), plus its share of the model
+work that served its queries (split among the claims that asked for each query); flush
+time served to no claim still waiting is split evenly among those waiting. So the claims'
+times add up to the run's.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import hashlib
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ from msl.findings import (
     make_finding,
 )
 from msl.plan import Planner
+from msl.progress import RunProgress, for_stream
 from msl.values import ModelHandle
 from msl.vectors import VectorFile, claim_vectors
 
@@ -58,6 +62,8 @@ class RunOptions:
     device: str = "cpu"
     cache: bool = True
     progress: bool = True
+    #: With progress: a line per model batch group too (``msl check -v``).
+    verbose: bool = False
     search_examples: int = MAX_EXAMPLES
     #: Saved vectors to use instead of computing them (``--vectors``; :mod:`msl.vectors`).
     vectors: VectorFile | None = None
@@ -88,11 +94,15 @@ class _Failed:
 
 
 class Runner:
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, progress: RunProgress | None = None) -> None:
+        """``progress`` defaults to what ``options`` ask for, on stderr (see :mod:`msl.progress`)."""
         from msl.cache import ResultCache
 
         self.options = options
-        self.planner = Planner(ResultCache.default() if options.cache else None, progress=options.progress)
+        self.progress = progress if progress is not None else for_stream(
+            quiet=not options.progress, verbose=options.verbose
+        )
+        self.planner = Planner(ResultCache.default() if options.cache else None, progress=self.progress)
         self._models: dict[tuple[str, str], Any] = {}
         #: (spec file, label, vector) of every vector the checked claims made or read.
         self.vectors: list[tuple[str, str, Any]] = []
@@ -104,6 +114,7 @@ class Runner:
         if key not in self._models:
             from msl.models import load_model
 
+            self.progress.loading(ref)
             try:
                 model = load_model(
                     ref, kind, dtype=self.options.dtype, device=self.options.device, progress=self.options.progress
@@ -112,6 +123,8 @@ class Runner:
                 self._models[key] = model
             except MslError as exc:
                 self._models[key] = _Failed(exc)
+            finally:
+                self.progress.loading(None)
         return self._models[key]
 
     def handles(self, spec: CheckedSpec, roles: Iterable[str], rebind: dict[str, ModelHandle] | None = None) -> dict[str, Any]:
@@ -171,9 +184,17 @@ class Runner:
     def runs_for(
         self, spec: CheckedSpec, claims: list[CheckedClaim], rebind: dict[str, ModelHandle] | None = None
     ) -> list[ClaimRun]:
-        """One run per claim, with its models bound (a claim whose model failed is an error)."""
+        """One run per claim, with its models bound (a claim whose model failed is an error).
+        Binding a role takes time (loading, fingerprinting): each claim using it is given
+        an even share of it."""
         roles = sorted({r for c in claims for r in c.roles})
-        handles = self.handles(spec, roles, rebind)
+        handles: dict[str, Any] = {}
+        binding: dict[str, float] = {}
+        for role in roles:
+            start = time.perf_counter()
+            handles.update(self.handles(spec, [role], rebind))
+            binding[role] = time.perf_counter() - start
+        users = {role: sum(role in c.roles for c in claims) for role in roles}
         bound = {r: h for r, h in handles.items() if isinstance(h, ModelHandle)}
         spec_file = Path(display_path(spec.path)).as_posix()
         pins = self.options.vectors.pins(spec_file) if self.options.vectors is not None else {}
@@ -182,36 +203,47 @@ class Runner:
         runs: list[ClaimRun] = []
         for claim in claims:
             run = self.engine(claim, evaluator)
+            run.seconds += sum(binding[role] / users[role] for role in claim.roles)
             failed = [h for r, h in handles.items() if r in claim.roles and isinstance(h, _Failed)]
             if failed:
                 run.fail(failed[0].error.message, failed[0].error.span)
             runs.append(run)
         return runs
 
-    def drive(self, runs: list[ClaimRun], on_done: Callable[[ClaimRun], None] | None = None) -> dict[int, float]:
-        """Step every run until all are done, flushing the planner between rounds."""
-        seconds = {id(r): 0.0 for r in runs}
+    def drive(self, runs: list[ClaimRun]) -> None:
+        """Step every run until all are done, flushing the planner between rounds, and
+        count each run's own time into ``run.seconds`` (see the module's docstring)."""
+        self.progress.start(len(runs))
+        try:
+            self._drive(runs)
+        finally:
+            self.progress.close()
+
+    def _drive(self, runs: list[ClaimRun]) -> None:
+        by_id = {id(r): r for r in runs}
         reported: set[int] = set()
         stalled, waiting_before = 0, len(runs)
+        self.planner.take_shares()  # model work done before this run is no claim's
         while True:
-            active = [r for r in runs if not r.done]
-            for run in active:
-                start = time.perf_counter()
-                _step(run)
-                seconds[id(run)] += time.perf_counter() - start
+            for run in [r for r in runs if not r.done]:
+                self.progress.working_on(f"checking {run.claim.name}")
+                flushed, start = self.planner.stats.seconds, time.perf_counter()
+                with self.planner.serving(run):
+                    _step(run)
+                inner = self.planner.stats.seconds - flushed  # a search flushes within its step
+                run.seconds += time.perf_counter() - start - inner
+                self._attribute(inner, [run], by_id, reported)
+            self.progress.working_on(None)
             for run in runs:
                 if run.done and id(run) not in reported:
                     reported.add(id(run))
-                    if on_done is not None:
-                        on_done(run)
+                    self.progress.claim_done(run)
             waiting = [r for r in runs if not r.done]
             if not waiting:
-                return seconds
+                return
             start = time.perf_counter()
             executed = self.planner.flush()
-            share = (time.perf_counter() - start) / len(waiting)
-            for run in waiting:
-                seconds[id(run)] += share
+            self._attribute(time.perf_counter() - start, waiting, by_id, reported)
             # A round that ran no query and finished no claim cannot be followed by one that does.
             stalled = stalled + 1 if executed == 0 and len(waiting) == waiting_before else 0
             waiting_before = len(waiting)
@@ -219,21 +251,36 @@ class Runner:
                 for run in waiting:
                     run.fail("the claim's measurements never became available", run.claim.claim.span)
 
+    def _attribute(
+        self, seconds: float, fallback: list[ClaimRun], by_id: dict[int, ClaimRun], reported: set[int]
+    ) -> None:
+        """Count ``seconds`` of flushing: each run not yet reported gets the share of the
+        model work that served its queries; the rest (overhead, work for claims already
+        reported or asked outside any claim) is split evenly among ``fallback``."""
+        for owner, share in self.planner.take_shares().items():
+            run = by_id.get(id(owner))
+            if run is not None and id(run) not in reported:
+                run.seconds += share
+                seconds -= share
+        for run in fallback:
+            run.seconds += max(seconds, 0.0) / len(fallback)
+
     # findings
 
-    def check(self, specs: list[CheckedSpec], on_done: Callable[[ClaimRun], None] | None = None) -> FindingsDocument:
+    def check(self, specs: list[CheckedSpec]) -> FindingsDocument:
         started = _now()
-        plans = []
-        for spec in specs:
-            claims = [c for c in spec.claims if selected(c, self.options.select)]
-            if claims:
-                plans.append((spec, self.runs_for(spec, claims)))
-        all_runs = [r for _, runs in plans for r in runs]
-        seconds = self.drive(all_runs, on_done)
+        chosen = [(spec, [c for c in spec.claims if selected(c, self.options.select)]) for spec in specs]
+        self.progress.start(sum(len(claims) for _, claims in chosen))  # loading models can take minutes
+        try:
+            plans = [(spec, self.runs_for(spec, claims)) for spec, claims in chosen if claims]
+            all_runs = [r for _, runs in plans for r in runs]
+            self.drive(all_runs)
+        finally:
+            self.progress.close()
         findings = []
         for spec, runs in plans:
             for run in runs:
-                findings.append(self.finding(spec, run, seconds[id(run)], started))
+                findings.append(self.finding(spec, run, run.seconds, started))
         return FindingsDocument.of(findings)
 
     def finding(self, spec: CheckedSpec, run: ClaimRun, seconds: float, started: Any) -> Finding:

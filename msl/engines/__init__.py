@@ -48,6 +48,9 @@ class ClaimRun(ABC):
     def __init__(self, claim: CheckedClaim) -> None:
         self.claim = claim
         self.outcome: Outcome | None = None
+        #: The claim's own time so far (its steps, its share of model loading and model
+        #: work); the runner counts it (:meth:`msl.run.Runner.drive`).
+        self.seconds = 0.0
 
     @property
     def done(self) -> bool:

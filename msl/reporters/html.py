@@ -73,7 +73,7 @@ def render_html(doc: FindingsDocument, options: ReportOptions) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>MSL findings ({_claims(s.total)})</title><style>{STYLE}</style></head><body>",
+        f"<title>MSL findings ({_claims(s.total)})</title><style>{STYLE}{_spec_style()}</style></head><body>",
         f"<h1>MSL findings</h1><p>{_claims(s.total)} {badges}</p>",
         f"<p class=\"where\">msl {_e(doc.msl_version)}</p>",
         _overview(doc),
@@ -81,6 +81,24 @@ def render_html(doc: FindingsDocument, options: ReportOptions) -> str:
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _spec_style() -> str:
+    """CSS for the highlighted spec text (Pygments' default colours, scoped to it)."""
+    from pygments.formatters import HtmlFormatter
+
+    return "\n".join(HtmlFormatter().get_token_style_defs("pre.msl"))
+
+
+def _spec_html(text: str) -> str:
+    """A claim's spec text, highlighted by MSL's Pygments lexer. The text is untrusted:
+    made printable first (as every string of the report), then escaped by Pygments."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+
+    from msl.highlight import MslLexer
+
+    return highlight(clean(text), MslLexer(), HtmlFormatter(nowrap=True)).rstrip("\n")
 
 
 def _claims(n: int) -> str:
@@ -126,7 +144,7 @@ def _finding(i: int, f: Finding, *, strict: bool) -> str:
         out.append(f"<p>{_e(verdict_line(f))}</p>")
     elif f.message and f.message != f.error.message:  # the error has its own section below: said once
         out.append(f"<p>{_e(f.message)}</p>")
-    out.append(f"<pre>{_e(claim.text)}</pre>")
+    out.append(f'<pre class="msl">{_spec_html(claim.text)}</pre>')
     if f.error is not None:
         where = f" (at {f.error.location})" if f.error.location else ""
         out.append(f"<h3>Error</h3><pre>{_e(f.error.message + where)}</pre>")
