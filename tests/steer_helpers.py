@@ -19,7 +19,7 @@ def runner(model: Any, *, cache: Path | None = None, **options: Any) -> Runner:
     cache unless ``cache`` names one."""
     run = Runner(RunOptions(cache=False, progress=False, **options))
     if cache is not None:
-        run.planner = Planner(ResultCache(cache), progress=False)
+        run.planner = Planner(ResultCache(cache))
     run._models[("smollm2-135m", "causal_lm")] = model
     return run
 
