@@ -89,7 +89,7 @@ Moment = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
 #: A measured value at a counterexample: a number, a flag, a token or text, a vector.
 MeasureValue = bool | float | str | list[float]
 #: A claim's input: a text, a numeric vector (network inputs), or a record of fields.
-InputValue = str | list[float] | dict[Name, str | float]
+InputValue = str | float | list[float] | dict[Name, str | float]
 #: A cell of an explore table.
 Cell = bool | float | str | None
 

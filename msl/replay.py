@@ -101,8 +101,8 @@ def replay_counterexamples(run: FiniteRun, finding: Finding) -> tuple[int, int]:
 
 
 def _item(value: Any) -> Any:
-    """A counterexample's input as the evaluator reads it (only data: text, record, vector)."""
-    if isinstance(value, str):
+    """A counterexample's input as the evaluator reads it (only data: text, number, record, vector)."""
+    if isinstance(value, (str, float)):
         return value
     if isinstance(value, dict) and "text" in value:
         return Record(tuple((str(k), v) for k, v in value.items()))

@@ -113,3 +113,19 @@ def test_a_select_that_matches_nothing_is_a_usage_error(tmp_path: Path) -> None:
 def test_a_counterexample_lists_measured_values_not_the_constants(findings: dict[str, Finding]) -> None:
     (example,) = findings["a_negative_threshold"].counterexamples
     assert list(example.values) == ["net(x)[0]"] and example.values["net(x)[0]"] == pytest.approx(-0.9409, abs=1e-4)
+
+
+def test_a_number_as_the_failing_input_is_reported_and_replayed(tmp_path: Path) -> None:
+    """`for i in [1, 2] expect i > 1` fails at 1: every report shows it (it was an internal error),
+    and replay reads the input back."""
+    from msl.replay import _item
+    from msl.reporters import render_report
+
+    spec = tmp_path / "n.msl"
+    spec.write_text("msl 1.0\nverify v {\n  for i in [1, 2]\n  expect i > 1\n}\n", encoding="utf-8")
+    doc = Runner(RunOptions(cache=False, progress=False)).check([check_file(spec)])
+    (finding,) = doc.findings
+    assert finding.verdict.value == "violated" and [cx.input for cx in finding.counterexamples] == [1.0]
+    for fmt in ("text", "json", "junit", "sarif", "html"):
+        assert render_report(doc, fmt)
+    assert _item(finding.counterexamples[0].input) == 1.0  # replay reads it back as the number

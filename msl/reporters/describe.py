@@ -46,6 +46,8 @@ def describe_input(value: InputValue, limit: int = 80) -> str:
     """A counterexample input on one line: a quoted text, a vector, or ``field=value`` pairs."""
     if isinstance(value, str):
         return repr(shorten(value, limit))
+    if isinstance(value, float):
+        return num(value)
     if isinstance(value, list):
         shown = ", ".join(num(v) for v in value[:8])
         return f"[{shown}{', …' if len(value) > 8 else ''}]"
