@@ -33,7 +33,7 @@ from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.pieces import PieceSolver
 from msl.engines.formal.property import InputRegion
-from msl.engines.formal.rounding import execution_error
+from msl.engines.formal.rounding import layer_errors
 from msl.engines.formal.smt import LeafSolver
 from msl.engines.formal.witness import Witness
 
@@ -173,10 +173,12 @@ class InputSplitSearch:
         st.max_depth = max(st.max_depth, int(depth.max()))
         t0 = time.monotonic()
         bb = self.bounder.bound(lo, hi)
-        # Proofs are for the network as it runs: each row must hold with the float32 margin.
-        shift = execution_error(self.net, lo, hi, bb.pre_lower, bb.pre_upper) @ np.abs(self.rows.matrix).T
-        bb.row_const = bb.row_const - shift
-        bb.row_lower = bb.row_lower - shift
+        # Proofs are for the network as it runs in float32. The bounds carry it (or say in
+        # row_error what they do not); the exact leaves prove each row with a margin instead.
+        bb.row_const = bb.row_const - bb.row_error
+        bb.row_lower = bb.row_lower - bb.row_error
+        local, total = layer_errors(self.net.layers, lo, hi, bb.pre_lower, bb.pre_upper)
+        shift = total[-1] @ np.abs(self.rows.matrix).T
         st.bound_seconds += time.monotonic() - t0
         st.float32_margin_max = max(st.float32_margin_max, float(shift.max(initial=0.0)))
         db = disjunct_bounds(bb, self.rows.member, lo, hi)
@@ -188,6 +190,7 @@ class InputSplitSearch:
         lo, hi, rid, open_, depth = lo[idx], hi[idx], rid[idx], open_[idx], depth[idx]
         coef = db.coef[idx]
         shift = shift[idx]
+        local = [e[idx] for e in local]
         split_score = bb.split_score[idx]
         pre_lo = [a[idx] for a in bb.pre_lower]
         pre_hi = [a[idx] for a in bb.pre_upper]
@@ -206,7 +209,7 @@ class InputSplitSearch:
             box_pre_hi = [b[i] for b in pre_hi]
             leaf = Leaf(
                 lo[i], hi[i], self.regions[int(rid[i])], [int(j) for j in np.nonzero(open_[i])[0]],
-                box_pre_lo, box_pre_hi, shift[i],
+                box_pre_lo, box_pre_hi, shift[i], [e[i] for e in local],
             )
             if few[i] and self._pieces_leaf(leaf):
                 continue
@@ -305,9 +308,9 @@ class InputSplitSearch:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             return None
-        assert leaf.row_shift is not None
         st.leaves_smt += 1
-        ans = self.leaf.solve(leaf, self.proof_slack + leaf.row_shift, self._leaf_seconds(remaining), self.leaf_rlimit)
+        k = len(self.rows.offset)  # z3 models the executed network itself (leaf.layer_error)
+        ans = self.leaf.solve(leaf, np.full(k, self.proof_slack), self._leaf_seconds(remaining), self.leaf_rlimit)
         st.smt_seconds += ans.seconds
         st.smt_max_variables = max(st.smt_max_variables, ans.variables)
         st.smt_max_constraints = max(st.smt_max_constraints, ans.constraints)

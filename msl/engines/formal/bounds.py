@@ -36,6 +36,7 @@ import numpy as np
 
 from msl.engines.formal.network import AffineLayer
 from msl.engines.formal.property import InputRegion
+from msl.engines.formal.rounding import layer_errors
 
 #: Boxes bounded together in one numpy pass (see :meth:`SpecBounder.bound`).
 CHUNK = 64
@@ -71,6 +72,10 @@ class Leaf:
     #: (K,) added to each unsafe row's right-hand side: how far float32 execution can move the
     #: row on this box (see msl.engines.formal.rounding); the real network is proved with it.
     row_shift: np.ndarray | None = None
+    #: per layer (n_k,): each layer's own float32 rounding error on this box, for deciders that
+    #: model the executed network exactly (``z = W h + b + e``, ``|e| <= layer_error[k]``) and
+    #: so need no ``row_shift``; ``pre_lo``/``pre_hi`` then bound the executed values.
+    layer_error: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -90,6 +95,9 @@ class BoxBounds:
     row_coef: np.ndarray
     row_const: np.ndarray
     split_score: np.ndarray
+    #: (N, K): what float32 execution can still move each row that the bound does not already
+    #: allow for (0 for SpecBounder's own bounds, which carry it; see msl.engines.formal.rounding)
+    row_error: np.ndarray
 
 
 
@@ -234,10 +242,19 @@ class SpecBounder:
             np.concatenate([p.row_coef for p in parts]),
             np.concatenate([p.row_const for p in parts]),
             np.concatenate([p.split_score for p in parts]),
+            np.concatenate([p.row_error for p in parts]),
         )
 
     def _bound(self, lo: np.ndarray, hi: np.ndarray) -> BoxBounds:
         pre_lo, pre_hi, shares = self.hidden_bounds(lo, hi) if self.hidden else ([], [], [])
+        # The network as it runs in float32: each layer adds a rounding error of at most
+        # ``local[k]`` (any summation order). The hidden bounds are widened by the accumulated
+        # error so that they hold the executed values, which the ReLU relaxations are about, and
+        # the back-substitution charges each layer's error at its own coefficients.
+        local, total = layer_errors(self.layers, lo, hi, pre_lo, pre_hi)
+        pre_lo = [p - t for p, t in zip(pre_lo, total)]
+        pre_hi = [p + t for p, t in zip(pre_hi, total)]
+        last_error = local[-1] @ np.abs(self.spec).T  # (N, K): the output layer's own rounding
         losses: list[np.ndarray] = [np.zeros_like(a) for a in pre_lo]
         center = 0.5 * (lo + hi)
         radius = 0.5 * (hi - lo)
@@ -257,7 +274,9 @@ class SpecBounder:
                 lo.shape[0],
                 losses if slope == "area" else None,
                 slope,
+                local,
             )
+            const = const - last_error
             acoef = np.abs(coef)
             lower = np.einsum("nkd,nd->nk", coef, center) - np.einsum("nkd,nd->nk", acoef, radius) + const
             mag = np.einsum("nkd,nd->nk", acoef, absx) + const_abs
@@ -277,7 +296,7 @@ class SpecBounder:
         for loss, share in zip(losses, shares):
             split_score += np.einsum("nj,njd->nd", loss, share)
         lower, mag, coef, const = best
-        return BoxBounds(pre_lo, pre_hi, lower, proof_margin(mag), coef, const, split_score)
+        return BoxBounds(pre_lo, pre_hi, lower, proof_margin(mag), coef, const, split_score, np.zeros_like(lower))
 
     def _backward(
         self,
@@ -290,6 +309,7 @@ class SpecBounder:
         n_boxes: int,
         losses: list[np.ndarray] | None = None,
         slope: str = "area",
+        errors: list[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Lower bounds of ``rows . h_{start-1} + const0`` as linear functions of the input.
 
@@ -300,6 +320,9 @@ class SpecBounder:
         rounding margin. With ``losses`` (one (N, n_k) array per
         layer), adds each unstable neuron's worst-case relaxation gap times its coefficients'
         total size: what the bound loses to that neuron, the branching heuristic's ingredient.
+        With ``errors`` (one (N, n_k) array per layer), layer k's pre-activation is the executed
+        one, ``W h + b + e`` with ``|e| <= errors[k]``, and the bound pays ``|coefficient| *
+        errors[k]`` for it (``pre_lo``/``pre_hi`` must then bound the executed values).
         """
         k_rows = rows.shape[0]
         lam = np.broadcast_to(rows, (n_boxes, *rows.shape))
@@ -339,6 +362,8 @@ class SpecBounder:
             layer = self.hidden[k]
             const += lam_z @ layer.bias
             const_abs += np.abs(lam_z) @ self.b_abs[k]
+            if errors is not None:
+                const -= np.einsum("nkj,nj->nk", np.abs(lam_z), errors[k])
             n_out, n_in = layer.weight.shape
             lam = (lam_z.reshape(-1, n_out) @ layer.weight).reshape(n_boxes, k_rows, n_in)
         if start == 0:

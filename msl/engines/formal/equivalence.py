@@ -28,6 +28,7 @@ from msl.engines.formal.bounds import ABS_SLACK, REL_SLACK, BoxBounds, SpecBound
 from msl.engines.formal.crosscheck import bounding_box, crosscheck
 from msl.engines.formal.network import AffineLayer, PLNetwork
 from msl.engines.formal.property import Condition, InputRegion, LinearConstraint, Property
+from msl.engines.formal.rounding import layer_errors
 from msl.engines.formal.verify import FormalResult, verify
 from msl.engines.formal.witness import WITNESS_REL_MARGIN
 from msl.errors import UsageError
@@ -172,6 +173,9 @@ class DifferenceBounder(SpecBounder):
         lower = np.einsum("nkd,nd->nk", coef, center) - np.einsum("nkd,nd->nk", np.abs(coef), radius) + const
         margin = proof_margin(np.einsum("nkd,nd->nk", np.abs(coef), absx) + mag)
         better = lower - margin > bb.row_lower - bb.row_margin
+        # The difference rows are about the real networks: where they are used, float32
+        # execution is allowed for by one margin per output (see msl.engines.formal.rounding).
+        executed = layer_errors(self.layers, lo, hi, bb.pre_lower, bb.pre_upper)[1][-1] @ np.abs(self.spec).T
         return BoxBounds(
             bb.pre_lower,
             bb.pre_upper,
@@ -180,6 +184,7 @@ class DifferenceBounder(SpecBounder):
             np.where(better[:, :, None], coef, bb.row_coef),
             np.where(better, const, bb.row_const),
             bb.split_score,
+            np.where(better, executed, bb.row_error),
         )
 
     def _difference_rows(

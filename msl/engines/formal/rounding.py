@@ -23,9 +23,11 @@ always a float32 point, replayed through the original model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from msl.engines.formal.network import PLNetwork
+from msl.engines.formal.network import AffineLayer, PLNetwork
 
 #: Unit roundoff of float32 (round to nearest).
 UNIT_ROUNDOFF = 2.0**-24
@@ -41,27 +43,48 @@ def gamma(n: int) -> float:
     return nu / (1.0 - nu)
 
 
-def execution_error(
-    net: PLNetwork, lower: np.ndarray, upper: np.ndarray, pre_lower: list[np.ndarray], pre_upper: list[np.ndarray]
-) -> np.ndarray:
-    """Per box and output, a bound on ``|y_float32(x) - y_real(x)|`` over every float32 ``x``.
+def layer_errors(
+    layers: Sequence[AffineLayer],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    pre_lower: Sequence[np.ndarray],
+    pre_upper: Sequence[np.ndarray],
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per layer, (N, n_k) bounds on the rounding error of that layer alone (``local``) and on
+    how far its executed output can be from the exact one (``total``: the error of the layers
+    before carried through it by ``|W|``), over boxes ``lower``/``upper`` (N, d).
 
-    ``lower``/``upper`` are (N, d) boxes and ``pre_lower``/``pre_upper`` (N, n_k) bounds on the
-    real network's hidden pre-activations over them (the branch and bound has them for every
-    box, and they shrink with the box, so the margin does too). Returns (N, m).
+    ``pre_lower``/``pre_upper`` bound the real network's hidden pre-activations on each box
+    (the branch and bound has them, and they shrink with the box, so the errors do too). The
+    local errors are what a back-substituted bound needs (each weighted by its own
+    coefficients, see :class:`~msl.engines.formal.bounds.SpecBounder`); the totals widen the
+    hidden bounds to hold the executed values, and bound the outputs' error where only a
+    single number per output can be used.
     """
     lo = np.atleast_2d(np.asarray(lower, dtype=np.float64))
     hi = np.atleast_2d(np.asarray(upper, dtype=np.float64))
     magnitude = np.maximum(np.abs(lo), np.abs(hi))  # the raw inputs: float32 values, exact
     err = np.zeros_like(lo)
-    last = len(net.layers) - 1
-    for k, layer in enumerate(net.layers):
-        abs_w, abs_b, roundings = layer.error_terms
-        local = gamma(roundings) * ((magnitude + err) @ abs_w.T + abs_b) + roundings * TINY
-        err = err @ abs_w.T + local
-        if k < last:
-            # Negative in both the real and the executed network: the ReLU outputs exactly 0.
-            err = np.where(pre_upper[k] + err < 0.0, 0.0, err)
-            magnitude = np.maximum(pre_upper[k], 0.0)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(err), err, np.inf)
+    local_errors: list[np.ndarray] = []
+    totals: list[np.ndarray] = []
+    last = len(layers) - 1
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k, layer in enumerate(layers):
+            abs_w, abs_b, roundings = layer.error_terms
+            local = gamma(roundings) * ((magnitude + err) @ abs_w.T + abs_b) + roundings * TINY
+            err = err @ abs_w.T + local
+            local_errors.append(np.where(np.isfinite(local), local, np.inf))
+            totals.append(np.where(np.isfinite(err), err, np.inf))
+            if k < last:
+                # Negative in both the real and the executed network: the ReLU outputs exactly 0.
+                err = np.where(pre_upper[k] + err < 0.0, 0.0, err)
+                magnitude = np.maximum(pre_upper[k], 0.0)
+    return local_errors, totals
+
+
+def execution_error(
+    net: PLNetwork, lower: np.ndarray, upper: np.ndarray, pre_lower: list[np.ndarray], pre_upper: list[np.ndarray]
+) -> np.ndarray:
+    """Per box and output, a bound (N, m) on ``|y_float32(x) - y_real(x)|`` over every float32
+    ``x`` of the boxes (see :func:`layer_errors`)."""
+    return layer_errors(net.layers, lower, upper, pre_lower, pre_upper)[1][-1]

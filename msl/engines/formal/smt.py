@@ -65,6 +65,21 @@ class NetworkText:
         return terms[0] if len(terms) == 1 else "(+ " + " ".join(terms) + ")"
 
 
+def _within(var: str, terms: str, error: list[np.ndarray] | None, k: int, j: int) -> str:
+    """``var = terms``, or ``var = terms + e`` with ``|e| <= eps`` where layer ``k``'s neuron ``j``
+    rounds by up to ``eps`` in float32 (an equality keeps z3's elimination cheap)."""
+    e = 0.0 if error is None else float(error[k][j])
+    if e == 0.0:
+        return f"(= {var} {terms})"
+    if not np.isfinite(e):
+        return "true"
+    # Rounded up to a power of two: a short rational keeps z3's arithmetic cheap, and a larger
+    # error bound is still sound.
+    bound = rational(float(2.0 ** np.ceil(np.log2(e))))
+    err = f"e_{var}"
+    return (f"(and (= {var} (+ {terms} {err})) (<= (- {bound}) {err}) (<= {err} {bound}))")
+
+
 class LeafSolver:
     """Builds and solves leaf queries for one network and one unsafe condition."""
 
@@ -84,6 +99,7 @@ class LeafSolver:
         """SMT-LIB text of the leaf query, with its number of variables and assertions;
         ``rhs_shift`` (K,) is added to each unsafe row's right-hand side."""
         lo, hi, region, disjuncts, pre_lo, pre_hi = leaf.lo, leaf.hi, leaf.region, leaf.disjuncts, leaf.pre_lo, leaf.pre_hi
+        error = leaf.layer_error  # each layer's float32 rounding, modelled as z = W h + b + e
         t = self.text
         net = self.net
         out: list[str] = []
@@ -116,7 +132,8 @@ class LeafSolver:
                     continue
                 z = f"z{k}_{j}"
                 out.append(f"(declare-fun {z} () Real)")
-                out.append(f"(assert (= {z} {t.layer_terms(k, j, names)}))")
+                out.append(f"(declare-fun e_{z} () Real)")
+                out.append(f"(assert {_within(z, t.layer_terms(k, j, names), error, k, j)})")
                 n_vars += 1
                 n_asserts += 1
                 if lo_kj >= 0.0:
@@ -137,7 +154,9 @@ class LeafSolver:
         last = len(net.layers) - 1
         ys = []
         for j in range(net.output_dim):
-            out.append(f"(define-fun y{j} () Real {t.layer_terms(last, j, names)})")
+            out.append(f"(declare-fun y{j} () Real)")
+            out.append(f"(declare-fun e_y{j} () Real)")
+            out.append(f"(assert {_within(f'y{j}', t.layer_terms(last, j, names), error, last, j)})")
             ys.append(f"y{j}")
         clauses = []
         for dj in disjuncts:
