@@ -82,6 +82,7 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
             ))
         if len(fors) == 1 and is_sample(fors[0].iterable, spec):
             problems.extend(_sampled_extremes(spec, claim))
+        problems.extend(_empty_domains(claim))
         if claim.tolerance >= 1:
             tolerate = claim.claim.statements(ast.Tolerate)[0]
             problems.append(SpecError(
@@ -114,6 +115,78 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
             severity=Severity.WARNING,
         ))
     return problems
+
+
+def _empty_domains(claim: CheckedClaim) -> Iterator[MslError]:
+    """A ``forall x in box(...) where C`` whose literal box has no point meeting a linear ``C``:
+    the claim can only end inconclusive ("the set is empty"), so say so before it runs."""
+    for q in claim.quantifiers:
+        if not (isinstance(q, ast.Forall) and q.where is not None and isinstance(q.domain, ast.Call)
+                and isinstance(q.domain.func, ast.Name) and q.domain.func.id == "box"):
+            continue
+        bounds = {k.name: literal(k.value) for k in q.domain.kwargs}
+        lower, upper = bounds.get("lower"), bounds.get("upper")
+        if not (isinstance(lower, list) and isinstance(upper, list) and len(lower) == len(upper)):
+            continue
+        xs = [z3.Real(f"x{i}") for i in range(len(lower))]
+        try:
+            where = _linear_condition(q.where, q.var, xs)
+        except _NotLinear:
+            continue
+        box = z3.And(*[z3.And(lo <= x, x <= hi) for x, lo, hi in zip(xs, lower, upper)])
+        solver = z3.Solver()
+        solver.set("rlimit", 5_000_000)  # work, not seconds: the same warning on every machine
+        solver.add(box, where)
+        if solver.check() == z3.unsat:
+            yield SpecError(
+                "no point of this box meets the `where` condition: the domain is empty, so the claim can only be"
+                " inconclusive",
+                q.where.span,
+                hint="widen the box or loosen the condition",
+                severity=Severity.WARNING,
+            )
+
+
+class _NotLinear(Exception):
+    """A `where` condition lint does not read (it is then checked when the claim runs)."""
+
+
+def _linear_condition(node: ast.Node, var: str, xs: list[z3.ArithRef]) -> z3.BoolRef:
+    """A `where` condition over ``var[i]`` as a z3 formula; :class:`_NotLinear` otherwise."""
+    match node:
+        case ast.Binary(op="and" | "or"):
+            parts = (_linear_condition(node.left, var, xs), _linear_condition(node.right, var, xs))
+            return z3.And(*parts) if node.op == "and" else z3.Or(*parts)
+        case ast.Unary(op="not"):
+            return z3.Not(_linear_condition(node.operand, var, xs))
+        case ast.Compare():
+            terms = [_linear_term(o, var, xs) for o in node.operands]
+            ops = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+                   ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+            if any(op not in ops for op in node.ops):
+                raise _NotLinear
+            return z3.And(*[ops[op](a, b) for op, a, b in zip(node.ops, terms, terms[1:])])
+    raise _NotLinear
+
+
+def _linear_term(node: ast.Node, var: str, xs: list[z3.ArithRef]) -> z3.ArithRef:
+    value = literal(node)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return z3.RealVal(value)
+    match node:
+        case ast.Index(obj=ast.Name(id=name), index=ast.Number(value=int(i))) if name == var and 0 <= i < len(xs):
+            return xs[i]
+        case ast.Unary(op="-"):
+            return -_linear_term(node.operand, var, xs)
+        case ast.Binary(op="+" | "-"):
+            a, b = _linear_term(node.left, var, xs), _linear_term(node.right, var, xs)
+            return a + b if node.op == "+" else a - b
+        case ast.Binary(op="*"):
+            a, b = _linear_term(node.left, var, xs), _linear_term(node.right, var, xs)
+            if not (z3.is_rational_value(a) or z3.is_rational_value(b)):
+                raise _NotLinear
+            return a * b
+    raise _NotLinear
 
 
 def _sampled_extremes(spec: CheckedSpec, claim: CheckedClaim) -> Iterator[MslError]:
