@@ -33,7 +33,7 @@ from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.pieces import PieceSolver
 from msl.engines.formal.property import InputRegion
-from msl.engines.formal.rounding import layer_errors
+from msl.engines.formal.rounding import layer_errors, row_error
 from msl.engines.formal.smt import LeafSolver
 from msl.engines.formal.witness import Witness
 
@@ -177,10 +177,8 @@ class InputSplitSearch:
         # row_error what they do not); the exact leaves prove each row with a margin instead.
         bb.row_const = bb.row_const - bb.row_error
         bb.row_lower = bb.row_lower - bb.row_error
-        local, total = layer_errors(self.net.layers, lo, hi, bb.pre_lower, bb.pre_upper)
-        shift = total[-1] @ np.abs(self.rows.matrix).T
+        local, _ = layer_errors(self.net.layers, lo, hi, bb.pre_lower, bb.pre_upper)
         st.bound_seconds += time.monotonic() - t0
-        st.float32_margin_max = max(st.float32_margin_max, float(shift.max(initial=0.0)))
         db = disjunct_bounds(bb, self.rows.member, lo, hi)
         open_ = open_ & ~(db.lower > db.margin)
         alive = open_.any(axis=1) & ~self._outside(lo, hi, rid)
@@ -189,7 +187,6 @@ class InputSplitSearch:
         idx = np.nonzero(alive)[0]
         lo, hi, rid, open_, depth = lo[idx], hi[idx], rid[idx], open_[idx], depth[idx]
         coef = db.coef[idx]
-        shift = shift[idx]
         local = [e[idx] for e in local]
         split_score = bb.split_score[idx]
         pre_lo = [a[idx] for a in bb.pre_lower]
@@ -207,9 +204,12 @@ class InputSplitSearch:
         for i in np.nonzero(exact)[0]:
             box_pre_lo = [a[i] for a in pre_lo]
             box_pre_hi = [b[i] for b in pre_hi]
+            box_local = [e[i] for e in local]
+            shift = row_error(self.net.layers, self.rows.matrix, box_pre_lo, box_pre_hi, box_local)
+            st.float32_margin_max = max(st.float32_margin_max, float(shift.max(initial=0.0)))
             leaf = Leaf(
                 lo[i], hi[i], self.regions[int(rid[i])], [int(j) for j in np.nonzero(open_[i])[0]],
-                box_pre_lo, box_pre_hi, shift[i], [e[i] for e in local],
+                box_pre_lo, box_pre_hi, shift, box_local,
             )
             if few[i] and self._pieces_leaf(leaf):
                 continue
