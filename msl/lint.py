@@ -40,10 +40,14 @@ from msl.models.facts import ModelFacts, model_facts, spec_reference
 from msl.models.registry import REGISTRY
 from msl.source import Span
 
-#: Each satisfiability question gets this long; an unknown answer reports nothing.
-SOLVER_TIMEOUT_MS = 2000
-#: All the questions about one spec get this long together (hostile specs stay cheap).
-BUDGET_S = 5.0
+#: Work, not seconds, bounds lint's questions, so that a spec gets the same warnings on every
+#: machine: each satisfiability question gets this many z3 resource units (an unknown answer
+#: reports nothing) ...
+QUESTION_RLIMIT = 2_000_000
+#: ... and one spec at most this many questions (hostile specs stay cheap).
+MAX_QUESTIONS = 20_000
+#: A wall-clock safety net far beyond what the budgets take; its warning says so.
+SAFETY_S = 60.0
 
 #: Aggregates whose value lies between the smallest and the largest value aggregated, so
 #: in any range those values keep: ``mean(kl(…))`` is in [0, ∞) as every ``kl`` is.
@@ -107,8 +111,9 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
                 ))
     problems.extend(_contradictions(facts, solver))
     if solver.exhausted:
+        spent = f"{MAX_QUESTIONS} questions" if solver.questions >= MAX_QUESTIONS else f"{SAFETY_S:g} s (safety net)"
         problems.append(SpecError(
-            f"lint stopped searching for contradictions after {BUDGET_S:g} s; "
+            f"lint stopped searching for contradictions after {spent}; "
             "the expectations after this one were not all compared",
             solver.exhausted.expect.span,
             hint="split the spec into smaller files to lint them completely",
@@ -248,26 +253,27 @@ def _cond(e: ast.Expect) -> ast.Expr:
 
 class _Solver:
     """One z3 solver for the whole spec (push/pop is several times cheaper than a new
-    solver per question), with a deadline: a spec with thousands of expectations must
-    not keep lint busy for hours, since a pair of expectations costs one question."""
+    solver per question), with a budget of questions: a spec with thousands of expectations
+    must not keep lint busy for hours, since a pair of expectations costs one question."""
 
     def __init__(self) -> None:
         self.solver = z3.Solver()
-        self.deadline = time.monotonic() + BUDGET_S
-        #: the first fact that was not fully compared when time ran out
+        self.solver.set("rlimit", QUESTION_RLIMIT)  # per check: z3 counts each one afresh
+        self.questions = 0
+        self.deadline = time.monotonic() + SAFETY_S
+        #: the first fact that was not fully compared when the budget ran out
         self.exhausted: _Fact | None = None
 
     def out_of_time(self, fact: _Fact) -> bool:
-        if self.exhausted is None and time.monotonic() >= self.deadline:
+        if self.exhausted is None and (self.questions >= MAX_QUESTIONS or time.monotonic() >= self.deadline):
             self.exhausted = fact
         return self.exhausted is not None
 
     def unsat(self, formula: z3.BoolRef) -> bool:
-        """Whether ``formula`` has no model; an unknown answer (timeout) counts as no."""
-        left_ms = int((self.deadline - time.monotonic()) * 1000)
-        if left_ms <= 0:
+        """Whether ``formula`` has no model; an unknown answer (budget spent) counts as no."""
+        if self.questions >= MAX_QUESTIONS or time.monotonic() >= self.deadline:
             return False
-        self.solver.set("timeout", min(SOLVER_TIMEOUT_MS, left_ms))
+        self.questions += 1
         self.solver.push()
         try:
             self.solver.add(formula)
