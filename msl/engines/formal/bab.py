@@ -177,7 +177,6 @@ class InputSplitSearch:
         # row_error what they do not); the exact leaves prove each row with a margin instead.
         bb.row_const = bb.row_const - bb.row_error
         bb.row_lower = bb.row_lower - bb.row_error
-        local, _ = layer_errors(self.net.layers, lo, hi, bb.pre_lower, bb.pre_upper)
         st.bound_seconds += time.monotonic() - t0
         db = disjunct_bounds(bb, self.rows.member, lo, hi)
         open_ = open_ & ~(db.lower > db.margin)
@@ -187,7 +186,6 @@ class InputSplitSearch:
         idx = np.nonzero(alive)[0]
         lo, hi, rid, open_, depth = lo[idx], hi[idx], rid[idx], open_[idx], depth[idx]
         coef = db.coef[idx]
-        local = [e[idx] for e in local]
         split_score = bb.split_score[idx]
         pre_lo = [a[idx] for a in bb.pre_lower]
         pre_hi = [a[idx] for a in bb.pre_upper]
@@ -204,7 +202,10 @@ class InputSplitSearch:
         for i in np.nonzero(exact)[0]:
             box_pre_lo = [a[i] for a in pre_lo]
             box_pre_hi = [b[i] for b in pre_hi]
-            box_local = [e[i] for e in local]
+            # Each layer's own rounding on this leaf, for its exact deciders (only leaves need it).
+            box_local = [e[0] for e in layer_errors(
+                self.net.layers, lo[i : i + 1], hi[i : i + 1], [a[None] for a in box_pre_lo], [b[None] for b in box_pre_hi]
+            )[0]]
             shift = row_error(self.net.layers, self.rows.matrix, box_pre_lo, box_pre_hi, box_local)
             st.float32_margin_max = max(st.float32_margin_max, float(shift.max(initial=0.0)))
             leaf = Leaf(
