@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from msl.models.base import adapter
+from msl.models.facts import label_names
 from msl.models.sites import ForwardContext
 from msl.models.text import Batch, TransformerModel
 from msl.queries import ClassProbs, Result
@@ -26,8 +27,7 @@ class Classifier(TransformerModel):
     def labels(self) -> tuple[str, ...]:
         """Label names in output order (``id2label``; ``LABEL_i`` where the config has none);
         read once — every label query asks for them."""
-        id2label = getattr(self.config, "id2label", None) or {}
-        return tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(int(self.config.num_labels)))
+        return label_names(getattr(self.config, "id2label", None) or {}, int(self.config.num_labels))
 
     def _forward(self, batch: Batch) -> torch.Tensor:
         if self.module.config.pad_token_id is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,4 +165,10 @@ def _labels(config: dict[str, object]) -> tuple[str, ...] | None:
         return None
     count = config.get("num_labels")
     n = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else len(by_index)
-    return tuple(by_index.get(i, f"LABEL_{i}") for i in range(n))
+    return label_names(by_index, n)
+
+
+def label_names(id2label: Mapping[int, object], count: int) -> tuple[str, ...]:
+    """Label names in output order: ``id2label``, and ``LABEL_i`` where it has none (what
+    transformers itself calls them) — one rule for the loaded adapter and for lint."""
+    return tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(count))
