@@ -108,12 +108,15 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
-    """Tick values for a log axis over [lo, hi] (both > 0): the powers of ten inside it,
-    with 2× and 5× added when it spans less than two decades."""
-    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-    multiples = (1,) if math.log10(hi / lo) >= 2 else (1, 2, 5)
-    ticks = [m * 10.0**d for d in decades for m in multiples]
-    return [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+    """Tick values for a log axis over [lo, hi] (0 < lo < hi): powers of ten (every k-th
+    one over many decades, so at most about ten), with 2× and 5× added when it spans less
+    than two decades, and round linear steps when it is too narrow to hold two of those."""
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    every = max(1, math.ceil((last - first) / 10))
+    multiples = (1,) if last - first > 2 else (1, 2, 5)
+    ticks = [m * 10.0**d for d in range(first, last + 1, every) for m in multiples]
+    inside = [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+    return inside if len(inside) >= 2 else nice_ticks(lo, hi)
 
 
 def _span(values: Sequence[float]) -> tuple[float, float]:
