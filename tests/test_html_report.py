@@ -126,6 +126,8 @@ def test_plurals() -> None:
     page = parse(html(two_cx, samples.holds()))
     assert page.iter("title")[0].text() == "MSL findings (2 claims)"
     assert "Counterexamples (2)" in [h.text() for h in page.iter("h3")]
+    empty = parse(html())
+    assert empty.iter("title")[0].text() == "MSL findings (0 claims)" and not empty.iter("form")
     for root in (one, page, parse(render_report(real_document(), "html"))):
         assert "1 claims" not in root.text() and "1 counterexamples" not in root.text().lower()
 
