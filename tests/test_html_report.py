@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import findings_samples as samples
@@ -305,6 +305,7 @@ points = st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_siz
 
 
 @settings(max_examples=150, deadline=None)
+@example(curves=[[(0.0, 1.0), (0.0, 2.225073858507203e-309)]], names=["0"] * 4, reference=None)  # a subnormal
 @given(st.lists(points, min_size=1, max_size=4), st.lists(st.text(min_size=1, max_size=90), min_size=4, max_size=4),
        st.one_of(st.none(), st.floats(-1e3, 1e3)))
 def test_legend_is_clear_of_the_curves(curves: list[list[tuple[float, float]]], names: list[str],
@@ -321,6 +322,8 @@ def test_legend_is_clear_of_the_curves(curves: list[list[tuple[float, float]]], 
     ys = [e.y for e in plot.legend]
     assert len(ys) == len(series) * (2 if reference is not None else 1)
     assert min(ys) > bottom + 36 and ys == sorted(set(ys)) and max(ys) < plot.height  # below the x label
+    for entry in plot.legend:  # inside the picture, at a generous 6.5 px a character
+        assert plot.left + 28 + len(entry.text) * 6.5 <= plot.width
 
 
 # ── In a browser ──────────────────────────────────────────────────────────────────────────
@@ -374,9 +377,22 @@ def test_the_viewer_filters_in_a_real_browser(tmp_path: Path) -> None:
             page.get_by_role("searchbox").fill("")
             page.locator('select[name="tag"]').select_option("ablation")
             assert len(visible()) == sum("ablation" in f.claim.tags for f in doc.findings)
-            page.locator('select[name="tag"]').select_option("")
+            page.get_by_role("button", name="clear filters").click()
+            assert len(visible()) == total and page.locator('select[name="tag"]').input_value() == ""
             page.locator("#collapse").click()
             assert not page.locator("section.finding svg").first.is_visible()
+            # hostile findings: nothing of theirs runs, and the viewer still works on them
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            evil = tmp_path / "evil.html"
+            evil.write_text(html(*_evil()), encoding="utf-8")
+            page.goto(evil.as_uri())
+            assert page.locator("#filters").is_visible() and page.locator("section.finding").count() == 2
+            page.locator('select[name="tag"]').select_option(BREAKOUT)
+            assert page.locator("section.finding:visible").count() == 1
+            page.locator("#expand").click()
+            assert EVIL in page.locator("section.finding h2").first.inner_text()
+            assert dialogs == []
         finally:
             browser.close()
     assert problems == []

@@ -33,6 +33,8 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 12, 48
 #: Height of one legend line.
 LEGEND_LINE = 16
+#: A generous width of one character of the plots' 11 px sans-serif text, to keep texts inside.
+CHAR_WIDTH = 6.5
 #: An interval column: ``95% CI low`` (of the table's one curve) or ``acc 95% CI high`` (of ``acc``).
 _CI_COLUMN = re.compile(r"^(?:(?P<of>.+?) )??(?:(?P<level>\d+(?:\.\d+)?%) )?CI (?P<side>low|high)$")
 
@@ -130,8 +132,9 @@ def _span(values: Sequence[float]) -> tuple[float, float]:
 
 
 def wants_log(y_label: str, values: Sequence[float]) -> bool:
-    """A log y axis for ranks and for positive values spanning three decades or more."""
-    if not values or min(values) <= 0:
+    """A log y axis for ranks and for positive values spanning three decades or more
+    (values near the ends of float's range stay linear: their padded logs would not be)."""
+    if not values or min(values) < 1e-200 or max(values) > 1e200:  # zero, negative, or past float's log range
         return False
     return "rank" in y_label.lower() or max(values) / min(values) >= 1e3
 
@@ -206,11 +209,11 @@ def layout(series: Sequence[Series], bands: Sequence[Band | None] = (), width: i
             reference=None if s.reference is None else py(s.reference),
             reference_title="" if s.reference is None else f"{s.name}: threshold {num(s.reference)}",
         ))
-        entries = [(shorten(s.name, 80), "line")]
+        entries = [(_fit(s.name, "", width), "line")]
         if band is not None:
-            entries.append((f"{shorten(s.name, 60)}: {band.label} (shaded)", "band"))
+            entries.append((_fit(s.name, f": {band.label} (shaded)", width), "band"))
         if s.reference is not None:
-            entries.append((f"{shorten(s.name, 60)}: threshold {num(s.reference)}", "reference"))
+            entries.append((_fit(s.name, f": threshold {num(s.reference)}", width), "reference"))
         for text, style in entries:
             line_y += LEGEND_LINE
             legend.append(LegendEntry(line_y, colour, text, style))
@@ -222,14 +225,21 @@ def layout(series: Sequence[Series], bands: Sequence[Band | None] = (), width: i
         plot_width=pw,
         plot_height=ph,
         title=f"{y_label} by {x_label}" + (" (log scale)" if log_y else ""),
-        x_label=x_label,
-        y_label=y_label + (" (log scale)" if log_y else ""),
+        x_label=shorten(x_label, int(pw / CHAR_WIDTH)),
+        y_label=shorten(y_label + (" (log scale)" if log_y else ""), int(ph / CHAR_WIDTH)),
         log_y=log_y,
         x_ticks=tuple(Tick(px(t), num(t)) for t in nice_ticks(x0, x1)),
         y_ticks=tuple(Tick(py(t), num(t)) for t in y_values),
         curves=tuple(curves),
         legend=tuple(legend),
     )
+
+
+def _fit(name: str, suffix: str, width: int) -> str:
+    """A legend entry that fits beside its swatch: the name cut, never what follows it
+    (the full name is in each point's tooltip and the plot's tables)."""
+    room = int((width - LEFT - 28 - RIGHT) / CHAR_WIDTH)
+    return shorten(name, max(8, room - len(suffix))) + suffix
 
 
 def plots(series: Sequence[Series], tables: Sequence[Table]) -> list[Plot]:

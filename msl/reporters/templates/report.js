@@ -75,7 +75,7 @@
 
   form.addEventListener("input", update);
   form.addEventListener("change", update);
-  form.addEventListener("reset", function () { setTimeout(update, 0); });
+  document.getElementById("clear").addEventListener("click", function () { form.reset(); update(); });
   form.addEventListener("submit", function (e) { e.preventDefault(); });
   document.getElementById("expand").addEventListener("click", function () { openAll(true); });
   document.getElementById("collapse").addEventListener("click", function () { openAll(false); });
