@@ -174,6 +174,23 @@ def test_counterexamples_are_whole_and_wrap() -> None:
     assert "white-space:pre-wrap" in rule and "overflow-wrap:anywhere" in rule
 
 
+def test_an_aggregate_is_shown_with_its_interval() -> None:
+    doc = real_document()
+    (gap,) = [f for f in doc.findings if f.claim.name == "ablation_removes_gap"]
+    root = parse(html(gap))
+    table = [t for t in root.iter("table") if "kv" in t.attrs.get("class", "")][0]
+    rows = {r.iter("th")[0].text(): r.iter("td")[0].text() for r in table.iter("tr")}
+    values = gap.statistics.values  # type: ignore[union-attr]
+    for key in ("mean(gap(t))", "mean(gap(t) with ablate)"):
+        low, high = values[f"{key} ci_low"], values[f"{key} ci_high"]
+        assert low <= values[key] <= high
+        assert rows[key] == f"{values[key]:.4g} (95% interval {low:.4g} – {high:.4g}, bootstrap-bca)"
+        assert f"{key} ci_low" not in rows and f"{key} ci_high" not in rows
+    lone = samples.violated(statistics={"n": 3, "values": {"x ci_low": 0.5}})
+    table = [t for t in parse(html(lone)).iter("table") if "kv" in t.attrs.get("class", "")][0]
+    assert "x ci_low" in [th.text() for th in table.iter("th")]  # a bound without its value is kept
+
+
 def _evil() -> list[Any]:
     claim = samples.claim(EVIL, 3, description=EVIL, tags=[EVIL, BREAKOUT], file=f"specs/{BREAKOUT}.msl")
     return [

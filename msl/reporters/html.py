@@ -232,8 +232,9 @@ def _spec_html(text: str) -> Markup:
 
 
 def statistics_rows(s: Statistics) -> tuple[tuple[str, str], ...]:
-    """The statistics worth a row each; empty when a (formal) finding's statistics hold
-    nothing to show, and then the report has no "Statistics" heading either."""
+    """The statistics worth a row each, an aggregate's interval (``K ci_low``, ``K ci_high``)
+    beside the aggregate ``K``; empty when a (formal) finding's statistics hold nothing to
+    show, and then the report has no "Statistics" heading either."""
     rows: list[tuple[str, str]] = []
     for name in ("n", "violations"):
         value = getattr(s, name)
@@ -251,7 +252,17 @@ def statistics_rows(s: Statistics) -> tuple[tuple[str, str], ...]:
         rows.append(("tolerance", pct(s.tolerance)))
     if s.seed is not None:
         rows.append(("seed", str(s.seed)))
-    rows.extend((k, num(v)) for k, v in s.values.items())
+    for key, value in s.values.items():
+        low, high = s.values.get(f"{key} ci_low"), s.values.get(f"{key} ci_high")
+        base = key.removesuffix(" ci_low").removesuffix(" ci_high")
+        if base != key and f"{base} ci_low" in s.values and f"{base} ci_high" in s.values and base in s.values:
+            continue  # shown with the value it bounds
+        shown = num(value)
+        if low is not None and high is not None:
+            method = s.interval_method.get(key)
+            level = f"{s.confidence * 100:g}% " if s.confidence is not None else ""
+            shown += f" ({level}interval {num(low)} – {num(high)}{f', {method}' if method else ''})"
+        rows.append((key, shown))
     return tuple(rows)
 
 
