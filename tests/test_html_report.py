@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 import findings_samples as samples
 from msl.findings import FindingsDocument, Series, Table, load_findings, make_finding
 from msl.reporters import ReportOptions, render_report
+from msl.reporters.describe import describe_proof
 from msl.reporters.html import render_html
 from msl.reporters.html_plot import band_for, layout, log_ticks
 
@@ -155,6 +156,21 @@ def test_an_error_is_said_once_in_its_finding() -> None:
     (section,) = findings_of(parse(html(error)))
     assert section.text().count("model returned NaN logits") == 1
     assert section.iter("details")[0].attrs.get("open") is not None  # errors and failures start open
+
+
+def test_the_evidence_is_said_once() -> None:
+    doc = real_document()
+    root = parse(render_report(doc, "html"))
+    for f, section in zip(doc.findings, findings_of(root), strict=True):
+        details = section.iter("details")[0]  # below its summary line (name, verdict, key statistic)
+        text = "".join(c if isinstance(c, str) else c.text() for c in details.children
+                       if not (isinstance(c, Element) and c.tag == "summary"))
+        if f.proof is not None:
+            assert text.count(describe_proof(f.proof)) == 1, f.claim.name
+        if f.message:
+            assert text.count(f.message) == 1, f.claim.name
+        for key in (f.statistics.values if f.statistics else {}):
+            assert f"{key}=" not in text, (f.claim.name, key)  # in the statistics table, not a run-on line
 
 
 def test_counterexamples_are_whole_and_wrap() -> None:

@@ -50,7 +50,6 @@ from msl.reporters.describe import (
     location,
     num,
     pct,
-    verdict_line,
 )
 from msl.reporters.html_plot import Plot, layout, nice_ticks, plots
 
@@ -157,7 +156,7 @@ class FindingView:
     key_statistic: str
     duration: str
     description: str | None
-    headline: str | None
+    headline: str
     spec: Markup
     error: str | None
     statistics: tuple[tuple[str, str], ...]
@@ -182,13 +181,14 @@ def _view(i: int, f: Finding, *, strict: bool) -> FindingView:
         meta.append(f"severity {claim.severity.value}")
     if claim.tags:
         meta.append("tags " + ", ".join(claim.tags))
-    if f.error is None:
-        headline: str | None = verdict_line(f)
-    else:  # the error has its own section: said once
-        headline = f.message if f.message and f.message != f.error.message else None
+    # The verdict and the finding's own explanation; the evidence has its sections below
+    # (statistics, proof, counterexamples, error), each said once.
+    message = f.message if f.message and (f.error is None or f.message != f.error.message) else None
+    accepted = " (accepted by the baseline)" if f.accepted else ""
+    headline = f"{f.verdict.value} by {f.method.value}{accepted}" + (f": {message}" if message else "")
     error = None if f.error is None else f.error.message + (f" (at {f.error.location})" if f.error.location else "")
     searchable = [claim.name, claim.file, claim.kind.value, f.verdict.value, f.method.value, *claim.tags,
-                  claim.description or "", headline or "", error or "", claim.text]
+                  claim.description or "", headline, key_statistic(f), error or "", claim.text]
     shown_plots = plots(f.series, f.tables)
     return FindingView(
         anchor=f"finding-{i}",
