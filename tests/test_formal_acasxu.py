@@ -26,12 +26,11 @@ def _expected() -> dict[tuple[str, str], str]:
         return {(r["onnx"], r["vnnlib"]): r["expected"] for r in csv.DictReader(fh)}
 
 
-def _check(net: str, prop: int, timeout: float, undecided_ok: bool = False) -> None:
+def _check(net: str, prop: int, timeout: float) -> None:
     onnx_name = f"ACASXU_run2a_{net}_batch_2000.onnx"
     prop_name = f"prop_{prop}.vnnlib"
     answer = run_vnnlib(FOLDER / onnx_name, FOLDER / prop_name, timeout)
-    accepted = {_expected()[(onnx_name, prop_name)]} | ({"timeout", "unknown"} if undecided_ok else set())
-    assert answer.status in accepted, answer.stats
+    assert answer.status == _expected()[(onnx_name, prop_name)], answer.stats
     if answer.status == "sat":
         assert answer.witness_x is not None
         x = np.array(answer.witness_x, dtype=np.float32)
@@ -48,6 +47,13 @@ def test_fast_instances(net: str, prop: int) -> None:
     _check(net, prop, timeout=60)
 
 
+def test_a_margin_near_the_float32_error_is_proved() -> None:
+    """1_1 prop 5 holds by about 1.3e-3 near its hardest boxes, where the float32 error of a
+    row carried with every unstable ReLU's slope as [0, 1] is about 3.5e-3: it timed out until
+    the LP pieces charged each piece's rounding with its own phases (about 3e-4 there)."""
+    _check("1_1", 5, timeout=60)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("net", "prop"),
@@ -55,11 +61,3 @@ def test_fast_instances(net: str, prop: int) -> None:
 )
 def test_hard_instances(net: str, prop: int) -> None:
     _check(net, prop, timeout=116)
-
-
-@pytest.mark.slow
-def test_an_instance_whose_margin_float32_can_eat_is_never_answered_wrong() -> None:
-    """1_1 prop 5 holds over the reals by a margin its exact leaves cannot separate from float32
-    rounding within the timeout (proofs hold for the network as it executes): it may time out,
-    and must never be answered sat."""
-    _check("1_1", 5, timeout=116, undecided_ok=True)

@@ -19,6 +19,12 @@ those of the float64 composition of the affine maps). Any ``mu >= 0`` gives a va
 an inaccurate LP can only fail to certify, never certify wrongly. A candidate is accepted only
 through the witness rule (replay through the original model). Whatever is left (degenerate
 pieces, failed certificates) goes to z3.
+
+Float32: a leaf that carries each layer's own rounding bound (``Leaf.layer_error``) is decided
+for the network as it executes. Its pieces are then the phase patterns of the *executed*
+network, on which it is affine in the input and in the rounding errors ``e_k``; every row
+(unsafe and phase) is relaxed by the most its errors can move it, their coefficients carried
+back exactly through the piece's phases (see ``PieceSolver._float32_margins``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import numpy as np
 from msl.engines.formal.bounds import Leaf
 from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import AffineLayer
+from msl.engines.formal.rounding import row_error
 
 #: A certificate must clear this times the magnitude of its terms (float64 rounding is ~1e-16).
 CERT_REL_MARGIN = 1e-8
@@ -78,10 +85,12 @@ class PieceSolver:
         for bits in itertools.product((False, True), repeat=n_unstable):
             pieces += 1
             phase_rows, phase_mag, y_map, y_mag = self._piece(pre_lo, unstable, bits)
+            out_shift, phase_shift = self._float32_margins(leaf, unstable, bits)
+            phase_rows = (phase_rows[0], phase_rows[1] + phase_shift)
             for j in disjuncts:
                 rows = np.nonzero(self.rows.member[j])[0]
                 a_out = self.rows.matrix[rows] @ y_map[0]  # (r, d)
-                offset = self.rows.offset[rows] + (0.0 if leaf.row_shift is None else leaf.row_shift[rows])
+                offset = self.rows.offset[rows] + out_shift[rows]
                 b_out = offset - self.rows.matrix[rows] @ y_map[1]
                 m_out = np.abs(self.rows.matrix[rows]) @ y_mag[0], np.abs(self.rows.matrix[rows]) @ y_mag[1] + np.abs(
                     offset
@@ -103,6 +112,47 @@ class PieceSolver:
             candidates.sort(key=lambda t: t[0])
             return PieceOutcome("candidates", [p for _, p in candidates], lps, pieces)
         return PieceOutcome("uncertain" if uncertain else "unsat", [], lps, pieces)
+
+    def _float32_margins(
+        self, leaf: Leaf, unstable: list[np.ndarray], bits: tuple[bool, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """How far float32 execution can move each unsafe row (K,) and each phase row (U,) of
+        one piece, the right-hand sides that the piece's LP relaxes by.
+
+        With ``leaf.layer_error`` the piece is a phase pattern of the *executed* network
+        (``pre_lo``/``pre_hi`` bound the executed values): on it the executed network is
+        ``z_k = W_k D_{k-1} z_{k-1} + b_k + e_k`` with every ReLU's slope ``D`` fixed and
+        ``|e_k| <= layer_error[k]``, so each row moves by at most ``sum_k |row's coefficient of
+        e_k| . layer_error[k]``, the coefficients carried back exactly (with their signs, so
+        errors that cancel through the weights are not counted twice). Without the phases
+        fixed, :func:`~msl.engines.formal.rounding.row_error` must carry every unstable ReLU's
+        slope as the interval [0, 1] through all the layers below it, which on ACAS Xu's deep
+        narrow networks costs a factor of ten. A point whose executed phases are ``bits`` meets
+        the relaxed rows, so the pieces still cover the box. Without ``layer_error``,
+        ``leaf.row_shift`` (or nothing: the network over the reals) is used as given.
+        """
+        k_rows = len(self.rows.offset)
+        n_phase = len(bits)
+        local = leaf.layer_error
+        if local is None:
+            shift = np.zeros(k_rows) if leaf.row_shift is None else leaf.row_shift
+            return shift, np.zeros(n_phase)
+        # The piece's phases as bounds that row_error reads as stable: on (lo >= 0), off (hi <= 0).
+        lo = [a.copy() for a in leaf.pre_lo]
+        hi = [b.copy() for b in leaf.pre_hi]
+        pos = 0
+        phase_shift = np.zeros(n_phase)
+        for k, cols in enumerate(unstable):
+            for j in cols:
+                if bits[pos]:
+                    lo[k][j] = 0.0
+                else:
+                    hi[k][j] = 0.0
+                unit = np.zeros((1, len(lo[k])))
+                unit[0, j] = 1.0
+                phase_shift[pos] = row_error(self.layers[: k + 1], unit, lo[:k], hi[:k], local[: k + 1])[0]
+                pos += 1
+        return row_error(self.layers, self.rows.matrix, lo, hi, local), phase_shift
 
     def _piece(
         self, pre_lo: list[np.ndarray], unstable: list[np.ndarray], bits: tuple[bool, ...]
