@@ -1,0 +1,258 @@
+"""The language server, driven the way an editor drives it: ``python -m msl lsp`` as a
+subprocess, spoken to in JSON-RPC over its stdio by pygls's client.
+
+What each answer must be comes from elsewhere: diagnostics from ``msl lint`` run on the
+same text (same message, same line and column), hover text from the built-in registry
+and the declaration's own text, completions from the registry and the lexicon list,
+definitions from where the text declares the name, formatting from ``msl fmt``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("pygls")
+from lsprotocol import types as lsp  # noqa: E402
+from pygls.lsp.client import LanguageClient  # noqa: E402
+from pygls.uris import from_fs_path  # noqa: E402
+
+from msl.builtins import functions, lookup, measurements  # noqa: E402
+from msl.cli import cli  # noqa: E402
+from msl.lexicons import available  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+COMMON = """msl 1.0
+
+model lm: causal_lm = "smollm2-135m"
+
+lexicon praise = ["good", "great"]
+"""
+
+MAIN = """msl 1.0
+
+import "common.msl"
+
+lexicon blame = ["bad", "awful"]
+measure sentiment(t) = lm.logprob(t, " positive") - lm.logprob(t, " negative")
+transform to_blame = swap(praise, blame)
+
+verify praise_is_positive {
+  description "Praise reads positive."
+  for w in praise
+  expect sentiment(w) > sentiment(to_blame(w))
+}
+"""
+
+#: A type error: `label` is a classifier's measurement, and `lm` is a causal LM.
+BROKEN = MAIN.replace("expect sentiment(w) > sentiment(to_blame(w))", 'expect lm.label(w) == "positive"')
+
+
+def where(text: str, word: str, nth: int = 0) -> lsp.Position:
+    """The 0-based position of the ``nth`` occurrence of ``word`` as a whole word."""
+    m = list(re.finditer(rf"\b{re.escape(word)}\b", text))[nth]
+    line = text.count("\n", 0, m.start())
+    return lsp.Position(line, m.start() - (text.rfind("\n", 0, m.start()) + 1))
+
+
+def end_of(text: str, fragment: str) -> lsp.Position:
+    """The position just after the first occurrence of ``fragment``."""
+    i = text.index(fragment) + len(fragment)
+    return lsp.Position(text.count("\n", 0, i), i - (text.rfind("\n", 0, i) + 1))
+
+
+class Session:
+    """One server process and the diagnostics it has published."""
+
+    def __init__(self, client: LanguageClient) -> None:
+        self.client = client
+        self.diagnostics: dict[str, lsp.PublishDiagnosticsParams] = {}
+        self.arrived = asyncio.Condition()
+
+    async def wait_for(self, uri: str, version: int) -> list[lsp.Diagnostic]:
+        def ready() -> bool:
+            got = self.diagnostics.get(uri)
+            return got is not None and got.version == version
+
+        async with self.arrived:
+            await asyncio.wait_for(self.arrived.wait_for(ready), timeout=30)
+        return self.diagnostics[uri].diagnostics
+
+    async def open(self, uri: str, text: str) -> list[lsp.Diagnostic]:
+        self.client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(uri, "msl", 1, text)))
+        return await self.wait_for(uri, 1)
+
+    async def change(self, uri: str, version: int, text: str) -> list[lsp.Diagnostic]:
+        self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            lsp.VersionedTextDocumentIdentifier(version=version, uri=uri),
+            [lsp.TextDocumentContentChangeWholeDocument(text)],
+        ))
+        return await self.wait_for(uri, version)
+
+
+def run_session(folder: Path, script: Callable[[Session], object]) -> None:
+    """Start ``msl lsp`` in ``folder``, initialise it, run ``script``, shut it down."""
+
+    async def main() -> None:
+        client = LanguageClient("msl-test", "1")
+        session = Session(client)
+
+        @client.feature(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        async def published(params: lsp.PublishDiagnosticsParams) -> None:
+            async with session.arrived:
+                session.diagnostics[params.uri] = params
+                session.arrived.notify_all()
+
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        await client.start_io(sys.executable, "-m", "msl", "lsp", cwd=str(folder), env=env)
+        try:
+            root = from_fs_path(str(folder))
+            await asyncio.wait_for(client.initialize_async(lsp.InitializeParams(
+                capabilities=lsp.ClientCapabilities(),
+                root_uri=root,
+                workspace_folders=[lsp.WorkspaceFolder(root, "specs")],
+            )), timeout=60)
+            client.initialized(lsp.InitializedParams())
+            await script(session)  # type: ignore[misc]
+            await asyncio.wait_for(client.shutdown_async(None), timeout=30)
+        finally:
+            client.exit(None)  # the server ends on `exit`, after a failed step too
+            await asyncio.wait_for(client.stop(), timeout=30)
+
+    asyncio.run(main())
+
+
+def lint_output(path: Path) -> str:
+    result = CliRunner().invoke(cli, ["lint", str(path)])
+    return result.output
+
+
+def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_formatting(tmp_path: Path) -> None:
+    (tmp_path / "common.msl").write_text(COMMON)
+    main_path = tmp_path / "main.msl"
+    main_path.write_text(MAIN)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "reviews.jsonl").write_text('{"text": "fine"}\n')
+    (tmp_path / "notes.txt").write_text("not a dataset")
+    uri = from_fs_path(str(main_path))
+    common_uri = from_fs_path(str(tmp_path / "common.msl"))
+
+    async def script(s: Session) -> None:
+        client = s.client
+        doc = lsp.TextDocumentIdentifier(uri)
+
+        # a clean spec: no error
+        diagnostics = await s.open(uri, MAIN)
+        assert not [d for d in diagnostics if d.severity == lsp.DiagnosticSeverity.Error], diagnostics
+
+        # a type error as the user types: msl lint's message, at msl lint's line and column
+        diagnostics = await s.change(uri, 2, BROKEN)
+        errors = [d for d in diagnostics if d.severity == lsp.DiagnosticSeverity.Error]
+        assert len(errors) == 1, diagnostics
+        attribute = end_of(BROKEN, "expect ")
+        assert errors[0].range == lsp.Range(attribute, end_of(BROKEN, "expect lm.label"))
+        broken_path = tmp_path / "broken.msl"
+        broken_path.write_text(BROKEN)
+        cli_line = next(line for line in lint_output(broken_path).splitlines() if ": error: " in line)
+        location, message = cli_line.split(": error: ")
+        assert location.endswith(f"broken.msl:{attribute.line + 1}:{attribute.character + 1}")
+        assert errors[0].message.split("\nhint: ")[0] == message
+        assert "is a measurement of classifier models" in message
+
+        # fixed again: the error goes away
+        assert not [d for d in await s.change(uri, 3, MAIN) if d.severity == lsp.DiagnosticSeverity.Error]
+
+        async def hover(position: lsp.Position) -> str:
+            result = await client.text_document_hover_async(lsp.HoverParams(doc, position))
+            assert result is not None
+            return result.contents.value  # type: ignore[union-attr]
+
+        # a built-in: its signature and documentation from the registry
+        fn = lookup("logprob", "causal_lm")
+        assert fn is not None
+        text = await hover(where(MAIN, "logprob"))
+        assert fn.signature in text and fn.summary.split(". ")[0] in " ".join(text.split())
+        swap = lookup("swap")
+        assert swap is not None and swap.signature in await hover(where(MAIN, "swap"))
+        # a declared name: its declaration and type; an imported one says where it is from
+        text = await hover(where(MAIN, "sentiment", 2))
+        assert 'measure sentiment(t) = lm.logprob(t, " positive") - lm.logprob(t, " negative")' in text
+        assert "a measure" in text
+        text = await hover(where(MAIN, "praise", 1))
+        assert 'lexicon praise = ["good", "great"]' in text and "a set of strings" in text and "common.msl" in text
+        text = await hover(where(MAIN, "w", 2))  # the `w` of `sentiment(w)`
+        assert "for w in praise" in text and "a string" in text
+
+        # go to definition: across the import, and to a claim's variable
+        found = await client.text_document_definition_async(lsp.DefinitionParams(doc, where(MAIN, "praise", 1)))
+        assert isinstance(found, lsp.Location) and found.uri == common_uri
+        start = where(COMMON, "praise")
+        assert found.range == lsp.Range(start, lsp.Position(start.line, start.character + len("praise")))
+        found = await client.text_document_definition_async(lsp.DefinitionParams(doc, where(MAIN, "w", 2)))
+        assert isinstance(found, lsp.Location) and found.uri == uri and found.range.start == where(MAIN, "w", 0)
+        found = await client.text_document_definition_async(lsp.DefinitionParams(doc, end_of(MAIN, 'import "co')))
+        assert isinstance(found, lsp.Location) and found.uri == common_uri
+
+        async def complete(text: str, version: int, fragment: str) -> set[str]:
+            await s.change(uri, version, text)
+            result = await client.text_document_completion_async(lsp.CompletionParams(doc, end_of(text, fragment)))
+            assert isinstance(result, lsp.CompletionList)
+            return {item.label for item in result.items}
+
+        # a causal LM's measurements (and its sites) after `lm.`, not a classifier's
+        typing = MAIN.replace("  for w in praise\n", "  for w in praise\n  expect lm.\n")
+        labels = await complete(typing, 4, "expect lm.")
+        assert labels == set(measurements("causal_lm")) | {"resid_pre", "resid_post", "attn_out", "mlp_out"}
+        assert "label" not in labels
+        # inside builtin("…"): the lexicons; inside dataset("…"): the data files beside the spec
+        typing = MAIN.replace('lexicon blame = ["bad", "awful"]', 'lexicon blame = builtin("')
+        assert await complete(typing, 5, 'builtin("') == set(available())
+        typing = MAIN.replace('lexicon blame = ["bad", "awful"]', 'data rows = dataset("da')
+        assert await complete(typing, 6, 'dataset("da') == {"data/reviews.jsonl"}
+        # elsewhere: keywords, built-ins, declared names (imported too) and the claim's own
+        typing = MAIN.replace("  for w in praise\n", "  for w in praise\n  expect s\n")
+        labels = await complete(typing, 7, "expect s")
+        assert {"verify", "expect", "tolerate", "import"} <= labels
+        assert set(functions()) <= labels
+        assert {"sentiment", "praise", "blame", "lm", "to_blame", "w"} <= labels
+
+        # the outline: declarations and claims, each at its name
+        await s.change(uri, 8, MAIN)
+        symbols = await client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc))
+        assert [sym.name for sym in symbols] == ["common.msl", "blame", "sentiment", "to_blame", "praise_is_positive"]
+        claim = symbols[-1]
+        assert isinstance(claim, lsp.DocumentSymbol) and claim.selection_range.start == where(MAIN, "praise_is_positive")
+
+        # formatting: msl fmt's text, as edits
+        messy = MAIN.replace('lexicon blame = ["bad", "awful"]', 'lexicon   blame=["bad" ,"awful",]')
+        await s.change(uri, 9, messy)
+        edits = await client.text_document_formatting_async(
+            lsp.DocumentFormattingParams(doc, lsp.FormattingOptions(tab_size=2, insert_spaces=True))
+        )
+        assert edits
+        messy_path = tmp_path / "messy.msl"
+        messy_path.write_text(messy)
+        assert CliRunner().invoke(cli, ["fmt", str(messy_path)]).exit_code == 0
+        assert apply(messy, edits) == messy_path.read_text()
+
+    run_session(tmp_path, script)
+
+
+def apply(text: str, edits: list[lsp.TextEdit]) -> str:
+    """The text after edits (ASCII text: positions are characters)."""
+    lines = text.split("\n")
+
+    def offset(p: lsp.Position) -> int:
+        return sum(len(line) + 1 for line in lines[: p.line]) + p.character
+
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+    return text
