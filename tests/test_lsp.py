@@ -10,6 +10,8 @@ definitions from where the text declares the name, formatting from ``msl fmt``.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import json
 import os
 import re
 import sys
@@ -24,7 +26,7 @@ from lsprotocol import types as lsp  # noqa: E402
 from pygls.lsp.client import LanguageClient  # noqa: E402
 from pygls.uris import from_fs_path  # noqa: E402
 
-from msl.builtins import functions, lookup, measurements  # noqa: E402
+from msl.builtins import all_builtins, functions, lookup, measurements  # noqa: E402
 from msl.cli import cli  # noqa: E402
 from msl.lexicons import available  # noqa: E402
 
@@ -256,3 +258,54 @@ def apply(text: str, edits: list[lsp.TextEdit]) -> str:
     for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
         text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
     return text
+
+
+# ── Highlighting for editors: the TextMate grammar and the VS Code extension ────────────
+
+EDITORS = REPO / "editors"
+TEXTMATE = EDITORS / "vscode" / "syntaxes" / "msl.tmLanguage.json"
+
+
+def test_the_textmate_grammar_is_the_one_generated_from_the_language() -> None:
+    spec = importlib.util.spec_from_file_location("msl_textmate", EDITORS / "textmate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert TEXTMATE.read_text(encoding="utf-8") == module.render(), "run `python editors/textmate.py`"
+
+
+def test_every_keyword_of_the_lark_grammar_and_every_builtin_is_coloured() -> None:
+    grammar = json.loads(TEXTMATE.read_text(encoding="utf-8"))
+    repository = grammar["repository"]
+    # the keywords as the Lark grammar spells them, read from its text
+    lark = (REPO / "grammar" / "msl.lark").read_text(encoding="utf-8")
+    words = set(re.findall(r'"([a-z_]+)"', lark))
+    assert {"verify", "expect", "tolerate", "forall", "preserves"} <= words
+    keyword_patterns = [re.compile(p["match"]) for p in repository["keyword"]["patterns"]]
+    for word in sorted(words):
+        line = f"  {word} = 1"  # `base = m` is where `base` is a keyword
+        assert any((m := p.search(line)) and m.group(1) == word for p in keyword_patterns), word
+    # a keyword written as a keyword argument is a name (keywords are soft)
+    assert not any(p.search("f(data: x)") for p in keyword_patterns)
+    builtin = re.compile(repository["builtin"]["match"])
+    for name in functions():
+        m = builtin.search(f"  {name}(x)")
+        assert m and m.group(1) == name, name
+    member = re.compile(repository["member"]["patterns"][0]["match"])
+    for fn in all_builtins():
+        if fn.receiver is not None:
+            m = member.search(f"lm.{fn.name}(x)")
+            assert m and m.group(2) == fn.name, fn.name
+
+
+def test_the_vscode_extension_declares_the_language_grammar_and_server() -> None:
+    folder = EDITORS / "vscode"
+    package = json.loads((folder / "package.json").read_text(encoding="utf-8"))
+    (language,) = package["contributes"]["languages"]
+    assert language["extensions"] == [".msl"]
+    json.loads((folder / language["configuration"]).read_text(encoding="utf-8"))  # plain JSON
+    (grammar,) = package["contributes"]["grammars"]
+    assert (folder / grammar["path"]).resolve() == TEXTMATE and grammar["scopeName"] == "source.msl"
+    assert "vsce package" in package["scripts"]["package"] and "vscode-languageclient" in package["dependencies"]
+    client = (folder / "extension.js").read_text(encoding="utf-8")
+    assert '"lsp"' in client and "LanguageClient" in client
