@@ -373,6 +373,10 @@ def definition(server: MslLanguageServer, analysis: Analysis, line: int, column:
         if not target.is_file():
             return None
         return lsp.Location(from_fs_path(str(target.absolute())) or "", lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0)))
+    for holder in reversed(chain):  # on the name a declaration binds: that name itself
+        declared = _name_span(holder)
+        if declared is not None and _holds(declared, line, column):
+            return server.location(declared)
     if not isinstance(node, ast.Name):
         return None
     target = _binding(analysis.spec, chain, node.id)

@@ -14,7 +14,9 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -309,3 +311,107 @@ def test_the_vscode_extension_declares_the_language_grammar_and_server() -> None
     assert "vsce package" in package["scripts"]["package"] and "vscode-languageclient" in package["dependencies"]
     client = (folder / "extension.js").read_text(encoding="utf-8")
     assert '"lsp"' in client and "LanguageClient" in client
+
+
+def test_imports_open_in_the_editor_are_checked_as_typed_and_their_errors_shown_on_the_import(tmp_path: Path) -> None:
+    (tmp_path / "common.msl").write_text(COMMON)
+    (tmp_path / "main.msl").write_text(MAIN)
+    uri, common_uri = (from_fs_path(str(tmp_path / name)) for name in ("main.msl", "common.msl"))
+    # a name after a character outside the BMP: LSP columns count UTF-16 code units
+    emoji = MAIN + 'let smile = "😀" + nope\n'
+
+    async def script(s: Session) -> None:
+        await s.open(common_uri, COMMON)
+        assert not [d for d in await s.open(uri, MAIN) if d.severity == lsp.DiagnosticSeverity.Error]
+
+        # renaming `praise` in the (unsaved) imported file breaks its use in main.msl
+        async with s.arrived:
+            s.diagnostics.pop(uri)
+        await s.change(common_uri, 2, COMMON.replace("praise", "praises"))
+        errors = await s.wait_for(uri, 1)
+        assert [d.message.split("\n")[0] for d in errors] == ["unknown name `praise`"] * 2
+        assert errors[0].range.start == where(MAIN, "praise")
+
+        # an error inside the imported file: on the import in main.msl, with its own place
+        broken = COMMON.replace('["good", "great"]', "3")
+        async with s.arrived:
+            s.diagnostics.pop(uri)
+        common_errors = await s.change(common_uri, 3, broken)
+        (error,) = [d for d in await s.wait_for(uri, 1) if d.severity == lsp.DiagnosticSeverity.Error]
+        (own,) = common_errors
+        assert error.range.start == where(MAIN, "import")
+        assert own.range.start == where(broken, "3")
+        assert error.message.startswith(f"common.msl:{own.range.start.line + 1}:{own.range.start.character + 1}: ")
+        assert error.related_information is not None
+        assert error.related_information[0].location == lsp.Location(common_uri, own.range)
+        assert own.message.startswith("`lexicon praise` must be a set of strings, not a number")
+
+        async with s.arrived:
+            s.diagnostics.pop(uri)
+        s.client.text_document_did_close(lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(common_uri)))
+        # main.msl now reads common.msl from disk, where it is fine
+        clean = await s.wait_for(uri, 1)
+        assert not [d for d in clean if d.severity == lsp.DiagnosticSeverity.Error]
+        assert not s.diagnostics[common_uri].diagnostics
+
+        (error,) = [d for d in await s.change(uri, 2, emoji) if d.severity == lsp.DiagnosticSeverity.Error]
+        line = emoji.split("\n")[error.range.start.line]
+        units = len(line[: line.index("nope")].encode("utf-16-le")) // 2
+        assert line.index("nope") == units - 1  # the emoji is one character, two UTF-16 units
+        assert (error.range.start.character, error.range.end.character) == (units, units + 4)
+
+    run_session(tmp_path, script)
+
+
+def test_every_name_of_a_real_spec_hovers_and_leads_to_its_declaration() -> None:
+    """Hover and definition on every word of a spec of specs/ (no request fails), and each
+    declared name leads to the line that declares it (found in the text by a regex)."""
+    path = REPO / "specs" / "verify_lm.msl"
+    text = path.read_text(encoding="utf-8")
+    uri = from_fs_path(str(path))
+    declared = {m.group(2): text.count("\n", 0, m.start()) for m in re.finditer(
+        r"^(model|lexicon|data|transform|vector|intervention|let|measure)\s+(\w+)", text, re.M)}
+    assert len(declared) > 5
+
+    async def script(s: Session) -> None:
+        doc = lsp.TextDocumentIdentifier(uri)
+        assert not [d for d in await s.open(uri, text) if d.severity == lsp.DiagnosticSeverity.Error]
+        checked = 0
+        for number, line in enumerate(text.split("\n")):
+            if line.lstrip().startswith("#"):
+                continue
+            for m in re.finditer(r"\b[A-Za-z_]\w*\b", line.split("#")[0]):
+                position = lsp.Position(number, m.start())
+                hover = await s.client.text_document_hover_async(lsp.HoverParams(doc, position))
+                found = await s.client.text_document_definition_async(lsp.DefinitionParams(doc, position))
+                in_string = line[: m.start()].count('"') % 2 == 1
+                a_tag = line.lstrip().startswith("tags ")  # `tags sentiment` names a tag, not the measure
+                if m.group(0) in declared and not (in_string or a_tag) and line[m.start() - 1 : m.start()] != ".":
+                    assert isinstance(found, lsp.Location), (number, m.group(0))
+                    assert found.range.start.line == declared[m.group(0)], (number, m.group(0))
+                    assert hover is not None and m.group(0) in hover.contents.value  # type: ignore[union-attr]
+                    checked += 1
+        assert checked > 20
+
+    run_session(path.parent, script)
+
+
+def test_the_editor_guide_names_real_settings_and_valid_configuration() -> None:
+    guide = (REPO / "docs" / "editors.md").read_text(encoding="utf-8")
+    settings = json.loads((EDITORS / "vscode" / "package.json").read_text(encoding="utf-8"))["contributes"]["configuration"]
+    for name in re.findall(r"`(msl\.server\.\w+)`", guide):
+        assert name in settings["properties"], name
+    (helix,) = re.findall(r"```toml\n(.*?)```", guide, flags=re.S)
+    config = tomllib.loads(helix)
+    assert config["language-server"]["msl"] == {"command": "msl", "args": ["lsp"]}
+    assert "[docs/editors.md](docs/editors.md)" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_command_line_imports_pygls_only_for_msl_lsp() -> None:
+    probe = ("import sys\nfrom msl.cli import cli\ntry:\n    cli(['--help'], prog_name='msl')\n"
+             "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('pygls', 'lsprotocol')))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "lsp" in done.stdout
