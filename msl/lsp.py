@@ -23,6 +23,7 @@ import inspect
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from lsprotocol import types as lsp
@@ -60,7 +61,7 @@ class Analysis:
     spec: CheckedSpec | None
     problems: list[MslError]
 
-    @property
+    @cached_property
     def lines(self) -> tuple[str, ...]:
         return self.parsed.source.lines if self.parsed is not None else Source(self.name, self.text).lines
 

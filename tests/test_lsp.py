@@ -360,6 +360,25 @@ def test_imports_open_in_the_editor_are_checked_as_typed_and_their_errors_shown_
         assert line.index("nope") == units - 1  # the emoji is one character, two UTF-16 units
         assert (error.range.start.character, error.range.end.character) == (units, units + 4)
 
+        # texts that are not specs get msl lint's diagnostic, and no request fails on them
+        for number, (text, expected) in enumerate([
+            ("", "the file is empty"),
+            ("verify x { expect 1 > 0 }\n", "a spec starts with its language version"),
+            ('\x00 ☃ 😀\n\r\n"unterminated\n#', "unexpected character"),
+            ('msl 1.0\nmodel lm: causal_lm = "m"\nverify a {\n  expect lm.\n', "unexpected end of file"),
+        ]):
+            broken_uri = f"untitled:Untitled-{number}"
+            (problem,) = await s.open(broken_uri, text)
+            assert problem.message.startswith(expected)
+            doc = lsp.TextDocumentIdentifier(broken_uri)
+            for position in (lsp.Position(0, 0), lsp.Position(3, 11), lsp.Position(9, 99)):
+                await s.client.text_document_hover_async(lsp.HoverParams(doc, position))
+                await s.client.text_document_definition_async(lsp.DefinitionParams(doc, position))
+                await s.client.text_document_completion_async(lsp.CompletionParams(doc, position))
+            await s.client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc))
+            assert await s.client.text_document_formatting_async(
+                lsp.DocumentFormattingParams(doc, lsp.FormattingOptions(tab_size=2, insert_spaces=True))) is None
+
     run_session(tmp_path, script)
 
 
