@@ -648,9 +648,10 @@ def lsp() -> int:
     try:
         from msl.lsp import serve
     except ImportError as exc:
-        if exc.name not in ("pygls", "lsprotocol"):
+        missing = (exc.name or "").split(".")[0]
+        if missing not in ("pygls", "lsprotocol"):
             raise
-        raise UsageError(f"`msl lsp` needs {exc.name}, which is not installed", hint="pip install 'msl[lsp]'") from None
+        raise UsageError(f"`msl lsp` needs {missing}, which is not installed", hint="pip install 'msl[lsp]'") from None
     serve()
     return ExitCode.OK
 

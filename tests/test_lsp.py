@@ -434,3 +434,12 @@ def test_the_command_line_imports_pygls_only_for_msl_lsp() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "lsp" in done.stdout
+
+
+def test_without_pygls_msl_lsp_says_what_to_install() -> None:
+    probe = "import sys\nsys.modules['pygls'] = None\nfrom msl.cli import main\nsys.argv = ['msl', 'lsp']\nmain()"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert "error: `msl lsp` needs pygls, which is not installed" in done.stderr
+    assert "pip install 'msl[lsp]'" in done.stderr and "Traceback" not in done.stderr
