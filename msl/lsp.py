@@ -423,7 +423,7 @@ def completions(server: MslLanguageServer, analysis: Analysis, position: lsp.Pos
     known = analysis if analysis.parsed is not None else server.parsed.get(analysis.uri, analysis)
     m = _AFTER_DOT.search(before)
     if m:
-        return _member_items(known, m.group(1))
+        return _member_items(known, m.group(1), line)
     m = _MODEL_KIND.search(before)
     if m:
         return [lsp.CompletionItem(k, kind=lsp.CompletionItemKind.EnumMember, detail="model kind") for k in T.MODEL_KINDS]
@@ -455,34 +455,50 @@ def _symbol_completion_kind(node: ast.Node) -> lsp.CompletionItemKind:
     return lsp.CompletionItemKind.Variable
 
 
-def _member_items(analysis: Analysis, name: str) -> list[lsp.CompletionItem]:
-    """A model role's measurements (and sites) after ``role.``."""
+def _member_items(analysis: Analysis, name: str, line: int) -> list[lsp.CompletionItem]:
+    """After ``name.``: a model role's measurements (and sites), or the fields of the
+    records a claim's variable runs over (``q.capital`` for a template's rows)."""
     symbol = analysis.spec.symbols.get(name) if analysis.spec is not None else None
-    if symbol is None or not isinstance(symbol.node, ast.ModelDecl) or symbol.node.kind not in T.MODEL_KINDS:
-        return []
+    if symbol is None or not isinstance(symbol.node, ast.ModelDecl):
+        return [lsp.CompletionItem(f, kind=lsp.CompletionItemKind.Field, detail="field")
+                for f in _fields(analysis, name, line)]
     kind = symbol.node.kind
     items = [
         lsp.CompletionItem(m, kind=lsp.CompletionItemKind.Method, detail=fn.signature, documentation=_markdown(_builtin_doc(fn)))
         for m, fn in sorted(measurements(kind).items())
     ]
-    if kind != "network":
+    if kind in T.MODEL_KINDS and kind != "network":
         items += [lsp.CompletionItem(s, kind=lsp.CompletionItemKind.Field, detail="site family: " + s + "[layer]")
                   for s in T.SITE_POINTS]
     return items
 
 
+def _enclosing(analysis: Analysis, line: int) -> ast.Item | None:
+    """The top-level item of the document that spans ``line``."""
+    items = analysis.parsed.module.items if analysis.parsed is not None else ()
+    return next((i for i in items if i.span.line <= line <= i.span.end_line), None)
+
+
+def _fields(analysis: Analysis, name: str, line: int) -> list[str]:
+    """The known fields of the records the claim variable ``name`` runs over."""
+    claim = _enclosing(analysis, line)
+    if not isinstance(claim, ast.Claim) or analysis.spec is None:
+        return []
+    for stmt in claim.body:
+        if isinstance(stmt, ast.For) and stmt.var == name:
+            elem = analysis.spec.types.get(id(stmt.iterable), T.ANY).elem
+            return sorted(elem.fields) if elem.name == "record" and elem.fields else []
+    return []
+
+
 def _locals(analysis: Analysis, line: int) -> list[tuple[str, str]]:
     """The names a claim or measure binds, for a position inside it."""
-    if analysis.parsed is None:
-        return []
-    for item in analysis.parsed.module.items:
-        if not item.span.line <= line <= item.span.end_line:
-            continue
-        if isinstance(item, ast.MeasureDecl):
-            return [(p, f"parameter of {item.name}") for p in item.params]
-        if isinstance(item, ast.Claim):
-            return [(s.var, statement(s)) if isinstance(s, ast.For | ast.Forall) else (s.name, statement(s))
-                    for s in item.body if isinstance(s, ast.For | ast.Forall | ast.Let)]
+    item = _enclosing(analysis, line)
+    if isinstance(item, ast.MeasureDecl):
+        return [(p, f"parameter of {item.name}") for p in item.params]
+    if isinstance(item, ast.Claim):
+        return [(s.var, statement(s)) if isinstance(s, ast.For | ast.Forall) else (s.name, statement(s))
+                for s in item.body if isinstance(s, ast.For | ast.Forall | ast.Let)]
     return []
 
 

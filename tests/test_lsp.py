@@ -79,6 +79,7 @@ class Session:
     def __init__(self, client: LanguageClient) -> None:
         self.client = client
         self.diagnostics: dict[str, lsp.PublishDiagnosticsParams] = {}
+        self.versions: dict[str, int] = {}
         self.arrived = asyncio.Condition()
 
     async def wait_for(self, uri: str, version: int) -> list[lsp.Diagnostic]:
@@ -91,15 +92,26 @@ class Session:
         return self.diagnostics[uri].diagnostics
 
     async def open(self, uri: str, text: str) -> list[lsp.Diagnostic]:
+        self.versions[uri] = 1
         self.client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(uri, "msl", 1, text)))
         return await self.wait_for(uri, 1)
 
-    async def change(self, uri: str, version: int, text: str) -> list[lsp.Diagnostic]:
+    async def change(self, uri: str, text: str) -> list[lsp.Diagnostic]:
+        """Replace the document's text, as an editor does after a keystroke."""
+        self.versions[uri] += 1
         self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(version=version, uri=uri),
+            lsp.VersionedTextDocumentIdentifier(version=self.versions[uri], uri=uri),
             [lsp.TextDocumentContentChangeWholeDocument(text)],
         ))
-        return await self.wait_for(uri, version)
+        return await self.wait_for(uri, self.versions[uri])
+
+    async def republished(self, uri: str) -> list[lsp.Diagnostic]:
+        """The diagnostics published next for an unchanged document (one it imports changed)."""
+        return await self.wait_for(uri, self.versions[uri])
+
+    async def forget_diagnostics(self, uri: str) -> None:
+        async with self.arrived:
+            self.diagnostics.pop(uri, None)
 
 
 def run_session(folder: Path, script: Callable[[Session], object]) -> None:
@@ -158,7 +170,7 @@ def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_fo
         assert not [d for d in diagnostics if d.severity == lsp.DiagnosticSeverity.Error], diagnostics
 
         # a type error as the user types: msl lint's message, at msl lint's line and column
-        diagnostics = await s.change(uri, 2, BROKEN)
+        diagnostics = await s.change(uri, BROKEN)
         errors = [d for d in diagnostics if d.severity == lsp.DiagnosticSeverity.Error]
         assert len(errors) == 1, diagnostics
         attribute = end_of(BROKEN, "expect ")
@@ -172,7 +184,7 @@ def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_fo
         assert "is a measurement of classifier models" in message
 
         # fixed again: the error goes away
-        assert not [d for d in await s.change(uri, 3, MAIN) if d.severity == lsp.DiagnosticSeverity.Error]
+        assert not [d for d in await s.change(uri, MAIN) if d.severity == lsp.DiagnosticSeverity.Error]
 
         async def hover(position: lsp.Position) -> str:
             result = await client.text_document_hover_async(lsp.HoverParams(doc, position))
@@ -205,31 +217,35 @@ def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_fo
         found = await client.text_document_definition_async(lsp.DefinitionParams(doc, end_of(MAIN, 'import "co')))
         assert isinstance(found, lsp.Location) and found.uri == common_uri
 
-        async def complete(text: str, version: int, fragment: str) -> set[str]:
-            await s.change(uri, version, text)
+        async def complete(text: str, fragment: str) -> set[str]:
+            await s.change(uri, text)
             result = await client.text_document_completion_async(lsp.CompletionParams(doc, end_of(text, fragment)))
             assert isinstance(result, lsp.CompletionList)
             return {item.label for item in result.items}
 
         # a causal LM's measurements (and its sites) after `lm.`, not a classifier's
         typing = MAIN.replace("  for w in praise\n", "  for w in praise\n  expect lm.\n")
-        labels = await complete(typing, 4, "expect lm.")
+        labels = await complete(typing, "expect lm.")
         assert labels == set(measurements("causal_lm")) | {"resid_pre", "resid_post", "attn_out", "mlp_out"}
         assert "label" not in labels
+        # a record's fields after `r.`, from the claim as it last parsed
+        rows = MAIN + 'verify rows {\n  for r in template("{adj} day", adj: praise)\n  expect len(r.text) > 0\n}\n'
+        await s.change(uri, rows)
+        assert await complete(rows.replace("len(r.text) > 0", "r."), "expect r.") == {"adj", "text"}
         # inside builtin("…"): the lexicons; inside dataset("…"): the data files beside the spec
         typing = MAIN.replace('lexicon blame = ["bad", "awful"]', 'lexicon blame = builtin("')
-        assert await complete(typing, 5, 'builtin("') == set(available())
+        assert await complete(typing, 'builtin("') == set(available())
         typing = MAIN.replace('lexicon blame = ["bad", "awful"]', 'data rows = dataset("da')
-        assert await complete(typing, 6, 'dataset("da') == {"data/reviews.jsonl"}
+        assert await complete(typing, 'dataset("da') == {"data/reviews.jsonl"}
         # elsewhere: keywords, built-ins, declared names (imported too) and the claim's own
         typing = MAIN.replace("  for w in praise\n", "  for w in praise\n  expect s\n")
-        labels = await complete(typing, 7, "expect s")
+        labels = await complete(typing, "expect s")
         assert {"verify", "expect", "tolerate", "import"} <= labels
         assert set(functions()) <= labels
         assert {"sentiment", "praise", "blame", "lm", "to_blame", "w"} <= labels
 
         # the outline: declarations and claims, each at its name
-        await s.change(uri, 8, MAIN)
+        await s.change(uri, MAIN)
         symbols = await client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc))
         assert [sym.name for sym in symbols] == ["common.msl", "blame", "sentiment", "to_blame", "praise_is_positive"]
         claim = symbols[-1]
@@ -237,7 +253,7 @@ def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_fo
 
         # formatting: msl fmt's text, as edits
         messy = MAIN.replace('lexicon blame = ["bad", "awful"]', 'lexicon   blame=["bad" ,"awful",]')
-        await s.change(uri, 9, messy)
+        await s.change(uri, messy)
         edits = await client.text_document_formatting_async(
             lsp.DocumentFormattingParams(doc, lsp.FormattingOptions(tab_size=2, insert_spaces=True))
         )
@@ -325,19 +341,17 @@ def test_imports_open_in_the_editor_are_checked_as_typed_and_their_errors_shown_
         assert not [d for d in await s.open(uri, MAIN) if d.severity == lsp.DiagnosticSeverity.Error]
 
         # renaming `praise` in the (unsaved) imported file breaks its use in main.msl
-        async with s.arrived:
-            s.diagnostics.pop(uri)
-        await s.change(common_uri, 2, COMMON.replace("praise", "praises"))
-        errors = await s.wait_for(uri, 1)
+        await s.forget_diagnostics(uri)
+        await s.change(common_uri, COMMON.replace("praise", "praises"))
+        errors = await s.republished(uri)
         assert [d.message.split("\n")[0] for d in errors] == ["unknown name `praise`"] * 2
         assert errors[0].range.start == where(MAIN, "praise")
 
         # an error inside the imported file: on the import in main.msl, with its own place
         broken = COMMON.replace('["good", "great"]', "3")
-        async with s.arrived:
-            s.diagnostics.pop(uri)
-        common_errors = await s.change(common_uri, 3, broken)
-        (error,) = [d for d in await s.wait_for(uri, 1) if d.severity == lsp.DiagnosticSeverity.Error]
+        await s.forget_diagnostics(uri)
+        common_errors = await s.change(common_uri, broken)
+        (error,) = [d for d in await s.republished(uri) if d.severity == lsp.DiagnosticSeverity.Error]
         (own,) = common_errors
         assert error.range.start == where(MAIN, "import")
         assert own.range.start == where(broken, "3")
@@ -346,15 +360,14 @@ def test_imports_open_in_the_editor_are_checked_as_typed_and_their_errors_shown_
         assert error.related_information[0].location == lsp.Location(common_uri, own.range)
         assert own.message.startswith("`lexicon praise` must be a set of strings, not a number")
 
-        async with s.arrived:
-            s.diagnostics.pop(uri)
+        await s.forget_diagnostics(uri)
         s.client.text_document_did_close(lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(common_uri)))
         # main.msl now reads common.msl from disk, where it is fine
-        clean = await s.wait_for(uri, 1)
+        clean = await s.republished(uri)
         assert not [d for d in clean if d.severity == lsp.DiagnosticSeverity.Error]
         assert not s.diagnostics[common_uri].diagnostics
 
-        (error,) = [d for d in await s.change(uri, 2, emoji) if d.severity == lsp.DiagnosticSeverity.Error]
+        (error,) = [d for d in await s.change(uri, emoji) if d.severity == lsp.DiagnosticSeverity.Error]
         line = emoji.split("\n")[error.range.start.line]
         units = len(line[: line.index("nope")].encode("utf-16-le")) // 2
         assert line.index("nope") == units - 1  # the emoji is one character, two UTF-16 units
