@@ -46,6 +46,7 @@ MAIN = """msl 1.0
 import "common.msl"
 
 lexicon blame = ["bad", "awful"]
+lexicon spare = ["fine"]
 measure sentiment(t) = lm.logprob(t, " positive") - lm.logprob(t, " negative")
 transform to_blame = swap(praise, blame)
 
@@ -151,6 +152,19 @@ def lint_output(path: Path) -> str:
     return result.output
 
 
+def cli_diagnostics(path: Path) -> set[tuple[int, int, str, str]]:
+    """``msl lint``'s diagnostics of one file: line, column, severity, message."""
+    found = re.findall(r"^.*?:(\d+):(\d+): (error|warning): (.*)$", lint_output(path), flags=re.M)
+    return {(int(line), int(column), severity, message) for line, column, severity, message in found}
+
+
+def lsp_diagnostics(diagnostics: list[lsp.Diagnostic]) -> set[tuple[int, int, str, str]]:
+    """The server's diagnostics in the same terms (ASCII text: columns are characters)."""
+    names = {lsp.DiagnosticSeverity.Error: "error", lsp.DiagnosticSeverity.Warning: "warning"}
+    return {(d.range.start.line + 1, d.range.start.character + 1, names[d.severity], d.message.split("\nhint: ")[0])
+            for d in diagnostics if d.severity is not None}
+
+
 def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_formatting(tmp_path: Path) -> None:
     (tmp_path / "common.msl").write_text(COMMON)
     main_path = tmp_path / "main.msl"
@@ -165,9 +179,11 @@ def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_fo
         client = s.client
         doc = lsp.TextDocumentIdentifier(uri)
 
-        # a clean spec: no error
+        # a spec without errors: lint's warning (an unused declaration), as msl lint gives it
         diagnostics = await s.open(uri, MAIN)
-        assert not [d for d in diagnostics if d.severity == lsp.DiagnosticSeverity.Error], diagnostics
+        assert [d.severity for d in diagnostics] == [lsp.DiagnosticSeverity.Warning]
+        assert lsp_diagnostics(diagnostics) == cli_diagnostics(main_path)
+        assert diagnostics[0].range.start == where(MAIN, "spare")
 
         # a type error as the user types: msl lint's message, at msl lint's line and column
         diagnostics = await s.change(uri, BROKEN)
@@ -181,6 +197,7 @@ def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_fo
         location, message = cli_line.split(": error: ")
         assert location.endswith(f"broken.msl:{attribute.line + 1}:{attribute.character + 1}")
         assert errors[0].message.split("\nhint: ")[0] == message
+        assert lsp_diagnostics(diagnostics) == cli_diagnostics(broken_path)
         assert "is a measurement of classifier models" in message
 
         # fixed again: the error goes away
@@ -247,7 +264,7 @@ def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_fo
         # the outline: declarations and claims, each at its name
         await s.change(uri, MAIN)
         symbols = await client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc))
-        assert [sym.name for sym in symbols] == ["common.msl", "blame", "sentiment", "to_blame", "praise_is_positive"]
+        assert [sym.name for sym in symbols] == ["common.msl", "blame", "spare", "sentiment", "to_blame", "praise_is_positive"]
         claim = symbols[-1]
         assert isinstance(claim, lsp.DocumentSymbol) and claim.selection_range.start == where(MAIN, "praise_is_positive")
 
