@@ -131,7 +131,8 @@ class MslLanguageServer(LanguageServer):
                 cache[other_path.resolve()] = self.parse(other)[1]
         text, parsed = self.parse(uri)
         cache[path.resolve()] = parsed
-        spec, problems = None, []
+        spec: CheckedSpec | None = None
+        problems: list[MslError] = []
         try:
             spec, problems = analyse_file(path, cache=cache, folder=self.folder_of(path))
             if spec is not None and not any(p.severity is Severity.ERROR for p in problems):
@@ -347,8 +348,7 @@ def hover_text(analysis: Analysis, line: int, column: int) -> str | None:
 def _declared_doc(spec: CheckedSpec | None, node: ast.Node) -> str:
     """Hover on the name a declaration, a claim or a claim statement binds."""
     if isinstance(node, ast.Claim):
-        described = node.statements(ast.Description)
-        text = described[0].text if described else ""  # type: ignore[attr-defined]
+        text = next((s.text for s in node.body if isinstance(s, ast.Description)), "")
         return f"```msl\n{node.kind} {node.name}\n```\n\n{text}".rstrip()
     symbol = spec.symbols.get(node.name) if spec is not None and isinstance(node, ast.ModelDecl | ast.Decl | ast.MeasureDecl) else None
     if symbol is not None and symbol.node is node:
@@ -370,10 +370,10 @@ def definition(server: MslLanguageServer, analysis: Analysis, line: int, column:
           and isinstance(chain[-2].func, ast.Name) and chain[-2].func.id == "dataset"):
         named = node.value
     if named is not None:
-        target = analysis.path.parent / named
-        if not target.is_file():
+        file = analysis.path.parent / named
+        if not file.is_file():
             return None
-        return lsp.Location(from_fs_path(str(target.absolute())) or "", lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0)))
+        return lsp.Location(from_fs_path(str(file.absolute())) or "", lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0)))
     for holder in reversed(chain):  # on the name a declaration binds: that name itself
         declared = _name_span(holder)
         if declared is not None and _holds(declared, line, column):
@@ -409,14 +409,14 @@ def completions(server: MslLanguageServer, analysis: Analysis, position: lsp.Pos
     """What may be written at the position, by what the line says before it."""
     line, column = server.place(analysis, position)
     before = analysis.lines[line - 1][: column - 1] if line <= len(analysis.lines) else ""
-    for pattern, items in ((_IN_LEXICON, _lexicon_items), (_IN_DATASET, _data_file_items)):
+    for pattern, listing in ((_IN_LEXICON, _lexicon_items), (_IN_DATASET, _data_file_items)):
         m = pattern.search(before)
         if m:
             start = server.position(analysis.lines, line, column - len(m.group(1)))
             edit_range = lsp.Range(start, position)
             return [
                 lsp.CompletionItem(label, kind=kind, detail=detail, text_edit=lsp.TextEdit(edit_range, label))
-                for label, kind, detail in items(analysis)
+                for label, kind, detail in listing(analysis)
             ]
     if _in_string_or_comment(before):
         return []
@@ -538,18 +538,22 @@ def document_symbols(server: MslLanguageServer, analysis: Analysis) -> list[lsp.
             symbols.append(lsp.DocumentSymbol(item.path, lsp.SymbolKind.Module, server.range(lines, item.span),
                                               server.range(lines, item.span), detail="import"))
             continue
-        kind, detail = {
-            ast.ModelDecl: (lsp.SymbolKind.Class, f"model: {getattr(item, 'kind', '')}"),
-            ast.MeasureDecl: (lsp.SymbolKind.Function, "measure"),
-            ast.Claim: (lsp.SymbolKind.Event, getattr(item, "kind", "")),
-        }.get(type(item), (lsp.SymbolKind.Variable, getattr(item, "keyword", "")))
+        match item:
+            case ast.ModelDecl():
+                kind, detail = lsp.SymbolKind.Class, f"model: {item.kind}"
+            case ast.MeasureDecl():
+                kind, detail = lsp.SymbolKind.Function, "measure"
+            case ast.Claim():
+                kind, detail = lsp.SymbolKind.Event, item.kind
+            case _:
+                kind, detail = lsp.SymbolKind.Variable, item.keyword
         children = [
             lsp.DocumentSymbol(s.name, lsp.SymbolKind.Variable, server.range(lines, s.span),
                                server.range(lines, s.name_span), detail="let")
             for s in (item.body if isinstance(item, ast.Claim) else ()) if isinstance(s, ast.Let)
         ]
         symbols.append(lsp.DocumentSymbol(
-            item.name, kind, server.range(lines, item.span), server.range(lines, item.name_span),  # type: ignore[union-attr]
+            item.name, kind, server.range(lines, item.span), server.range(lines, item.name_span),
             detail=detail, children=children or None,
         ))
     return symbols
