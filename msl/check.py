@@ -247,15 +247,32 @@ def check_file(
 ) -> CheckedSpec:
     """Load, parse and check one spec with its imports, every file inside ``folder``
     (by default the spec's own); raises :class:`SpecErrors`."""
+    spec, diagnostics = analyse_file(path, _seen, cache, folder)
+    if spec is None:
+        raise SpecErrors(diagnostics)
+    hard = [e for e in diagnostics if e.severity is Severity.ERROR]
+    if hard:
+        raise SpecErrors(sorted(hard, key=_order) + [w for w in diagnostics if w not in hard])
+    return spec
+
+
+def analyse_file(
+    path: Path, _seen: tuple[Path, ...] = (), cache: ParseCache | None = None, folder: Path | None = None
+) -> tuple[CheckedSpec | None, list[MslError]]:
+    """:func:`check_file` without raising: the checked spec and every diagnostic.
+
+    The spec is returned even when it has errors (``None`` only when the root file does
+    not parse): an editor still shows the names and types of the parts that check.
+    """
     cache = {} if cache is None else cache
     folder = path.parent if folder is None else folder
-    root, modules, errors = load_modules(path, cache, folder)
+    try:
+        root, modules, errors = load_modules(path, cache, folder)
+    except SpecErrors as exc:
+        return None, list(exc.errors)
     checker = _Checker(path, root, modules, errors, _seen + (path.resolve(),), cache, folder)
     spec = checker.run()
-    hard = [e for e in checker.diagnostics if e.severity is Severity.ERROR]
-    if hard:
-        raise SpecErrors(sorted(hard, key=_order) + [w for w in checker.diagnostics if w not in hard])
-    return spec
+    return spec, checker.diagnostics
 
 
 def _order(e: MslError) -> tuple[str, int, int]:

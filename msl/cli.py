@@ -41,6 +41,7 @@ Examples:
   msl replay findings.json                re-check another lab's findings on your model
   msl vnnlib net.onnx prop.vnnlib --timeout 116
   msl schema > findings.schema.json
+  msl lsp                                 the language server, for editors (docs/editors.md)
 """
 
 
@@ -633,6 +634,26 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
             console.print(f"{c.shared.claim.name}: {ok} of {tried} shared counterexample(s) fail here too", markup=False)
     console.print(comparisons_table(result.comparisons))
     return replay_exit_code(result.comparisons)
+
+
+@cli.command()
+@_guarded
+def lsp() -> int:
+    """Run the MSL language server over stdio (for editors).
+
+    Diagnostics as `msl lint` gives them, updated as you type; hover, completion, go to
+    definition, the outline and formatting. Editors start it themselves: see
+    docs/editors.md for VS Code, Neovim and others. Needs pygls (`pip install 'msl[lsp]'`).
+    """
+    try:
+        from msl.lsp import serve
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in ("pygls", "lsprotocol"):
+            raise
+        raise UsageError(f"`msl lsp` needs {missing}, which is not installed", hint="pip install 'msl[lsp]'") from None
+    serve()
+    return ExitCode.OK
 
 
 def main() -> None:
