@@ -205,12 +205,31 @@ class TransformerModel(Model):
 
     @cached_property
     def fingerprint(self) -> str:
-        return model_fingerprint(f"{self.kind}/{self.code_version}", {
+        """The model's fingerprint; from the memo when every file of the model's folder is
+        as it was when the fingerprint was computed (hashing a large tokenizer's pipeline
+        takes most of a second), and while the weights are not in memory (then they are
+        hashed as loaded). The memo key names the transformers and tokenizers versions
+        too, since the config and tokenizer are hashed as those libraries read them."""
+        files = self.source.folder_files()
+        key = None
+        if files and self._memo is not None and "module" not in self.__dict__:
+            import tokenizers
+            import transformers
+
+            what = f"{self.kind}/{self.code_version}/whole/{transformers.__version__}/{tokenizers.__version__}"
+            key = FingerprintMemo.key(files, self.dtype, what)
+            known = self._memo.get(key)
+            if known is not None:
+                return known
+        fingerprint = model_fingerprint(f"{self.kind}/{self.code_version}", {
             "weights": self.weights_digest,
             "config": config_digest(self.config),
             "tokenizer": tokenizer_digest(self.tokenizer),
             "behaviour": self.behaviour(),
         })
+        if key is not None:
+            self._memo.put(key, fingerprint)  # type: ignore[union-attr]
+        return fingerprint
 
     @cached_property
     def sites(self) -> SiteMap:
