@@ -280,6 +280,11 @@ class TransformerModel(Model):
             raise QueryError(f"input of {len(ids)} tokens is longer than the model's limit of {self.max_length}")
         return ids
 
+    def _fed(self, query: Query, ids: tuple[int, ...], ops: list[ResolvedOp]) -> tuple[int, ...]:
+        """The tokens of ``ids`` the forward pass needs for ``query`` (queries needing the
+        same tokens share one row of a batch)."""
+        return ids
+
     def _check(self, query: Query, ids: tuple[int, ...], ops: list[ResolvedOp]) -> None:
         """Raise :class:`QueryError` when a selector does not fit this input."""
         n = len(ids)
@@ -391,7 +396,8 @@ class TransformerModel(Model):
             except (QueryError, UnsupportedArchitecture) as exc:
                 results[slot] = QueryFailed(exc.message)
                 continue
-            rows.setdefault(ids, Row(ids)).queries.append((slot, query))
+            fed = self._fed(query, ids, ops)
+            rows.setdefault(fed, Row(fed)).queries.append((slot, query))
         self._run_rows(list(rows.values()), ops, captures, results, progress)
         return results  # type: ignore[return-value]
 
