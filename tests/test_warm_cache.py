@@ -125,3 +125,30 @@ def test_changed_formal_code_is_a_miss(tmp_path: Path, searches: list[str], monk
     searches.clear()
     monkeypatch.setitem(msl.cache._SOURCE_DIGESTS, "msl.engines.formal", "0" * 64)
     assert check(spec, cache) == cold and len(searches) == 3
+
+
+def test_a_bootstrap_interval_is_computed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interval of a mean over the instances comes from the cache on a re-run, equal to
+    the one a run without any cache computes; another seed misses."""
+    from msl.engines import exhaustive
+
+    made: list[int] = []
+    real = exhaustive.mean_interval
+    monkeypatch.setattr(exhaustive, "mean_interval", lambda *a: made.append(1) or real(*a))
+    spec = tmp_path / "s.msl"
+    spec.write_text("msl 1.0\nverify positive_mean {\n  for x in [1, 2, 3, 5, 8, 13]\n  expect mean(x) > 0\n}\n")
+    cache = tmp_path / "results.sqlite"
+
+    def interval(seed: int = 0, cached: bool = True) -> tuple[float, float]:
+        runner = Runner(RunOptions(progress=False, cache=False, seed=seed))
+        runner.planner = Planner(ResultCache(cache) if cached else None, progress=runner.progress)
+        (finding,) = runner.check([check_file(spec)]).findings
+        values = finding.statistics.values
+        return values["mean(x) ci_low"], values["mean(x) ci_high"]
+
+    truth = interval(cached=False)
+    made.clear()
+    cold = interval()
+    assert made == [1] and cold == truth
+    assert interval() == truth and made == [1]
+    assert interval(seed=1) and made == [1, 1]

@@ -333,7 +333,7 @@ class FiniteRun(ClaimRun):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             return None
         seed = self.ev.ctx.rng("interval", self.claim.name, show(call)).getrandbits(64)
-        return mean_interval([float(v) for v in values], self.claim.confidence, seed)
+        return cached_interval(self.ev.ctx.planner.cache, [float(v) for v in values], self.claim.confidence, seed)
 
     # the verdict
 
@@ -492,6 +492,25 @@ def _bindings(env: Env) -> list[tuple[str, Any]]:
         out.extend(current.names.items())
         current = current.parent
     return list(reversed(out))
+
+
+def cached_interval(cache: Any, values: list[float], confidence: float, seed: int) -> Interval | None:
+    """:func:`msl.stats.mean_interval`, from the result cache when computed before: keyed by
+    the values (their exact bytes), the confidence, the seed, the statistics code and the
+    scipy version (2000 bootstrap resamples, and importing scipy.stats, on every run else)."""
+    import scipy
+
+    from msl.cache import array_digest, cached_json, derived_key, source_digest
+
+    key = derived_key("mean-interval", {
+        "values": array_digest(np.asarray(values, dtype=np.float64)), "confidence": confidence, "seed": seed,
+        "code": source_digest("msl.stats"), "scipy": scipy.__version__,
+    })
+    return cached_json(
+        cache, key, "derived:interval", lambda: mean_interval(values, confidence, seed),
+        lambda i: None if i is None else [i.low, i.high, i.method],
+        lambda data: None if data is None else Interval(float(data[0]), float(data[1]), str(data[2])),
+    )
 
 
 def _has_pending(env: Env) -> bool:
