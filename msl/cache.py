@@ -23,7 +23,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,53 @@ def array_digest(array: np.ndarray) -> str:
     h = hashlib.sha256(f"{array.dtype.str}:{array.shape}".encode())
     h.update(array.tobytes())
     return h.hexdigest()
+
+
+def source_digest(package: str) -> str:
+    """sha256 over the source files of ``package`` (a dotted name) and its subpackages,
+    computed once per process: part of the key of a derived result computed by that code,
+    so that any change of the code recomputes it rather than serve the old code's answer."""
+    if package not in _SOURCE_DIGESTS:
+        import importlib.util
+
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no source for {package!r}")
+        root = Path(spec.origin).parent
+        files = sorted(root.rglob("*.py")) if spec.submodule_search_locations else [Path(spec.origin)]
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.relative_to(root).as_posix().encode() + b"\n")
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+        _SOURCE_DIGESTS[package] = h.hexdigest()
+    return _SOURCE_DIGESTS[package]
+
+
+_SOURCE_DIGESTS: dict[str, str] = {}
+
+
+def cached_json(cache: ResultCache | None, key: str, label: str, compute: Callable[[], Any],
+                encode_value: Callable[[Any], Any], decode_value: Callable[[Any], Any],
+                storable: Callable[[Any], bool] = lambda value: True) -> Any:
+    """The value of a pure computation whose exact inputs ``key`` names
+    (:func:`derived_key`): decoded from its JSON form in the result cache when stored
+    before, else computed and, when ``storable``, stored (same SQLite file, one atomic
+    write; an unreadable entry is recomputed). ``cache`` None (``--no-cache``) computes."""
+    if cache is not None:
+        text = cache.get(key)
+        if isinstance(text, str):
+            try:
+                return decode_value(json.loads(text))
+            except (ValueError, TypeError, KeyError):
+                pass  # damaged or from an incompatible layout: recompute and overwrite
+    value = compute()
+    if cache is not None and storable(value):
+        try:
+            text = json.dumps(encode_value(value), allow_nan=False)
+        except (TypeError, ValueError):
+            return value  # not exactly representable in JSON: not cached
+        cache.put_many([(key, label, text)])
+    return value
 
 
 def encode(value: Any) -> tuple[str, bytes]:

@@ -82,6 +82,9 @@ class RunContext:
     #: name — and the built-in call running now: together they label vectors.
     owner: tuple[str, ast.Node | None] = ("", None)
     call: ast.Node | None = None
+    #: Model results (arrays) already found finite, by id; each entry holds its result, so
+    #: the id stays its own. The planner hands out the same object on every request.
+    finite: dict[int, Any] = field(default_factory=dict)
 
     def query(self, model: ModelHandle, query: Any, then: Callable[[Any], Any] | None = None) -> Any:
         result = self.planner.get(model.model, query, model.intervention)
@@ -89,7 +92,10 @@ class RunContext:
             return PENDING
         if isinstance(result, QueryFailed):
             raise EvalError(f"{model.role}: {result.message}")
-        _check_finite(result, f"{model.role} returned")
+        if id(result) not in self.finite or self.finite[id(result)] is not result:
+            _check_finite(result, f"{model.role} returned")
+            if not isinstance(result, (float, int, str)):  # an array: checked once per result
+                self.finite[id(result)] = result
         return then(result) if then is not None else result
 
     def query_all(self, model: ModelHandle, queries: Sequence[Any], then: Callable[[list[Any]], Any]) -> Any:
@@ -137,7 +143,7 @@ class RunContext:
 
     def for_spec(self, spec_dir: Path) -> RunContext:
         """The same run, reading data next to another spec."""
-        return RunContext(self.planner, self.seed, spec_dir, self.data_hashes, self.vectors, self.pins)
+        return RunContext(self.planner, self.seed, spec_dir, self.data_hashes, self.vectors, self.pins, finite=self.finite)
 
 
 def _check_finite(value: Any, what: str) -> None:
@@ -208,6 +214,7 @@ class Evaluator:
         self.edits: list[str] = []
         #: the evaluation an engine asked for (nested calls count towards its steps)
         self._depth, self._steps, self._top = 0, 0, ast.Node()
+        self._bindings: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     # names
 
@@ -463,7 +470,7 @@ class Evaluator:
         node: ast.Node,
         agg: Aggregation | None = None,
     ) -> Any:
-        pairs, problems = bind_arguments(fn, args, kwargs)
+        pairs, problems = self.bound(fn, args, kwargs, node)
         if problems:
             raise EvalError(problems[0].message)
         values: dict[str, Any] = {}
@@ -498,6 +505,21 @@ class Evaluator:
         if isinstance(result, float) and math.isnan(result):
             raise EvalError(f"{fn.name} gave NaN")
         return result
+
+    def bound(
+        self, fn: Builtin, args: tuple[ast.Expr, ...], kwargs: tuple[ast.Keyword, ...], node: ast.Node
+    ) -> tuple[list[tuple[Param, Any]], list[Any]]:
+        """:func:`bind_arguments` of a call, worked out once per call node and built-in (a
+        claim evaluates the same call for every instance). The entry holds the node and the
+        built-in, so their ids stay theirs while it is used."""
+        if not args and not kwargs:
+            return bind_arguments(fn, args, kwargs)
+        key = (id(node), id(fn))
+        entry = self._bindings.get(key)
+        if entry is None or entry[0] is not node or entry[1] is not fn:
+            entry = (node, fn, *bind_arguments(fn, args, kwargs))
+            self._bindings[key] = entry
+        return entry[2], entry[3]
 
     def default(self, param: Param, env: Env, overlay: Overlay) -> Any:
         if isinstance(param.default, Name):

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import beta
 
 #: The first look's size; later looks double it until the sample is spent.
 FIRST_LOOK = 32
@@ -27,6 +26,8 @@ def clopper_pearson(violations: int, n: int, confidence: float) -> tuple[float, 
     """The exact two-sided interval for a binomial rate."""
     if n == 0:
         return 0.0, 1.0
+    from scipy.stats import beta  # imported when needed: it takes most of a second
+
     alpha = 1 - confidence
     lo = 0.0 if violations == 0 else float(beta.ppf(alpha / 2, violations, n - violations + 1))
     hi = 1.0 if violations == n else float(beta.ppf(1 - alpha / 2, violations + 1, n - violations))

@@ -13,6 +13,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -183,6 +184,12 @@ class TemplateSet(DataSet):
     rows: tuple[Record, ...] | None = None
 
     def _sizes(self) -> tuple[int, ...]:
+        return self._radix
+
+    @cached_property
+    def _radix(self) -> tuple[int, ...]:
+        """The number of choices per dimension (rows first), computed once: every
+        ``len`` and ``item`` reads it, tens of thousands of times in a run."""
         head = (len(self.rows),) if self.rows is not None else ()
         return head + tuple(len(values) for _, values in self.slots)
 
@@ -226,20 +233,32 @@ class TemplateSet(DataSet):
 
 def fill_template(template: str, values: dict[str, Any]) -> str:
     """Replace ``{slot}`` by its value; ``{{`` and ``}}`` stand for braces."""
-    out, i = [], 0
+    return "".join(piece if slot is None else str(values[slot]) for piece, slot in _template_pieces(template))
+
+
+@lru_cache(maxsize=1024)
+def _template_pieces(template: str) -> tuple[tuple[str, str | None], ...]:
+    """A template as literal text pieces ``(text, None)`` and slots ``("", name)``, read
+    once per template (a run fills the same few templates thousands of times)."""
+    pieces: list[tuple[str, str | None]] = []
+    literal: list[str] = []
+    i = 0
     while i < len(template):
         ch = template[i]
         if template.startswith("{{", i) or template.startswith("}}", i):
-            out.append(ch)
+            literal.append(ch)
             i += 2
         elif ch == "{":
             end = template.index("}", i)
-            out.append(str(values[template[i + 1 : end]]))
+            pieces.append(("".join(literal), None))
+            pieces.append(("", template[i + 1 : end]))
+            literal = []
             i = end + 1
         else:
-            out.append(ch)
+            literal.append(ch)
             i += 1
-    return "".join(out)
+    pieces.append(("".join(literal), None))
+    return tuple(pieces)
 
 
 @dataclass(frozen=True, eq=False)

@@ -106,8 +106,8 @@ def test_the_adapter_and_its_version_are_part_of_the_fingerprint(copy: Path, mon
 
 
 def test_the_memo_is_keyed_by_the_files_it_hashes(copy: Path, tmp_path: Path) -> None:
-    """The memo holds the weights' digest only, keyed by exactly the weight files: a new
-    tokenizer or config is read, never looked up, so it cannot be served stale."""
+    """The weights' digest is memoised keyed by exactly the weight files; a new tokenizer
+    or config changes the folder's files, so the whole fingerprint is computed again."""
     model = load_model(str(copy), "classifier", progress=False)
     assert model.source.weight_files() == [copy / "model.safetensors"]
     first = model.fingerprint
@@ -119,6 +119,35 @@ def test_the_memo_is_keyed_by_the_files_it_hashes(copy: Path, tmp_path: Path) ->
     again = load_model(str(copy), "classifier", progress=False)
     assert "module" not in again.__dict__ and again.fingerprint != first
     assert "module" not in again.__dict__  # answered from the memo without loading the weights
+
+
+def test_the_whole_fingerprint_is_memoised_by_every_file_of_the_folder(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second load answers the fingerprint from the memo, hashing neither tokenizer nor
+    config; a tokenizer rewritten under its old size and modification time (``cp -p``)
+    still changes the key (its status-change time), so it is hashed again, never served
+    stale — the fresh fingerprint is the truth both are checked against."""
+    from msl.models import text
+
+    path = copy / "tokenizer.json"
+    tokenizer = json.loads(path.read_text())
+    path.write_text(json.dumps(tokenizer))  # in the layout the change below is written in
+    first = _fingerprint(copy)
+    real = text.tokenizer_digest
+    hashed: list[int] = []
+    monkeypatch.setattr(text, "tokenizer_digest", lambda tok: hashed.append(1) or real(tok))
+    assert _fingerprint(copy) == first and hashed == []
+    stat = path.stat()
+    vocab = tokenizer["model"]["vocab"]
+    vocab["great"], vocab["awful"] = vocab["awful"], vocab["great"]  # the same digits: the same size
+    path.write_text(json.dumps(tokenizer))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    changed = _fingerprint(copy)
+    assert hashed == [1] and changed != first
+    monkeypatch.setenv("MSL_CACHE_DIR", str(copy.parent / "fresh-cache"))  # no memo at all
+    assert _fingerprint(copy) == changed
 
 
 def test_weights_replaced_under_the_same_size_and_time_are_hashed_again(copy: Path) -> None:

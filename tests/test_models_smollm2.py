@@ -94,6 +94,32 @@ def test_multi_token_continuation_is_the_sum(smollm2: CausalLM) -> None:
     assert total < float(nxt[tail[0]])
 
 
+def test_continuations_of_one_prompt_share_its_forward_pass(smollm2: CausalLM) -> None:
+    """A continuation's last token is never fed: log p(" positive") and log p(" negative")
+    after a prompt come from one row (the prompt's), and equal the log-softmax of the
+    prompt's last position as transformers computes it, and the full-sequence sum for a
+    longer continuation; under an intervention the whole sequence is still fed (a token
+    selector counts the positions of the input it is given)."""
+    prompt, words = "Review: the soup was good. Sentiment:", [" positive", " negative", " Paris, the city"]
+    before = smollm2.stats.rows
+    values = smollm2.run([LogProb(prompt, w) for w in words] + [NextLogProbs(prompt)])
+    assert smollm2.stats.rows - before == 2  # the prompt, and the prompt + " Paris, the"
+    ids = smollm2.encode(prompt)
+    with torch.inference_mode():
+        last = torch.log_softmax(smollm2.module(input_ids=torch.tensor([ids])).logits[0, -1].float(), -1)
+        tail = smollm2.encode(words[2], special=False)
+        full = torch.log_softmax(smollm2.module(input_ids=torch.tensor([ids + tail])).logits[0].float(), -1)
+    for w, v in zip(words[:2], values[:2], strict=True):
+        (token,) = smollm2.encode(w, special=False)
+        assert abs(v - float(last[token])) < 1e-4
+    manual = sum(float(full[len(ids) - 1 + i, t]) for i, t in enumerate(tail))
+    assert abs(values[2] - manual) < 1e-3
+    steer = Intervention((Add(Site("resid_post", 6), _vector(smollm2), 4.0, LAST),))
+    before = smollm2.stats.rows
+    smollm2.run([LogProb(prompt, w) for w in words[:2]], steer)
+    assert smollm2.stats.rows - before == 2  # fed whole: `last` is each continuation's token
+
+
 def test_batch_size_invariance(smollm2: CausalLM) -> None:
     queries = (
         [NextLogProbs(p) for p in PROMPTS]

@@ -70,6 +70,15 @@ class FiniteRun(ClaimRun):
         self.other_expects = [e for e in claim.expects if e.shape != "instance"]
         #: how each reported interval was made, by what it is of (``rate``, ``mean(…)``)
         self.interval_methods: dict[str, str] = {}
+        self._shown: dict[int, tuple[ast.Node, str]] = {}
+
+    def shown(self, node: ast.Node) -> str:
+        """``show(node)``, formatted once per node (every instance reports the same labels);
+        the entry holds the node, so the id stays its own."""
+        entry = self._shown.get(id(node))
+        if entry is None or entry[0] is not node:
+            entry = self._shown[id(node)] = (node, show(node))
+        return entry[1]
 
     # the steps
 
@@ -195,7 +204,7 @@ class FiniteRun(ClaimRun):
             amount = ev.eval(cond.within if isinstance(cond, ast.Invariant) else cond.by, env)
             if any(v is PENDING for v in (before, after, amount)):
                 return PENDING
-            label = show(cond.expr)
+            label = self.shown(cond.expr)
             values = {label: _value(before), f"{label} after": _value(after)}
             if isinstance(cond, ast.Invariant):
                 change = _distance(before, after)
@@ -210,7 +219,7 @@ class FiniteRun(ClaimRun):
             within = ev.eval(cond.within, env) if cond.within is not None else 0
             if any(v is PENDING for v in (left, right, within)):
                 return PENDING
-            values = {show(cond.left): _value(left), show(cond.right): _value(right)}
+            values = {self.shown(cond.left): _value(left), self.shown(cond.right): _value(right)}
             distance = _distance(left, right)
             return distance <= within, values, distance - within, None
         result = ev.eval(cond, env)
@@ -256,12 +265,12 @@ class FiniteRun(ClaimRun):
                 continue
             for arg in call.args:
                 if not _constant(arg):
-                    values[show(arg)] = _value(self.ev.eval(arg, env))
+                    values[self.shown(arg)] = _value(self.ev.eval(arg, env))
         for node in _parts(cond, ast.Compare):
             operands = [self.ev.eval(o, env) for o in node.operands]
             for o, v in zip(node.operands, operands):
                 if not _constant(o):
-                    values[show(o)] = _value(v)
+                    values[self.shown(o)] = _value(v)
             for op, a, b in zip(node.ops, operands, operands[1:]):
                 margin = max(margin, _shortfall(op, a, b))
         return margin
@@ -324,7 +333,7 @@ class FiniteRun(ClaimRun):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             return None
         seed = self.ev.ctx.rng("interval", self.claim.name, show(call)).getrandbits(64)
-        return mean_interval([float(v) for v in values], self.claim.confidence, seed)
+        return cached_interval(self.ev.ctx.planner.cache, [float(v) for v in values], self.claim.confidence, seed)
 
     # the verdict
 
@@ -483,6 +492,25 @@ def _bindings(env: Env) -> list[tuple[str, Any]]:
         out.extend(current.names.items())
         current = current.parent
     return list(reversed(out))
+
+
+def cached_interval(cache: Any, values: list[float], confidence: float, seed: int) -> Interval | None:
+    """:func:`msl.stats.mean_interval`, from the result cache when computed before: keyed by
+    the values (their exact bytes), the confidence, the seed, the statistics code and the
+    scipy version (2000 bootstrap resamples, and importing scipy.stats, on every run else)."""
+    import scipy
+
+    from msl.cache import array_digest, cached_json, derived_key, source_digest
+
+    key = derived_key("mean-interval", {
+        "values": array_digest(np.asarray(values, dtype=np.float64)), "confidence": confidence, "seed": seed,
+        "code": source_digest("msl.stats"), "scipy": scipy.__version__,
+    })
+    return cached_json(
+        cache, key, "derived:interval", lambda: mean_interval(values, confidence, seed),
+        lambda i: None if i is None else [i.low, i.high, i.method],
+        lambda data: None if data is None else Interval(float(data[0]), float(data[1]), str(data[2])),
+    )
 
 
 def _has_pending(env: Env) -> bool:

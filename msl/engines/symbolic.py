@@ -14,7 +14,9 @@ property-based search, which can refute but never prove.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -125,11 +127,11 @@ class SymbolicRun(SearchRun):
                 raise _NotLinear
             expect = expect & compiler.condition(ce.node.condition)
         regions = _regions(domain, quantifier.where, _Compiler(self, var, None, len(domain.lower)))
+        prop = Property(tuple(regions), expect.negate(), self.claim.name)
         try:
-            result = verify(
-                net, Property(tuple(regions), expect.negate(), self.claim.name), WALL_LIMIT_S, self.ev.ctx.seed,
-                witness_margin=0.0, work=WorkBudget(),
-            )
+            result = self.decided("verify", [(handle, net)], asdict(prop), lambda: verify(
+                net, prop, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget(),
+            ))
         except MslError as exc:
             raise EvalError(exc.message) from None
         if domain.norm == "l2":
@@ -141,6 +143,29 @@ class SymbolicRun(SearchRun):
             outcome.message = "no input of the ball's enclosing box violates the claim, so none of the ball does"
             return outcome
         return self.formal_outcome(result, handle)
+
+    def decided(self, what: str, nets: list[tuple[ModelHandle, Any]], inputs: object, compute: Callable[[], Any]) -> Any:
+        """The formal engine's answer ``compute()``, from the result cache when the same
+        question was decided before: keyed by the networks (their fingerprints and the
+        formal engine's reading of them), the property, the seed, the budgets, the formal
+        engine's own source and the solvers' versions. Only decided answers (sat, unsat)
+        are stored; the cross-check against the evaluator still runs on every run."""
+        from msl.cache import cached_json, derived_key, source_digest
+        from msl.engines.formal.bab import WorkBudget
+
+        key = derived_key(f"formal-{what}", {
+            "code": source_digest("msl.engines.formal"),
+            "versions": _solver_versions(),
+            "networks": [[h.fingerprint, _network_digest(n)] for h, n in nets],
+            "inputs": inputs,
+            "seed": self.ev.ctx.seed,
+            "wall_limit_s": WALL_LIMIT_S,
+            "work": asdict(WorkBudget()),
+        })
+        return cached_json(
+            self.ev.ctx.planner.cache, key, "derived:formal", compute, _result_json, _result_of,
+            storable=lambda result: result.status in ("sat", "unsat"),
+        )
 
     def networks(self) -> dict[str, ModelHandle]:
         out = {}
@@ -227,9 +252,10 @@ class SymbolicRun(SearchRun):
         if first is None or second is None:
             return None
         region = InputRegion.box(domain.lower, domain.upper)
-        result = verify_equivalence(
+        pairs = list(zip(nets.values(), (first, second)))
+        result = self.decided("equivalence", pairs, {"region": asdict(region), "eps": eps}, lambda: verify_equivalence(
             first, second, region, eps, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget()
-        )
+        ))
         outcome = self.formal_outcome(result, next(iter(nets.values())))
         if result.status == "sat" and outcome.counterexamples:
             # Both outputs as replayed through the original networks, and the gap they show.
@@ -242,6 +268,42 @@ class SymbolicRun(SearchRun):
                 "gap": float(np.max(np.abs(out_a - out_b))),
             }
         return outcome
+
+
+def _solver_versions() -> list[str]:
+    """The versions of the libraries a formal answer depends on (bounds, LPs, z3)."""
+    import scipy
+    import z3
+
+    return [np.__version__, scipy.__version__, z3.get_version_string()]
+
+
+def _network_digest(net: Any) -> str:
+    """The digest of the formal engine's reading of a network (its affine layers, their
+    rounding counts, input normalisation and exactness), beside the model's fingerprint."""
+    from msl.cache import array_digest
+
+    h = hashlib.sha256()
+    for layer in net.layers:
+        h.update(f"{array_digest(layer.weight)}:{array_digest(layer.bias)}:{layer.roundings}\n".encode())
+    h.update(repr((net.input_shift, net.input_gain, net.exact)).encode())
+    return h.hexdigest()
+
+
+def _result_json(result: Any) -> dict[str, Any]:
+    return {"status": result.status, "witness_x": result.witness_x, "witness_y": result.witness_y,
+            "stats": result.stats}
+
+
+def _result_of(data: dict[str, Any]) -> Any:
+    from msl.engines.formal.verify import FormalResult
+
+    def floats(v: Any) -> tuple[float, ...] | None:
+        return None if v is None else tuple(float(x) for x in v)
+
+    if data["status"] not in ("sat", "unsat") or not isinstance(data["stats"], dict):
+        raise ValueError("not a decided formal answer")
+    return FormalResult(data["status"], floats(data["witness_x"]), floats(data["witness_y"]), data["stats"])
 
 
 #: Random points of the domain the evaluator checks before a proof (plus centre and corners).

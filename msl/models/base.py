@@ -56,6 +56,15 @@ class ModelSource:
             return [self.path]
         return sorted(self.path.glob("*.safetensors"))
 
+    def folder_files(self) -> list[Path] | None:
+        """Every file under a local model folder (weights, config, tokenizer, pooling
+        settings): all that a model loaded from it reads, hence what a memo of its whole
+        fingerprint is keyed by. None for a hub id or a single file (a GGUF file's loader
+        may read its neighbours too), whose fingerprint is not memoised whole."""
+        if self.path is None or not self.path.is_dir():
+            return None
+        return sorted(p for p in self.path.rglob("*") if p.is_file())
+
 
 @dataclass
 class ModelStats:

@@ -63,6 +63,17 @@ class CausalLM(TransformerModel):
             raise QueryError("perplexity needs a text of at least two tokens")
         return ids
 
+    def _fed(self, query: Query, ids: tuple[int, ...], ops: list[ResolvedOp]) -> tuple[int, ...]:
+        """A continuation's last token is read, never fed: the log-probability of each of its
+        tokens comes from the position before it, and a causal model's positions do not
+        see what follows them. So ``logprob(x, " positive")`` and ``logprob(x, " negative")``
+        share the forward pass of ``x`` (half the work of feeding each in full). Under an
+        intervention the whole sequence is fed as before, since a token selector
+        (``tokens: last``) counts the positions of the input it is given."""
+        if isinstance(query, LogProb) and not ops and len(ids) > len(self.encode(query.text)):
+            return ids[:-1]
+        return ids
+
     def _check(self, query: Query, ids: tuple[int, ...], ops: list[ResolvedOp]) -> None:
         super()._check(query, ids, ops)
         if isinstance(query, Lens):
@@ -109,8 +120,8 @@ class CausalLM(TransformerModel):
                 if isinstance(query, NextLogProbs):
                     first, tokens = n - 1, [-1]
                 elif isinstance(query, LogProb):
-                    p = len(self.encode(query.text))
-                    first, tokens = p - 1, list(row.ids[p:])
+                    first = len(self.encode(query.text)) - 1
+                    tokens = list(self.encode(query.continuation, special=False))  # row.ids may lack the last
                 elif isinstance(query, Perplexity):
                     first, tokens = 0, list(row.ids[1:])
                 elif isinstance(query, Lens):

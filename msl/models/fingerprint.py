@@ -25,9 +25,12 @@ dequantized float32 tensors, config and tokenizer) give the same fingerprint.
 Hashing the weights means having them in memory, so a model that has not been loaded yet
 looks its weights' digest up in a small memo keyed by the weight files' paths, sizes,
 modification times, inodes and status-change times (:class:`FingerprintMemo`), and
-computes it only on a miss. The memo holds the weights' digest only, keyed by exactly the
-files that digest is computed from; config and tokenizer are loaded anyway, and are
-hashed afresh every time.
+computes it only on a miss. A model loaded from a local folder also has its whole
+fingerprint memoised, keyed by every file of the folder (config, tokenizer, pooling
+settings, weights: their paths, sizes, modification, inode and status-change times) and
+the transformers and tokenizers versions that read them; any change of any file is a
+miss, and the fingerprint is then computed afresh from the loaded objects (hashing a large
+tokenizer's pipeline takes most of a second on every run otherwise).
 """
 
 from __future__ import annotations

@@ -205,12 +205,31 @@ class TransformerModel(Model):
 
     @cached_property
     def fingerprint(self) -> str:
-        return model_fingerprint(f"{self.kind}/{self.code_version}", {
+        """The model's fingerprint; from the memo when every file of the model's folder is
+        as it was when the fingerprint was computed (hashing a large tokenizer's pipeline
+        takes most of a second), and while the weights are not in memory (then they are
+        hashed as loaded). The memo key names the transformers and tokenizers versions
+        too, since the config and tokenizer are hashed as those libraries read them."""
+        files = self.source.folder_files()
+        key = None
+        if files and self._memo is not None and "module" not in self.__dict__:
+            import tokenizers
+            import transformers
+
+            what = f"{self.kind}/{self.code_version}/whole/{transformers.__version__}/{tokenizers.__version__}"
+            key = FingerprintMemo.key(files, self.dtype, what)
+            known = self._memo.get(key)
+            if known is not None:
+                return known
+        fingerprint = model_fingerprint(f"{self.kind}/{self.code_version}", {
             "weights": self.weights_digest,
             "config": config_digest(self.config),
             "tokenizer": tokenizer_digest(self.tokenizer),
             "behaviour": self.behaviour(),
         })
+        if key is not None:
+            self._memo.put(key, fingerprint)  # type: ignore[union-attr]
+        return fingerprint
 
     @cached_property
     def sites(self) -> SiteMap:
@@ -259,6 +278,11 @@ class TransformerModel(Model):
             raise QueryError(f"{type(query).__name__} of an empty input: the tokenizer gives no tokens for it")
         if len(ids) > self.max_length:
             raise QueryError(f"input of {len(ids)} tokens is longer than the model's limit of {self.max_length}")
+        return ids
+
+    def _fed(self, query: Query, ids: tuple[int, ...], ops: list[ResolvedOp]) -> tuple[int, ...]:
+        """The tokens of ``ids`` the forward pass needs for ``query`` (queries needing the
+        same tokens share one row of a batch)."""
         return ids
 
     def _check(self, query: Query, ids: tuple[int, ...], ops: list[ResolvedOp]) -> None:
@@ -372,7 +396,8 @@ class TransformerModel(Model):
             except (QueryError, UnsupportedArchitecture) as exc:
                 results[slot] = QueryFailed(exc.message)
                 continue
-            rows.setdefault(ids, Row(ids)).queries.append((slot, query))
+            fed = self._fed(query, ids, ops)
+            rows.setdefault(fed, Row(fed)).queries.append((slot, query))
         self._run_rows(list(rows.values()), ops, captures, results, progress)
         return results  # type: ignore[return-value]
 
