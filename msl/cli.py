@@ -192,7 +192,7 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
     """
     import difflib
 
-    from msl.check import display_path, iter_specs
+    from msl.load import display_path, iter_specs
     from msl.fmt import format_parsed
     from msl.jsonio import write_text_atomic
     from msl.parse import parse_file

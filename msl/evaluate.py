@@ -26,7 +26,7 @@ import numpy as np
 
 from msl import ast
 from msl.builtins import REQUIRED, Builtin, Name, Param, aggregates, bind_arguments, lookup, measurements
-from msl.check import CheckedSpec
+from msl.ir import CheckedSpec
 from msl.plan import PENDING, Planner
 from msl.queries import QueryFailed
 from msl.values import (

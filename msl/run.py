@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from msl import ast
-from msl.check import CheckedClaim, CheckedSpec, display_path, is_sample
+from msl.ir import CheckedClaim, CheckedSpec
+from msl.load import display_path
 from msl.engines import ClaimRun, Outcome
 from msl.engines.exhaustive import ExhaustiveRun
 from msl.engines.search import MAX_EXAMPLES
@@ -168,16 +168,15 @@ class Runner:
     # engines
 
     def engine(self, claim: CheckedClaim, evaluator: Evaluator) -> ClaimRun:
-        if claim.claim.statements(ast.Preserves):
+        if claim.engine == "preserves":
             from msl.engines.refine import PreservesRun
 
             return PreservesRun(claim, evaluator, self)
-        quantifier = claim.quantifiers[0] if claim.quantifiers else None
-        if isinstance(quantifier, ast.Forall):
+        if claim.engine == "symbolic":
             from msl.engines.symbolic import SymbolicRun
 
             return SymbolicRun(claim, evaluator, self.options.search_examples)
-        if len(claim.quantifiers) == 1 and isinstance(quantifier, ast.For) and is_sample(quantifier.iterable, evaluator.spec):
+        if claim.engine == "statistical":
             return StatisticalRun(claim, evaluator)
         return ExhaustiveRun(claim, evaluator)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from lang_helpers import LOCATION, run_cli
-from msl.check import MAX_IMPORTS, MAX_PRESERVES_DEPTH
+from msl.check import MAX_PRESERVES_DEPTH
+from msl.load import MAX_IMPORTS
 from msl.errors import MAX_SPEC_BYTES
 from msl.parse import MAX_DEPTH, MAX_ERRORS
 

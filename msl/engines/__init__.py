@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from msl.source import Span
 
 if TYPE_CHECKING:  # the formal engine (msl vnnlib) is used without the language front end
-    from msl.check import CheckedClaim
+    from msl.ir import CheckedClaim
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from msl import ast
-from msl.check import CheckedClaim, CheckedExpect
+from msl.ir import CheckedClaim, CheckedExpect
 from msl.engines import ClaimRun, Outcome
 from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, MeasureValue, NotApplicable
 from msl.fmt import expr as show

@@ -13,14 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from msl import ast
-from msl.check import CheckedSpec
+from msl.ir import CheckedSpec
 from msl.engines import ClaimRun, Outcome, worse
 from msl.evaluate import EMPTY, Evaluator
 from msl.plan import PENDING
 from msl.values import EvalError, ModelHandle
 
 if TYPE_CHECKING:
-    from msl.check import CheckedClaim
+    from msl.ir import CheckedClaim
     from msl.run import Runner
 
 

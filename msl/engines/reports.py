@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from msl import ast
-from msl.check import CheckedExpect
+from msl.ir import CheckedExpect
 from msl.evaluate import Aggregation, iterate
 from msl.fmt import expr as show
 from msl.plan import PENDING

@@ -36,7 +36,7 @@ from msl.builtins.domains import Domain
 from msl.engines import Outcome
 from msl.engines.exhaustive import FiniteRun, Instance, _input
 from msl.evaluate import Evaluator
-from msl.check import CheckedClaim
+from msl.ir import CheckedClaim
 from msl.plan import PENDING
 from msl.values import ConcatSet, DataSet, EvalError, SampleSet
 

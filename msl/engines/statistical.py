@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from msl import ast
-from msl.check import CheckedClaim, CheckedExpect
+from msl.ir import CheckedClaim, CheckedExpect
 from msl.engines.exhaustive import FiniteRun, _value
 from msl.evaluate import Aggregation, Env, Evaluator
 from msl.fmt import expr as show
