@@ -23,9 +23,9 @@ from msl import ast
 from msl import types as T
 from msl.builtins import lookup
 from msl.builtins.data import literal
-from msl.errors import MslError, Severity, SpecError, SpecErrors
+from msl.errors import MslError, Severity, SpecErrors, quote_lines
 from msl.ir import CheckedClaim, CheckedExpect, CheckedSpec, Shape, Symbol
-from msl.load import ParseCache, _outside, display_path, iter_specs, load_modules
+from msl.load import ParseCache, _outside, load_modules
 from msl.parse import Parsed
 from msl.source import INSIDE_HINT, Span
 from msl.typecheck import ExpressionTyper, _Binding, _Scope
@@ -53,6 +53,7 @@ def check_file(
     root, modules, errors = load_modules(path, cache, folder)
     checker = _Checker(path, root, modules, errors, _seen + (path.resolve(),), cache, folder)
     spec = checker.run()
+    quote_lines(checker.diagnostics, [parsed.source for parsed in modules.values()])
     hard = [e for e in checker.diagnostics if e.severity is Severity.ERROR]
     if hard:
         raise SpecErrors(sorted(hard, key=_order) + [w for w in checker.diagnostics if w not in hard])
@@ -624,42 +625,6 @@ def _is_fingerprint(text: str) -> bool:
     return re.fullmatch(r"sha256:[0-9a-f]{64}", text) is not None
 
 
-def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
-    """Check every spec under ``paths``; errors of one file do not stop the others."""
-    specs: list[CheckedSpec] = []
-    problems: list[MslError] = []
-    cache: ParseCache = {}
-    for root in paths:
-        where = Span.point(display_path(root))
-        if not root.exists():
-            problems.append(SpecError(f"no such file or folder: {root}", where))
-            continue
-        found = list(iter_specs([root]))
-        if not found:  # a CI job pointed at the wrong folder would otherwise pass silently
-            problems.append(SpecError(f"no .msl files under {root}", where, severity=Severity.WARNING))
-        for path, folder in found:
-            try:
-                spec = check_file(path, cache=cache, folder=folder)
-            except SpecErrors as exc:
-                problems.extend(exc.errors)
-                continue
-            specs.append(spec)
-            problems.extend(spec.warnings)
-    return specs, _unique(problems)
-
-
-def _unique(problems: list[MslError]) -> list[MslError]:
-    """Each diagnostic once: a file imported by several specs is reported with each."""
-    seen: set[tuple[object, ...]] = set()
-    out = []
-    for p in problems:
-        key = (p.span, p.message, p.severity)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
-
-
 def engine_of(node: ast.Claim, quantifiers: list[ast.For | ast.Forall], symbols: dict[str, Symbol]) -> str:
     """The engine that checks a claim: a ``preserves`` claim re-checks other specs, a
     ``forall`` is symbolic, one ``for`` over a sample is statistical (its verdict rests on
@@ -683,7 +648,3 @@ def _is_sample(node: ast.Expr, symbols: dict[str, Symbol], depth: int = 0) -> bo
         decl = symbols[node.id].node
         return isinstance(decl, ast.Decl) and _is_sample(decl.value, symbols, depth + 1)
     return False
-
-
-def any_errors(problems: list[MslError]) -> bool:
-    return any(p.severity is Severity.ERROR for p in problems)

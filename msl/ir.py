@@ -13,6 +13,7 @@ from msl import ast
 from msl import types as T
 from msl.errors import MslError
 from msl.parse import Parsed
+from msl.source import Source
 
 Shape = Literal["instance", "aggregate", "closed"]
 
@@ -88,6 +89,11 @@ class CheckedSpec:
     @property
     def roles(self) -> dict[str, ast.ModelDecl]:
         return {n: s.node for n, s in self.symbols.items() if isinstance(s.node, ast.ModelDecl)}
+
+    def sources(self) -> list[Source]:
+        """The text of every file the spec reads (its own, its imports, the specs it
+        preserves): what its diagnostics quote."""
+        return [p.source for p in self.modules.values()] + [s for spec in self.preserved.values() for s in spec.sources()]
 
     def folder_of(self, item: ast.Node) -> Path:
         """The folder of the file that declares ``item``: the paths a spec names (datasets,

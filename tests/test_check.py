@@ -9,7 +9,8 @@ import pytest
 
 from msl import types as T
 from msl.builtins import functions, measurements
-from msl.check import check_file, check_paths
+from msl.check import check_file
+from msl.pipeline import check_paths
 from msl.ir import CheckedSpec
 from msl.errors import MslError, Severity, SpecErrors
 
