@@ -172,6 +172,15 @@ class Env:
     def child(self, **names: Any) -> Env:
         return Env(names, self)
 
+    def bindings(self) -> list[tuple[str, Any]]:
+        """Every name bound here and in the enclosing environments, outermost first."""
+        out: list[tuple[str, Any]] = []
+        current: Env | None = self
+        while current is not None:
+            out.extend(current.names.items())
+            current = current.parent
+        return list(reversed(out))
+
 
 EMPTY = Env({})
 

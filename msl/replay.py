@@ -21,8 +21,7 @@ import numpy as np
 from msl.agreement import Comparison, compare_all
 from msl.check import check_file
 from msl.ir import CheckedSpec
-from msl.engines.exhaustive import FiniteRun
-from msl.engines.search import Probe
+from msl.engines.finite import FiniteRun, Probe
 from msl.errors import MslError, SpecErrors
 from msl.findings import Finding, FindingsDocument
 from msl.run import Runner, RunOptions

@@ -24,7 +24,7 @@ from typing import Any
 from msl.ir import CheckedClaim, CheckedSpec
 from msl.load import display_path
 from msl.engines import ClaimRun, Outcome
-from msl.engines.exhaustive import ExhaustiveRun
+from msl.engines.finite import ExhaustiveRun
 from msl.engines.search import MAX_EXAMPLES
 from msl.engines.statistical import StatisticalRun
 from msl.errors import MslError
@@ -171,7 +171,7 @@ class Runner:
         if claim.engine == "preserves":
             from msl.engines.refine import PreservesRun
 
-            return PreservesRun(claim, evaluator, self)
+            return PreservesRun(claim, evaluator, self.runs_for)
         if claim.engine == "symbolic":
             from msl.engines.symbolic import SymbolicRun
 

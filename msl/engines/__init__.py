@@ -1,12 +1,14 @@
 """Engines: how a claim earns its verdict.
 
-* :mod:`~msl.engines.exhaustive` — every instance of a finite set is checked;
+* :mod:`~msl.engines.finite` — every instance of a finite set is checked (exhaustive);
 * :mod:`~msl.engines.statistical` — a seeded sample, with an exact interval on the
   violation rate, stopping early once the verdict is clear;
 * :mod:`~msl.engines.search` — property-based search with Hypothesis over generators
   (template fills, input boxes): it can refute, never prove;
 * :mod:`~msl.engines.symbolic` — piecewise-linear networks over input domains, proved or
-  refuted by the formal engine (:mod:`msl.engines.formal`).
+  refuted by the formal engine (:mod:`msl.engines.formal`); what it cannot prove over,
+  it searches (:class:`~msl.engines.symbolic.SearchRun`);
+* :mod:`~msl.engines.refine` — ``preserves``: another spec re-checked on the refined model.
 
 Every engine runs as a :class:`ClaimRun`: the runner steps all runs of a check together,
 flushing the planner between steps, so model queries are batched across claims.
