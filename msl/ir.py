@@ -93,7 +93,8 @@ class CheckedSpec:
     def sources(self) -> list[Source]:
         """The text of every file the spec reads (its own, its imports, the specs it
         preserves): what its diagnostics quote."""
-        return [p.source for p in self.modules.values()] + [s for spec in self.preserved.values() for s in spec.sources()]
+        own = [parsed.source for parsed in self.modules.values()]
+        return own + [source for spec in self.preserved.values() for source in spec.sources()]
 
     def folder_of(self, item: ast.Node) -> Path:
         """The folder of the file that declares ``item``: the paths a spec names (datasets,

@@ -23,10 +23,8 @@ from typing import Any
 
 from msl.ir import CheckedClaim, CheckedSpec
 from msl.load import display_path
-from msl.engines import ClaimRun, Outcome
-from msl.engines.finite import ExhaustiveRun
+from msl.engines import ENGINES, ClaimRun, Outcome
 from msl.engines.search import MAX_EXAMPLES
-from msl.engines.statistical import StatisticalRun
 from msl.errors import MslError
 from msl.models.base import ModelLoadError
 from msl.models.facts import spec_reference
@@ -168,17 +166,10 @@ class Runner:
     # engines
 
     def engine(self, claim: CheckedClaim, evaluator: Evaluator) -> ClaimRun:
-        if claim.engine == "preserves":
-            from msl.engines.refine import PreservesRun
-
-            return PreservesRun(claim, evaluator, self.runs_for)
-        if claim.engine == "symbolic":
-            from msl.engines.symbolic import SymbolicRun
-
-            return SymbolicRun(claim, evaluator, self.options.search_examples)
-        if claim.engine == "statistical":
-            return StatisticalRun(claim, evaluator)
-        return ExhaustiveRun(claim, evaluator)
+        """The run of the engine the claim names (:data:`msl.engines.ENGINES`), given what
+        its constructor asks for."""
+        return ENGINES.call(claim.engine, claim=claim, evaluator=evaluator,
+                            max_examples=self.options.search_examples, runs_for=self.runs_for)
 
     def runs_for(
         self, spec: CheckedSpec, claims: list[CheckedClaim], rebind: dict[str, ModelHandle] | None = None

@@ -65,8 +65,8 @@ def confined(path: Path, root: Path) -> Path:
 INSIDE_HINT = "MSL reads only files inside the folder it checks (for a file: its folder)"
 
 
-def not_read(name: str, why: ValueError) -> Exception:
-    """The error for a file :func:`confined` refused (a :class:`msl.errors.SpecError`)."""
+def not_read(name: str, why: ValueError) -> SpecError:
+    """The error for a file :func:`confined` refused."""
     return SpecError(
         f"this file is not read: {why}",
         Span.point(name),
