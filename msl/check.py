@@ -9,131 +9,31 @@ from the spec.
 
 Declarations are checked in order — a name must be declared before it is used — so
 checking is one linear pass, however long the spec.
+
+Expressions are typed by :mod:`msl.typecheck`, files found and imports read by
+:mod:`msl.load`; the result is the checked spec of :mod:`msl.ir`.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from msl import ast
 from msl import types as T
-from msl.builtins import Builtin, Param, aggregates, bind_arguments, functions, lookup, measurements, receivers_of
+from msl.builtins import lookup
 from msl.builtins.data import literal
-from msl.errors import MslError, Severity, SpecError, SpecErrors
-from msl.fmt import expr as _show
-from msl.parse import Parsed, parse_file
-from msl.source import INSIDE_HINT, Span, confined, not_read
+from msl.errors import MslError, Severity, SpecErrors, quote_lines
+from msl.ir import CheckedClaim, CheckedExpect, CheckedSpec, Shape, Symbol
+from msl.load import ParseCache, _outside, load_modules
+from msl.parse import Parsed
+from msl.source import INSIDE_HINT, Span
+from msl.typecheck import ExpressionTyper, _Binding, _Scope
 
 SEVERITIES = ("low", "medium", "high", "critical")
 DEFAULT_CONFIDENCE = 0.95
 
-Shape = Literal["instance", "aggregate", "closed"]
 
-
-# ── Results ──────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class Symbol:
-    """A top-level declaration visible in a spec, and the file it comes from."""
-
-    name: str
-    node: ast.ModelDecl | ast.Decl | ast.MeasureDecl
-    file: str
-    type: T.Type
-
-
-@dataclass(frozen=True)
-class CheckedExpect:
-    """An expectation with what the evaluator needs to know about its shape.
-
-    ``shape`` is ``instance`` (checked on each instance of the claim's quantifier),
-    ``aggregate`` (only aggregates over the instances: checked once), or ``closed``
-    (mentions no instance). ``varied`` is the variable an ``under T`` transformation
-    changes.
-    """
-
-    node: ast.Expect
-    shape: Shape
-    varied: str | None = None
-
-
-@dataclass(frozen=True)
-class CheckedClaim:
-    claim: ast.Claim
-    file: str
-    quantifiers: tuple[ast.For | ast.Forall, ...]
-    expects: tuple[CheckedExpect, ...]
-    tolerance: float
-    confidence: float
-    roles: tuple[str, ...]  # the model roles the claim uses
-    description: str = ""
-    tags: tuple[str, ...] = ()
-    severity: str | None = None
-    #: the claim's `let`s whose value depends on the quantified instance
-    instance_lets: frozenset[str] = frozenset()
-
-    @property
-    def name(self) -> str:
-        return self.claim.name
-
-    @property
-    def kind(self) -> str:
-        return self.claim.kind
-
-
-@dataclass
-class CheckedSpec:
-    """A root spec with everything the planner and engines need, and its warnings."""
-
-    path: Path
-    parsed: Parsed
-    modules: dict[Path, Parsed]
-    symbols: dict[str, Symbol]
-    claims: list[CheckedClaim]
-    warnings: list[MslError]
-    types: dict[int, T.Type] = field(repr=False)
-    #: ids of aggregate calls that aggregate over the claim's instances (``mean(s(x))``)
-    implicit_aggregates: set[int] = field(repr=False)
-    #: checked specs named by ``preserves`` statements, by path as written
-    preserved: dict[str, CheckedSpec] = field(default_factory=dict, repr=False)
-
-    @property
-    def roles(self) -> dict[str, ast.ModelDecl]:
-        return {n: s.node for n, s in self.symbols.items() if isinstance(s.node, ast.ModelDecl)}
-
-    def folder_of(self, item: ast.Node) -> Path:
-        """The folder of the file that declares ``item``: the paths a spec names (datasets,
-        models) are relative to it, not to the working directory."""
-        for path, parsed in self.modules.items():
-            if any(i is item for i in parsed.module.items):
-                return path.parent
-        return self.path.parent
-
-
-# ── Loading: a root file and its imports ─────────────────────────────────────────────────
-
-
-def display_path(path: Path) -> str:
-    """A path as diagnostics show it: relative to the working directory when inside it.
-
-    Links are not resolved: a diagnostic names the file as the user reached it, never
-    where a link leads.
-    """
-    try:
-        return str(Path(os.path.normpath(path.absolute())).relative_to(Path.cwd()))
-    except (ValueError, OSError):  # outside the working directory; the working directory is gone
-        return str(path)
-
-
-#: One spec may import at most this many files (directly or not): real specs import a
-#: handful, and a hostile chain of thousands must stay cheap to reject.
-MAX_IMPORTS = 100
 #: `preserves` may name a spec that preserves another … at most this deep.
 MAX_PRESERVES_DEPTH = 8
 #: One call of a measure may evaluate at most this many expressions, the measures it
@@ -141,105 +41,6 @@ MAX_PRESERVES_DEPTH = 8
 MAX_MEASURE_EXPANSION = 100_000
 #: "Did you mean" compares a misspelt name with at most this many candidates per spec.
 SUGGESTION_BUDGET = 200_000
-
-#: Parse results by resolved path, shared by the specs of one `msl lint` run so that a
-#: file imported by many specs is read once.
-ParseCache = dict[Path, "Parsed | SpecErrors"]
-
-
-def _parse_cached(path: Path, cache: ParseCache, folder: Path) -> Parsed | SpecErrors:
-    # the folder is checked before the cache is asked: a file parsed for one folder
-    # must not be handed to a spec under another through a link
-    try:
-        key = confined(path, folder)
-    except ValueError as exc:
-        return SpecErrors([not_read(display_path(path), exc)])
-    if key not in cache:
-        try:
-            cache[key] = parse_file(path, display_path(path), folder)
-        except SpecErrors as exc:
-            cache[key] = exc
-    return cache[key]
-
-
-def load_modules(
-    root: Path, cache: ParseCache | None = None, folder: Path | None = None
-) -> tuple[Parsed, dict[Path, Parsed], list[MslError]]:
-    """Parse ``root`` and, depth-first, every file it imports; report cycles.
-
-    Every file read must lie inside ``folder`` (by default the root spec's own), links
-    resolved. The walk keeps its own stack (an import chain is as long as a hostile
-    folder makes it) and returns the modules imported-first, so declarations resolve in
-    order.
-    """
-    cache = {} if cache is None else cache
-    folder = root.parent if folder is None else folder
-    parsed = _parse_cached(root, cache, folder)
-    if isinstance(parsed, SpecErrors):
-        raise parsed
-    root_key = root.resolve()
-    modules: dict[Path, Parsed] = {root_key: parsed}
-    errors: list[MslError] = []
-    order: list[Path] = []
-    failed: set[Path] = set()
-    stack: list[tuple[Path, Path, Iterator[ast.Import]]] = [(root_key, root, iter(parsed.module.imports))]
-    while stack:
-        key, path, pending = stack[-1]
-        imp = next(pending, None)
-        if imp is None:
-            stack.pop()
-            order.append(key)
-            continue
-        target = _import_target(path, imp, errors, folder)
-        if target is None:
-            continue
-        target_key = target.resolve()
-        chain = [frame[0] for frame in stack]
-        if target_key in chain:
-            cycle = " → ".join(display_path(p) for p in chain[chain.index(target_key):] + [target_key])
-            errors.append(SpecError(f"import cycle: {cycle}", imp.span, hint="a file cannot import itself, even through others"))
-            continue
-        if target_key in modules or target_key in failed:
-            continue
-        if len(modules) >= MAX_IMPORTS:
-            errors.append(SpecError(f"this spec imports more than {MAX_IMPORTS} files", imp.span))
-            break
-        result = _parse_cached(target, cache, folder)
-        if isinstance(result, SpecErrors):
-            errors.extend(result.errors)
-            failed.add(target_key)
-            continue
-        modules[target_key] = result
-        stack.append((target_key, target, iter(result.module.imports)))
-    return parsed, {k: modules[k] for k in order}, errors
-
-
-def _import_target(importer: Path, imp: ast.Import, errors: list[MslError], folder: Path) -> Path | None:
-    target = Path(imp.path)
-    if target.is_absolute():
-        errors.append(SpecError("imports are relative to the importing file", imp.span))
-        return None
-    if target.suffix != ".msl":
-        errors.append(SpecError("only .msl files can be imported", imp.span, hint="MSL never imports code"))
-        return None
-    resolved = importer.parent / target
-    outside = _outside(resolved, folder, "import")
-    if outside is not None:
-        errors.append(SpecError(outside, imp.span, hint=INSIDE_HINT))
-        return None
-    if not resolved.is_file():
-        errors.append(SpecError(f"no file {imp.path!r} to import", imp.span))
-        return None
-    return resolved
-
-
-def _outside(path: Path, folder: Path, what: str) -> str | None:
-    """Why ``path`` (named by an `import` or `preserves`) may not be read, or None."""
-    try:
-        confined(path, folder)
-    except ValueError as exc:
-        return f"this {what} is not read: {exc}"
-    return None
 
 
 def check_file(
@@ -272,6 +73,7 @@ def analyse_file(
         return None, list(exc.errors)
     checker = _Checker(path, root, modules, errors, _seen + (path.resolve(),), cache, folder)
     spec = checker.run()
+    quote_lines(checker.diagnostics, [parsed.source for parsed in modules.values()])
     return spec, checker.diagnostics
 
 
@@ -279,39 +81,7 @@ def _order(e: MslError) -> tuple[str, int, int]:
     return (e.span.file, e.span.line, e.span.column) if e.span else ("", 0, 0)
 
 
-# ── The checker ──────────────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class _Binding:
-    type: T.Type
-    deps: frozenset[str] = frozenset()  # the claim's quantified variables it depends on
-    symbol: Symbol | None = None
-
-
-class _Scope:
-    """Nested names: claim-local bindings over the spec's symbols."""
-
-    def __init__(self, parent: _Scope | None = None) -> None:
-        self.parent = parent
-        self.names: dict[str, _Binding] = {}
-
-    def find(self, name: str) -> _Binding | None:
-        scope: _Scope | None = self
-        while scope is not None:
-            if name in scope.names:
-                return scope.names[name]
-            scope = scope.parent
-        return None
-
-    def visible(self) -> Iterator[str]:
-        scope: _Scope | None = self
-        while scope is not None:
-            yield from scope.names
-            scope = scope.parent
-
-
-class _Checker:
+class _Checker(ExpressionTyper):
     def __init__(
         self,
         path: Path,
@@ -351,29 +121,6 @@ class _Checker:
         #: expressions one call of each measure evaluates, its measure calls expanded
         #: (None: over the limit, reported)
         self.measure_cost: dict[str, int | None] = {}
-
-    # diagnostics
-
-    def error(self, message: str, span: Span, hint: str | None = None) -> T.Type:
-        self.diagnostics.append(SpecError(message, span, hint))
-        return T.ANY
-
-    def warn(self, message: str, span: Span, hint: str | None = None) -> None:
-        self.diagnostics.append(SpecError(message, span, hint, Severity.WARNING))
-
-    def suggest(self, word: str, candidates: list[str]) -> str | None:
-        """The candidate ``word`` was probably meant to be, within a budget per spec:
-        thousands of unknown names among thousands of declarations would otherwise
-        take minutes of string matching."""
-        self.suggestion_budget -= len(candidates)
-        if self.suggestion_budget < 0:
-            return None
-        close = difflib.get_close_matches(word, candidates, n=1)
-        return close[0] if close else None
-
-    def report(self, message: str, span: Span, hint: str | None = None) -> None:
-        """The callback built-in validators report through."""
-        self.error(message, span, hint)
 
     # driver
 
@@ -554,6 +301,7 @@ class _Checker:
             rate,
             confidence,
             tuple(sorted(self.claim_roles(node))),
+            engine_of(node, quantifiers, self.symbols),
             description.text if isinstance(description, ast.Description) else "",
             tags.names if isinstance(tags, ast.Tags) else (),
             severity.level if isinstance(severity, ast.Severity) else None,
@@ -658,31 +406,6 @@ class _Checker:
         if outside:
             return "instance"
         return "aggregate" if inside else "closed"
-
-    def occurrences(self, node: ast.Node, scope: _Scope, in_agg: bool) -> Iterator[tuple[str, bool]]:
-        """Each quantified variable the expression reads, and whether inside an aggregate."""
-        stack: list[tuple[ast.Node, bool, frozenset[str]]] = [(node, in_agg, frozenset())]
-        while stack:
-            current, agg, bound = stack.pop()
-            if isinstance(current, ast.Name) and current.id not in bound:
-                binding = scope.find(current.id)
-                if binding is not None:
-                    for var in binding.deps:
-                        yield var, agg
-                continue
-            if isinstance(current, ast.Comprehension):
-                stack.append((current.iterable, agg, bound))
-                inner = bound | {current.var}
-                stack.append((current.element, agg, inner))
-                if current.condition is not None:
-                    stack.append((current.condition, agg, inner))
-                continue
-            now_agg = agg or id(current) in self.implicit
-            for child in current.children():
-                stack.append((child, now_agg, bound))
-
-    def deps(self, node: ast.Node, scope: _Scope) -> frozenset[str]:
-        return frozenset(var for var, _ in self.occurrences(node, scope, False))
 
     def claim_rules(
         self,
@@ -883,19 +606,6 @@ class _Checker:
                 "and probabilities",
             )
 
-    # checks shared by statements
-
-    def expect_bool(self, t: T.Type, node: ast.Node, what: str) -> None:
-        if t not in (T.BOOL, T.ANY):
-            hint = None
-            if t == T.NUMBER:
-                hint = "compare it: e.g. `>= 0.5`"
-            self.error(f"{what} must be a condition, not {T.describe(t)}", node.span, hint)
-
-    def expect_number(self, t: T.Type, node: ast.Node, what: str) -> None:
-        if t not in (T.NUMBER, T.ANY):
-            self.error(f"{what} must be a number, not {T.describe(t)}", node.span)
-
     def duplicates(self, claims: list[ast.Claim]) -> None:
         seen: dict[str, ast.Claim] = {}
         for c in claims:
@@ -912,409 +622,6 @@ class _Checker:
             if isinstance(item, (ast.ModelDecl, ast.Decl, ast.MeasureDecl)) and item.name not in self.used:
                 what = "model role" if isinstance(item, ast.ModelDecl) else getattr(item, "keyword", "measure")
                 self.warn(f"{what} `{item.name}` is declared but never used", item.name_span)
-
-    # ── expressions ──────────────────────────────────────────────────────────────────────
-
-    def infer(self, node: ast.Expr, scope: _Scope) -> T.Type:
-        handler = self._HANDLERS.get(type(node))
-        t = handler(self, node, scope) if handler else self.error("not an expression", node.span)
-        self.types[id(node)] = t
-        return t
-
-    def e_number(self, node: ast.Number, scope: _Scope) -> T.Type:
-        return T.NUMBER
-
-    def e_string(self, node: ast.String, scope: _Scope) -> T.Type:
-        return T.STR
-
-    def e_bool(self, node: ast.Bool, scope: _Scope) -> T.Type:
-        return T.BOOL
-
-    def e_name(self, node: ast.Name, scope: _Scope) -> T.Type:
-        binding = scope.find(node.id)
-        if binding is not None:
-            if binding.symbol is not None:
-                self.used.add(node.id)
-            return binding.type
-        fn = lookup(node.id)
-        if fn is not None and not any(p.required for p in fn.params):
-            self.types[id(node)] = self.result_type(fn, {}, {})
-            return self.types[id(node)]
-        if fn is not None:
-            return self.error(f"`{node.id}` is a built-in function: call it", node.span, hint=f"`{fn.signature}`")
-        return self.unknown_name(node, scope)
-
-    def unknown_name(self, node: ast.Name, scope: _Scope) -> T.Type:
-        close = None
-        if self.suggestion_budget > 0:
-            close = self.suggest(node.id, list(scope.visible()) + list(functions()))
-        hint = f"did you mean `{close}`?" if close else None
-        if node.id.lower() in ("true", "false"):
-            hint = f"did you mean `{node.id.lower()}`?"
-        if node.id in self.declared and node.id not in self.symbols:
-            hint = f"`{node.id}` is declared further down; declare it before use"
-        return self.error(f"unknown name `{node.id}`", node.span, hint)
-
-    def e_list(self, node: ast.ListLit, scope: _Scope) -> T.Type:
-        items = [self.infer(i, scope) for i in node.items]
-        kinds = set(items) - {T.ANY}
-        if len(kinds) == 1:
-            return T.set_of(kinds.pop())
-        if kinds <= {T.STR, T.TEXT} and kinds:
-            return T.set_of(T.TEXT)
-        if len(kinds) > 1 and all(k.name == "record" for k in kinds):
-            return T.set_of(T.record(None))
-        return T.set_of(T.ANY)
-
-    def e_record(self, node: ast.RecordLit, scope: _Scope) -> T.Type:
-        for f in node.fields:
-            self.infer(f.value, scope)
-        return T.record(frozenset(f.name for f in node.fields))
-
-    def e_comprehension(self, node: ast.Comprehension, scope: _Scope) -> T.Type:
-        source = self.infer(node.iterable, scope)
-        elem = self.element_of(source, node.iterable)
-        inner = _Scope(scope)
-        inner.names[node.var] = _Binding(elem)
-        if node.condition is not None:
-            self.expect_bool(self.infer(node.condition, inner), node.condition, "a comprehension's `if`")
-        element = self.infer(node.element, inner)
-        return T.set_of(element) if node.bracketed else T.Type("agg", (element,))
-
-    def element_of(self, t: T.Type, node: ast.Node) -> T.Type:
-        if t.name in ("set", "series"):
-            return t.elem
-        if t == T.VECTOR:
-            return T.NUMBER
-        if t == T.ANY:
-            return T.ANY
-        return self.error(f"cannot iterate over {T.describe(t)}", node.span)
-
-    def e_attribute(self, node: ast.Attribute, scope: _Scope) -> T.Type:
-        obj = self.infer(node.obj, scope)
-        kind = T.model_kind(obj)
-        if kind is not None:
-            if node.name in T.SITE_POINTS:
-                if kind == "network":
-                    return self.error("sites belong to transformer models, not networks", node.span)
-                return T.SITE_FAMILY
-            if node.name in measurements(kind):
-                return self.error(
-                    f"`{node.name}` is a measurement: call it",
-                    node.span,
-                    hint=f"`{measurements(kind)[node.name].signature}`",
-                )
-            return self.unknown_member(node, kind)
-        if obj.name == "record":
-            if obj.fields is not None and node.name not in obj.fields:
-                close = self.suggest(node.name, sorted(obj.fields))
-                hint = f"did you mean `{close}`?" if close else f"its fields: {', '.join(sorted(obj.fields))}"
-                return self.error(f"the input has no field `{node.name}`", node.span, hint)
-            return T.STR if node.name == "text" else T.ANY
-        if obj in (T.TEXT, T.ANY):
-            return T.STR if node.name == "text" else T.ANY
-        if obj == T.STR:
-            return self.error(f"a string has no field `{node.name}`", node.span)
-        return self.error(f"{T.describe(obj)} has no field `{node.name}`", node.span)
-
-    def unknown_member(self, node: ast.Attribute, kind: str) -> T.Type:
-        available = sorted(measurements(kind)) + (list(T.SITE_POINTS) if kind != "network" else [])
-        owners = receivers_of(node.name)
-        if owners:
-            return self.error(
-                f"`{node.name}` is a measurement of {' and '.join(owners)} models, and this is {T.with_article(kind)}",
-                node.span,
-                hint=f"{T.with_article(kind)} offers: {', '.join(available)}",
-            )
-        close = difflib.get_close_matches(node.name, available, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"{T.with_article(kind)} offers: {', '.join(available)}"
-        return self.error(f"{T.with_article(kind)} has no measurement or site `{node.name}`", node.span, hint)
-
-    def e_index(self, node: ast.Index, scope: _Scope) -> T.Type:
-        obj = self.infer(node.obj, scope)
-        index = self.infer(node.index, scope)
-        self.expect_number(index, node.index, "an index")
-        value = literal(node.index)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            self.error("an index is a whole number", node.index.span)
-        if obj == T.SITE_FAMILY:
-            return T.SITE
-        if obj in (T.VECTOR, T.ANY):
-            return T.NUMBER if obj == T.VECTOR else T.ANY
-        if obj.name in ("set", "series"):
-            return obj.elem
-        return self.error(f"cannot index {T.describe(obj)}", node.span)
-
-    def e_unary(self, node: ast.Unary, scope: _Scope) -> T.Type:
-        t = self.infer(node.operand, scope)
-        if node.op == "not":
-            self.expect_bool(t, node.operand, "`not`")
-            return T.BOOL
-        if t not in (T.NUMBER, T.VECTOR, T.ANY) and t.name != "series":
-            return self.error(f"cannot negate {T.describe(t)}", node.span)
-        return t
-
-    def e_binary(self, node: ast.Binary, scope: _Scope) -> T.Type:
-        left, right = self.infer(node.left, scope), self.infer(node.right, scope)
-        if node.op in ("and", "or"):
-            self.expect_bool(left, node.left, f"`{node.op}`")
-            self.expect_bool(right, node.right, f"`{node.op}`")
-            return T.BOOL
-        if node.op == "then":
-            for side, t in ((node.left, left), (node.right, right)):
-                if t not in (T.TRANSFORM, T.ANY):
-                    self.error(f"`then` composes transformations, not {T.describe(t)}", side.span)
-            return T.TRANSFORM
-        return self.arithmetic(node, left, right)
-
-    def arithmetic(self, node: ast.Binary, left: T.Type, right: T.Type) -> T.Type:
-        if T.ANY in (left, right):
-            return right if left == T.ANY and right != T.NUMBER else left if right == T.ANY else T.ANY
-        if left == right == T.NUMBER:
-            return T.NUMBER
-        numeric = (T.NUMBER, T.VECTOR)
-        if left in numeric and right in numeric:
-            return T.VECTOR
-        if "series" in (left.name, right.name) and {left.name, right.name} <= {"series", "number"}:
-            return T.series_of(T.NUMBER)
-        if node.op == "+" and {left, right} <= {T.STR, T.TEXT}:
-            return T.STR
-        if node.op == "+" and T.is_set(left) and T.is_set(right):
-            return left if left == right else T.set_of(T.ANY)
-        if T.is_set(left) and left.elem == T.NUMBER and right in numeric or (
-            T.is_set(right) and right.elem == T.NUMBER and left in numeric
-        ):
-            return T.VECTOR
-        return self.error(f"cannot apply `{node.op}` to {T.describe(left)} and {T.describe(right)}", node.span)
-
-    def e_compare(self, node: ast.Compare, scope: _Scope) -> T.Type:
-        types = [self.infer(o, scope) for o in node.operands]
-        series = any(t.name == "series" for t in types)
-        for op, (a, b), (na, nb) in zip(node.ops, zip(types, types[1:]), zip(node.operands, node.operands[1:])):
-            if op in ("<", "<=", ">", ">="):
-                for t, n in ((a, na), (b, nb)):
-                    if t not in (T.NUMBER, T.ANY) and t.name != "series":
-                        self.error(f"`{op}` compares numbers, not {T.describe(t)}", n.span)
-            elif T.ANY not in (a, b) and not (T.assignable(a, b) or T.assignable(b, a)):
-                mixed = {_scalar(a), _scalar(b)} == {"text", "number"}
-                if mixed or not ({a.name, b.name} <= {"str", "text", "record", "number", "series"}):
-                    always = "always true" if op == "!=" else "always false"
-                    hint = "a label or a token is a text: compare it with a string, e.g. `== \"positive\"`" if mixed else None
-                    self.error(f"`{op}` between {T.describe(a)} and {T.describe(b)} is {always}", node.span, hint)
-        return T.series_of(T.BOOL) if series else T.BOOL
-
-    def e_with(self, node: ast.With, scope: _Scope) -> T.Type:
-        t = self.infer(node.expr, scope)
-        i = self.infer(node.intervention, scope)
-        if i not in (T.INTERVENTION, T.ANY):
-            self.error(f"`with` takes an intervention, not {T.describe(i)}", node.intervention.span)
-        return t
-
-    def e_call(self, node: ast.Call, scope: _Scope) -> T.Type:
-        func = node.func
-        if isinstance(func, ast.Attribute):
-            owner = self.infer(func.obj, scope)
-            kind = T.model_kind(owner)
-            if kind is not None:
-                method = measurements(kind).get(func.name)
-                if method is None:
-                    return self.unknown_member(func, kind)
-                self.types[id(func)] = T.MEASURE
-                return self.call_builtin(method, node, scope)
-            if owner != T.ANY:
-                return self.error(f"{T.describe(owner)} has no measurement `{func.name}`", func.span)
-            for a in node.args:
-                self.infer(a, scope)
-            return T.ANY
-        if not isinstance(func, ast.Name):
-            t = self.infer(func, scope)
-            if t in (T.TRANSFORM, T.ANY):  # typos(1)(x): a transformation applied at once
-                return self.call_value(node, _Binding(t), scope)
-            return self.error("only built-ins, measures, transformations and networks can be called", func.span)
-        binding = scope.find(func.id)
-        if binding is not None:
-            if binding.symbol is not None:
-                self.used.add(func.id)
-            self.types[id(func)] = binding.type
-            return self.call_value(node, binding, scope)
-        fn = lookup(func.id)
-        if fn is None:
-            for a in node.args:
-                self.infer(a, scope)
-            return self.unknown_name(func, scope)
-        return self.call_builtin(fn, node, scope)
-
-    def call_value(self, node: ast.Call, binding: _Binding, scope: _Scope) -> T.Type:
-        """Calling a declared thing: a measure, a transformation, a network."""
-        t = binding.type
-        args = [self.infer(a, scope) for a in node.args]
-        for k in node.kwargs:
-            self.error("only built-ins take keyword arguments", k.span)
-        name = node.func.id if isinstance(node.func, ast.Name) else "?"
-        if t == T.MEASURE and binding.symbol is not None:
-            measure = binding.symbol.node
-            assert isinstance(measure, ast.MeasureDecl)
-            if len(args) != len(measure.params):
-                self.error(
-                    f"measure `{name}` takes {len(measure.params)} argument(s), got {len(args)}",
-                    node.span,
-                    hint=f"`{name}({', '.join(measure.params)})`",
-                )
-            return self.types.get(id(measure), T.ANY)
-        if t == T.TRANSFORM:
-            if len(args) != 1:
-                return self.error(f"a transformation takes one input, got {len(args)}", node.span)
-            return T.record(None) if args[0] != T.ANY else T.ANY
-        kind = T.model_kind(t)
-        if kind == "network":
-            if len(args) != 1:
-                return self.error(f"a network takes one input vector, got {len(args)}", node.span)
-            if not T.assignable(args[0], T.VECTOR):
-                self.error(f"a network's input is a vector, not {T.describe(args[0])}", node.args[0].span)
-            return T.VECTOR
-        if kind is not None:
-            offers = ", ".join(sorted(measurements(kind)))
-            return self.error(
-                f"{T.with_article(kind)} model cannot be called; use one of its measurements",
-                node.span,
-                hint=f"e.g. `{name}.{sorted(measurements(kind))[0]}(...)`; {T.with_article(kind)} offers: {offers}",
-            )
-        if t == T.ANY:
-            return T.ANY
-        return self.error(f"`{name}` is {T.describe(t)}, which cannot be called", node.span)
-
-    def call_builtin(self, fn: Builtin, node: ast.Call, scope: _Scope) -> T.Type:
-        bound = self.bind(fn, node)
-        if bound is None:
-            for a in node.args:
-                self.infer(a, scope)
-            for k in node.kwargs:
-                self.infer(k.value, scope)
-            return T.ANY
-        types: dict[str, T.Type] = {}
-        nodes: dict[str, ast.Expr] = {}
-        for param, arg in bound:
-            t = self.infer(arg, scope)
-            types[param.name], nodes[param.name] = t, arg
-            self.check_argument(fn, param, arg, t, node, scope)
-        if fn.validate is not None:
-            fn.validate(nodes, types, self.report)
-        return self.result_type(fn, nodes, types)
-
-    def result_type(self, fn: Builtin, nodes: dict[str, ast.Expr], types: dict[str, T.Type]) -> T.Type:
-        if fn.infer is not None:
-            return fn.infer(nodes, types)
-        if isinstance(fn.returns, str):
-            return types.get(fn.returns[1:], T.ANY)
-        return fn.returns
-
-    def bind(self, fn: Builtin, node: ast.Call) -> list[tuple[Param, ast.Expr]] | None:
-        """Match a call's arguments to a built-in's parameters; report what does not fit."""
-        pairs, problems = bind_arguments(fn, node.args, node.kwargs)
-        for problem in problems:
-            self.error(problem.message, (problem.node or node).span, problem.hint)
-        return None if problems else pairs
-
-    def check_argument(
-        self, fn: Builtin, param: Param, arg: ast.Expr, t: T.Type, call: ast.Call, scope: _Scope
-    ) -> None:
-        if aggregates(param, call.args):
-            self.aggregate_argument(fn, param.type, arg, t, call, scope)
-            return
-        expected = param.type.elem if param.type.name == "agg" else param.type  # max(a, b): numbers
-        if isinstance(arg, ast.Comprehension) and not arg.bracketed:
-            self.error(f"a generator is only an aggregate's argument; `{fn.name}` is not an aggregate", arg.span)
-            return
-        if not T.assignable(t, expected):
-            self.error(
-                f"`{fn.name}`'s `{param.name}` must be {T.describe(expected)}, not {T.describe(t)}",
-                arg.span,
-                hint=f"`{fn.signature}`",
-            )
-
-    def aggregate_argument(
-        self, fn: Builtin, expected: T.Type, arg: ast.Expr, t: T.Type, call: ast.Call, scope: _Scope
-    ) -> None:
-        """What an aggregate's one argument is — the one rule for every aggregate
-        (``mean``, ``max``, ``rate``, …, docs/language.md#aggregates):
-
-        1. a generator: its elements;
-        2. a collection (vector, set, series): its elements — on each instance when it
-           reads the claim's input (``max(abs(refined(x) - base(x)))``);
-        3. one value per instance (a number or condition reading a ``for`` variable):
-           the values over the claim's instances (``mean(s(x))``, ``max(gap(x))``).
-
-        A value of unknown type that reads the claim's input takes reading 3, and the
-        checker says so; so does ``min``/``max`` of one number per instance, which
-        reads as the number itself in other languages.
-        """
-        if t.name == "agg":
-            if not T.assignable(t.elem, expected.elem):
-                self.error(f"`{fn.name}` aggregates {T.describe(expected.elem)}s, not {T.describe(t.elem)}", arg.span)
-            return
-        reads = self.deps(arg, scope)
-        if t != T.ANY and T.assignable(t, expected):
-            return  # a collection's elements
-        if reads and T.assignable(t, expected.elem):
-            self.over_instances(fn, arg, t, call, reads)
-            return
-        if isinstance(arg, ast.Comprehension) or t == T.ANY:
-            return
-        hint = None
-        if self.claim is None or not self.claim_vars:
-            hint = f"e.g. `{fn.name}(f(x) for x in S)`"
-        self.error(
-            f"`{fn.name}` aggregates a collection, not {T.describe(t)}",
-            arg.span,
-            hint=hint or "inside a `for` claim, an expression of the claim's input is aggregated over the instances",
-        )
-
-    def over_instances(self, fn: Builtin, arg: ast.Expr, t: T.Type, call: ast.Call, reads: frozenset[str]) -> None:
-        """Reading 3 of :meth:`aggregate_argument`: ``call`` aggregates over the instances."""
-        points = sorted(reads & self.domain_vars)
-        if points:
-            self.error(
-                f"`{fn.name}` would aggregate over the points of `forall {points[0]} in …`, "
-                "and a domain has no instances to aggregate",
-                call.span,
-                hint="state the condition for each point, or aggregate over a finite set with `for`",
-            )
-            return
-        self.implicit.add(id(call))
-        text = _show(arg)
-        if t == T.ANY:
-            self.warn(
-                f"the type of `{text}` is not known here: `{fn.name}` reads it as one value per "
-                f"instance and aggregates it over the claim's instances",
-                arg.span,
-                hint=f"for the elements of a collection each instance holds, write `{fn.name}(v for v in {text})`",
-            )
-        elif fn.name in ("min", "max"):
-            word = "largest" if fn.name == "max" else "smallest"
-            self.warn(
-                f"`{fn.name}` of one number per instance is the {word} over the claim's instances "
-                "(an aggregate, as `mean` is)",
-                call.span,
-                hint="compare the number itself for a condition on each instance; "
-                f"`{fn.name}(a, b)` is the {'larger' if fn.name == 'max' else 'smaller'} of two numbers",
-            )
-
-    _HANDLERS: dict[type, Callable[..., T.Type]] = {
-        ast.Number: e_number,
-        ast.String: e_string,
-        ast.Bool: e_bool,
-        ast.Name: e_name,
-        ast.ListLit: e_list,
-        ast.RecordLit: e_record,
-        ast.Comprehension: e_comprehension,
-        ast.Attribute: e_attribute,
-        ast.Index: e_index,
-        ast.Unary: e_unary,
-        ast.Binary: e_binary,
-        ast.Compare: e_compare,
-        ast.With: e_with,
-        ast.Call: e_call,
-    }
 
 
 def _keyword(stmt: ast.Node) -> str:
@@ -1335,78 +642,26 @@ def _is_fingerprint(text: str) -> bool:
     return re.fullmatch(r"sha256:[0-9a-f]{64}", text) is not None
 
 
-def iter_specs(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
-    """Every .msl file named, or found under a named folder, in a stable order, each
-    with the folder it was found in: the one its reads must stay inside (the folder
-    named, or a named file's own folder)."""
-    for path in paths:
-        if path.is_dir():
-            yield from ((p, path) for p in sorted(p for p in path.rglob("*.msl") if p.is_file() or p.is_symlink()))
-        else:
-            yield path, path.parent
+def engine_of(node: ast.Claim, quantifiers: list[ast.For | ast.Forall], symbols: dict[str, Symbol]) -> str:
+    """The engine that checks a claim: a ``preserves`` claim re-checks other specs, a
+    ``forall`` is symbolic, one ``for`` over a sample is statistical (its verdict rests on
+    a confidence bound), any other finite set is checked exhaustively."""
+    if node.statements(ast.Preserves):
+        return "preserves"
+    if quantifiers and isinstance(quantifiers[0], ast.Forall):
+        return "symbolic"
+    if len(quantifiers) == 1 and isinstance(quantifiers[0], ast.For) and _is_sample(quantifiers[0].iterable, symbols):
+        return "statistical"
+    return "exhaustive"
 
 
-def check_paths(paths: list[Path]) -> tuple[list[CheckedSpec], list[MslError]]:
-    """Check every spec under ``paths``; errors of one file do not stop the others."""
-    specs: list[CheckedSpec] = []
-    problems: list[MslError] = []
-    cache: ParseCache = {}
-    for root in paths:
-        where = Span.point(display_path(root))
-        if not root.exists():
-            problems.append(SpecError(f"no such file or folder: {root}", where))
-            continue
-        found = list(iter_specs([root]))
-        if not found:  # a CI job pointed at the wrong folder would otherwise pass silently
-            problems.append(SpecError(f"no .msl files under {root}", where, severity=Severity.WARNING))
-        for path, folder in found:
-            try:
-                spec = check_file(path, cache=cache, folder=folder)
-            except SpecErrors as exc:
-                problems.extend(exc.errors)
-                continue
-            specs.append(spec)
-            problems.extend(spec.warnings)
-    return specs, _unique(problems)
-
-
-def _unique(problems: list[MslError]) -> list[MslError]:
-    """Each diagnostic once: a file imported by several specs is reported with each."""
-    seen: set[tuple[object, ...]] = set()
-    out = []
-    for p in problems:
-        key = (p.span, p.message, p.severity)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
-
-
-def is_sample(node: ast.Expr, spec: CheckedSpec, depth: int = 0) -> bool:
-    """Whether a quantifier ranges over a sample (directly or through declarations):
-    such a claim is checked statistically."""
+def _is_sample(node: ast.Expr, symbols: dict[str, Symbol], depth: int = 0) -> bool:
+    """Whether a quantifier ranges over a sample (directly or through declarations)."""
     if depth > 50:
         return False
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sample":
         return True
-    if isinstance(node, ast.Name) and node.id in spec.symbols:
-        decl = spec.symbols[node.id].node
-        return isinstance(decl, ast.Decl) and is_sample(decl.value, spec, depth + 1)
+    if isinstance(node, ast.Name) and node.id in symbols:
+        decl = symbols[node.id].node
+        return isinstance(decl, ast.Decl) and _is_sample(decl.value, symbols, depth + 1)
     return False
-
-
-def any_errors(problems: list[MslError]) -> bool:
-    return any(p.severity is Severity.ERROR for p in problems)
-
-
-
-def _scalar(t: T.Type) -> str:
-    """``number`` or ``text`` for values (and series of values) of those kinds, else the
-    type's name: a text and a number are never equal, whatever the model outputs."""
-    if t.name == "series":
-        t = t.elem
-    if t == T.NUMBER:
-        return "number"
-    if t in (T.STR, T.TEXT) or t.name == "record":
-        return "text"
-    return t.name

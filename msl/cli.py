@@ -158,14 +158,9 @@ def lint(paths: tuple[Path, ...]) -> int:
     Example:
       msl lint specs/
     """
-    from msl.check import _unique, any_errors, check_paths
-    from msl.lint import lint_models, lint_spec
+    from msl.pipeline import any_errors, check_and_lint
 
-    specs, problems = check_paths(list(paths))
-    for spec in specs:
-        problems.extend(lint_spec(spec))
-        problems.extend(lint_models(spec))
-    problems = _unique(problems)  # a binding is checked once per spec declaring its role
+    specs, problems = check_and_lint(list(paths))
     _report(problems)
     _require_specs(specs, problems, paths)
     errors = sum(1 for p in problems if p.severity is Severity.ERROR)
@@ -193,7 +188,7 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
     """
     import difflib
 
-    from msl.check import display_path, iter_specs
+    from msl.load import display_path, iter_specs
     from msl.fmt import format_parsed
     from msl.jsonio import write_text_atomic
     from msl.parse import parse_file
@@ -543,20 +538,15 @@ def check(
 
     from msl.baseline import apply_baseline, load_baseline
     from msl.catalog import Catalog
-    from msl.check import _unique, any_errors, check_paths
     from msl.findings import exit_code
-    from msl.lint import lint_models, lint_spec
+    from msl.pipeline import any_errors, check_and_lint
     from msl.reporters import write_report
     from msl.run import Runner, RunOptions
     from msl.vectors import VectorFile, vectors_path
 
     if quiet and verbose:
         raise UsageError("-q and -v contradict each other", hint="give one of them")
-    specs, problems = check_paths(list(paths))
-    for spec in specs:
-        problems.extend(lint_spec(spec))
-        problems.extend(lint_models(spec, bindings))
-    problems = _unique(problems)  # a binding is checked once per spec declaring its role
+    specs, problems = check_and_lint(list(paths), bindings)
     if problems:
         _report(problems)
     if any_errors(problems):

@@ -8,16 +8,13 @@ error's class, following the CLI contract of the brief.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from msl.source import Source, Span, lookup
-
-#: Specs larger than this are refused before parsing, so hostile input stays cheap
-#: (the pure-Python LALR parser reads about 60 KB a second; data belongs in datasets).
-MAX_SPEC_BYTES = 256 * 1024
+if TYPE_CHECKING:  # errors sit below sources: they only carry spans and quoted lines
+    from msl.source import Source, Span
 
 
 class ExitCode(IntEnum):
@@ -51,19 +48,19 @@ class MslError(Exception):
         self.span = span
         self.hint = hint
         self.severity = severity
+        #: the text of the line the span points into, quoted under the message; set by
+        #: :func:`quote_lines` where the source is known (parsing, checking, linting)
+        self.line: str | None = None
 
-    def render(self, source: Source | None = None) -> str:
+    def render(self) -> str:
         """``file:line:col: error: message``, then the quoted line, a caret and the hint."""
         label = "warning" if self.severity is Severity.WARNING else "error"
-        if source is None and self.span is not None:
-            source = lookup(self.span.file)
         where = f"{self.span}: " if self.span else ""
         out = [f"{where}{label}: {self.message}"]
-        if self.span and source is not None and source.name == self.span.file:
-            text = source.line(self.span.line)
-            if text or self.span.line <= len(source.lines):
-                end = self.span.end_column if self.span.end_line == self.span.line else len(text) + 1
-                out.extend("  " + part for part in quote(text, self.span.column, end))
+        if self.span and self.line is not None:
+            text = self.line
+            end = self.span.end_column if self.span.end_line == self.span.line else len(text) + 1
+            out.extend("  " + part for part in quote(text, self.span.column, end))
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)
@@ -125,40 +122,16 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 
 
-#: How a spec begins: the `msl` header, after blank lines and comments.
-_SPEC_START = re.compile(r"\ufeff?(?:\s|#[^\n]*\n)*msl\b")
-
-
-def decode_utf8(name: str, data: bytes) -> str:
-    """Decode spec bytes strictly; a bad byte is reported at its line and column."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start]
-        line = before.count(b"\n") + 1
-        # the column in characters, and the text with the bad bytes shown as U+FFFD, so the
-        # diagnostic can quote the line with a caret like any other
-        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
-        shown = data.decode("utf-8", errors="replace")
-        # a file that does not even begin like a spec is quoted no further than its start
-        (Source(name, shown) if _SPEC_START.match(shown) else Source.peek(name, shown, line)).register()
-        raise SpecError(
-            f"file is not valid UTF-8 text (byte 0x{data[exc.start]:02x})",
-            Span.point(name, line, column),
-            hint="MSL specs are UTF-8 text files",
-        ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text
-
-
-def check_size(name: str, size: int) -> None:
-    if size > MAX_SPEC_BYTES:
-        raise SpecError(
-            f"file is too large for a spec ({size // 1024} KB; the limit is {MAX_SPEC_BYTES // 1024} KB)",
-            Span.point(name),
-            hint="put large data in a JSONL or CSV dataset and load it with dataset(...)",
-        )
+def quote_lines(errors: Iterable[MslError], sources: Iterable[Source]) -> None:
+    """Give each error not quoted yet the text of the line its span points into, from the
+    source of that file among ``sources`` (a line past the end of the file is not quoted)."""
+    by_name = {source.name: source for source in sources}
+    for error in errors:
+        source = by_name.get(error.span.file) if error.span is not None and error.line is None else None
+        if source is not None and error.span is not None:
+            text = source.line(error.span.line)
+            if text or error.span.line <= len(source.lines):
+                error.line = text
 
 
 def errors_in(items: Iterable[MslError]) -> list[MslError]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from msl import ast
 from msl.builtins import REQUIRED, Builtin, Name, Param, aggregates, bind_arguments, lookup, measurements
-from msl.check import CheckedSpec
+from msl.ir import CheckedSpec
 from msl.plan import PENDING, Planner
 from msl.queries import QueryFailed
 from msl.values import (
@@ -177,6 +177,15 @@ class Env:
 
     def child(self, **names: Any) -> Env:
         return Env(names, self)
+
+    def bindings(self) -> list[tuple[str, Any]]:
+        """Every name bound here and in the enclosing environments, outermost first."""
+        out: list[tuple[str, Any]] = []
+        current: Env | None = self
+        while current is not None:
+            out.extend(current.names.items())
+            current = current.parent
+        return list(reversed(out))
 
 
 EMPTY = Env({})

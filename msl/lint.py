@@ -31,7 +31,7 @@ from msl import ast
 from msl import types as T
 from msl.builtins import Bounds, lookup, receivers_of
 from msl.builtins.data import literal
-from msl.check import CheckedClaim, CheckedSpec, is_sample
+from msl.ir import CheckedClaim, CheckedSpec
 from msl.engines.statistical import ESTIMATES, witness_side
 from msl.errors import MslError, Severity, SpecError, UsageError
 from msl.fmt import expr as show
@@ -74,8 +74,7 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
     facts: list[_Fact] = []
     solver = _Solver()
     for claim in spec.claims:
-        fors = [q for q in claim.quantifiers if isinstance(q, ast.For)]
-        if (len(fors) == 1 and claim.tolerance == 0 and is_sample(fors[0].iterable, spec)
+        if (claim.engine == "statistical" and claim.tolerance == 0
                 and any(e.shape == "instance" for e in claim.expects)):
             problems.append(SpecError(
                 "a sample can show a violation rate below a tolerance, never that it is zero: "
@@ -84,7 +83,7 @@ def lint_spec(spec: CheckedSpec) -> list[MslError]:
                 hint="add e.g. `tolerate 2%`, or check the whole set",
                 severity=Severity.WARNING,
             ))
-        if len(fors) == 1 and is_sample(fors[0].iterable, spec):
+        if claim.engine == "statistical":
             problems.extend(_sampled_extremes(spec, claim))
         problems.extend(_empty_domains(claim))
         if claim.tolerance >= 1:

@@ -34,13 +34,15 @@ from msl import __version__, ast
 from msl import types as T
 from msl.builtins import Builtin, functions, lookup, measurements
 from msl.builtins.data import resolve_data_path
-from msl.check import CheckedSpec, ParseCache, Symbol, _unique, analyse_file, display_path
+from msl.check import analyse_file
 from msl.errors import MslError, Severity, SpecError, SpecErrors
+from msl.ir import CheckedSpec, Symbol
 from msl.fmt import format_parsed, item_head, statement
 from msl.lint import lint_models, lint_spec
+from msl.load import ParseCache, display_path
 from msl.parse import Parsed, keywords, parse_source
+from msl.pipeline import _unique
 from msl.source import Source, Span
-from msl.source import lookup as source_of
 
 #: Completion lists at most this many data files found beside a spec.
 MAX_DATA_FILES = 200
@@ -183,10 +185,21 @@ class MslLanguageServer(LanguageServer):
     def range(self, lines: tuple[str, ...], span: Span) -> lsp.Range:
         return lsp.Range(self.position(lines, span.line, span.column), self.position(lines, span.end_line, span.end_column))
 
+    def lines_of(self, file: str) -> tuple[str, ...]:
+        """The lines of a file named the way spans name it: from an analysis that read it
+        (an open document or one of its imports), else from disk (columns only)."""
+        for analysis in self.analyses.values():
+            modules = analysis.spec.modules.values() if analysis.spec is not None else ()
+            for parsed in [analysis.parsed, *modules]:
+                if parsed is not None and parsed.source.name == file:
+                    return parsed.source.lines
+        try:
+            return tuple(Path(file).read_text(encoding="utf-8", errors="replace").splitlines())
+        except OSError:
+            return ()
+
     def location(self, span: Span) -> lsp.Location:
-        source = source_of(span.file)
-        lines = source.lines if source is not None else ()
-        return lsp.Location(self.uri_of(span.file), self.range(lines, span))
+        return lsp.Location(self.uri_of(span.file), self.range(self.lines_of(span.file), span))
 
     def place(self, analysis: Analysis, position: lsp.Position) -> tuple[int, int]:
         """The 1-based line and column (in characters) of an LSP position."""

@@ -28,8 +28,8 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, Un
 from lark.visitors import Transformer_NonRecursive, v_args
 
 from msl import ast
-from msl.errors import SpecError, SpecErrors, check_size, printable
-from msl.source import Source, Span
+from msl.errors import SpecError, SpecErrors, printable, quote_lines
+from msl.source import Source, Span, check_size
 
 #: Expressions nested deeper than this are refused; real specs stay far below it.
 MAX_DEPTH = 100
@@ -86,8 +86,16 @@ def keywords() -> frozenset[str]:
 
 
 def parse_source(source: Source) -> Parsed:
-    """Parse one decoded source file; raises :class:`SpecErrors` with every syntax error."""
-    source.register()
+    """Parse one decoded source file; raises :class:`SpecErrors` with every syntax error,
+    each quoting its line."""
+    try:
+        return _parse_source(source)
+    except SpecErrors as exc:
+        quote_lines(exc.errors, [source])
+        raise
+
+
+def _parse_source(source: Source) -> Parsed:
     try:
         check_size(source.name, len(source.text))
     except SpecError as exc:
@@ -354,7 +362,7 @@ def _collect_errors(source: Source, first: UnexpectedInput) -> list[SpecError]:
     if errors[0].message == _NO_HEADER:
         # not a spec: whatever the file holds (a token, a key) is not quoted, and no
         # later line is parsed to be quoted either
-        Source.peek(source.name, source.text, errors[0].span.line if errors[0].span else 1).register()
+        quote_lines(errors, [Source.peek(source.name, source.text, errors[0].span.line if errors[0].span else 1)])
         return errors
     first_line = errors[0].span.line if errors[0].span else 1
     text = source.text

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from msl.errors import SpecErrors, errors_in
+from msl.errors import errors_in
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,19 +67,14 @@ class SpecFile(pytest.File):
     """A spec; its items are its claims (a spec with errors is one failing item)."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from msl.check import check_file
-        from msl.lint import lint_models, lint_spec
+        from msl.pipeline import any_errors, check_and_lint
 
-        try:
-            spec = check_file(self.path, folder=_folder(self.config, self.path))
-            # a warning does not stop the claims
-            problems = errors_in(lint_spec(spec) + lint_models(spec, _bindings(self.config)))
-        except SpecErrors as exc:
-            yield SpecErrorItem.from_parent(self, name="spec", errors=list(exc.errors))
+        specs, problems = check_and_lint([self.path], _bindings(self.config), _folder(self.config, self.path))
+        if any_errors(problems):  # a warning does not stop the claims
+            # a spec that did not check shows its warnings too, one that did not lint only its errors
+            yield SpecErrorItem.from_parent(self, name="spec", errors=errors_in(problems) if specs else problems)
             return
-        if problems:
-            yield SpecErrorItem.from_parent(self, name="spec", errors=problems)
-            return
+        (spec,) = specs
         for claim in spec.claims:
             yield ClaimItem.from_parent(self, name=claim.name, spec=spec, claim=claim)
 

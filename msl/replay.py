@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from msl.agreement import Comparison, compare_all
-from msl.check import CheckedSpec, check_file
-from msl.engines.exhaustive import FiniteRun
-from msl.engines.search import Probe
+from msl.check import check_file
+from msl.ir import CheckedSpec
+from msl.engines.finite import FiniteRun, Probe
 from msl.errors import MslError, SpecErrors
 from msl.findings import Finding, FindingsDocument
 from msl.run import Runner, RunOptions

@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from msl import ast
-from msl.check import CheckedClaim, CheckedSpec, display_path, is_sample
-from msl.engines import ClaimRun, Outcome
-from msl.engines.exhaustive import ExhaustiveRun
+from msl.ir import CheckedClaim, CheckedSpec
+from msl.load import display_path
+from msl.engines import ENGINES, ClaimRun, Outcome
 from msl.engines.search import MAX_EXAMPLES
-from msl.engines.statistical import StatisticalRun
 from msl.errors import MslError
 from msl.models.base import ModelLoadError
 from msl.models.facts import spec_reference
@@ -168,18 +166,10 @@ class Runner:
     # engines
 
     def engine(self, claim: CheckedClaim, evaluator: Evaluator) -> ClaimRun:
-        if claim.claim.statements(ast.Preserves):
-            from msl.engines.refine import PreservesRun
-
-            return PreservesRun(claim, evaluator, self)
-        quantifier = claim.quantifiers[0] if claim.quantifiers else None
-        if isinstance(quantifier, ast.Forall):
-            from msl.engines.symbolic import SymbolicRun
-
-            return SymbolicRun(claim, evaluator, self.options.search_examples)
-        if len(claim.quantifiers) == 1 and isinstance(quantifier, ast.For) and is_sample(quantifier.iterable, evaluator.spec):
-            return StatisticalRun(claim, evaluator)
-        return ExhaustiveRun(claim, evaluator)
+        """The run of the engine the claim names (:data:`msl.engines.ENGINES`), given what
+        its constructor asks for."""
+        return ENGINES.call(claim.engine, claim=claim, evaluator=evaluator,
+                            max_examples=self.options.search_examples, runs_for=self.runs_for)
 
     def runs_for(
         self, spec: CheckedSpec, claims: list[CheckedClaim], rebind: dict[str, ModelHandle] | None = None

@@ -6,8 +6,15 @@ Every AST node, diagnostic and finding points back into the `.msl` text through 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from msl.errors import SpecError, quote_lines
+
+#: Specs larger than this are refused before parsing, so hostile input stays cheap
+#: (the pure-Python LALR parser reads about 60 KB a second; data belongs in datasets).
+MAX_SPEC_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,24 +65,13 @@ def confined(path: Path, root: Path) -> Path:
 INSIDE_HINT = "MSL reads only files inside the folder it checks (for a file: its folder)"
 
 
-def not_read(name: str, why: ValueError) -> Exception:
-    """The error for a file :func:`confined` refused (a :class:`msl.errors.SpecError`)."""
-    from msl.errors import SpecError
-
+def not_read(name: str, why: ValueError) -> SpecError:
+    """The error for a file :func:`confined` refused."""
     return SpecError(
         f"this file is not read: {why}",
         Span.point(name),
         hint=INSIDE_HINT,
     )
-
-
-#: Every source read in this process, by name, so any diagnostic can quote its line.
-_SOURCES: dict[str, Source] = {}
-
-
-def lookup(name: str) -> Source | None:
-    """The source text of a file read earlier in this process (for diagnostics)."""
-    return _SOURCES.get(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +85,6 @@ class Source:
     def __post_init__(self) -> None:
         # lines as shown in diagnostics: the \r of a CRLF line end is not part of the line
         object.__setattr__(self, "lines", tuple(line.removesuffix("\r") for line in self.text.split("\n")))
-
-    def register(self) -> Source:
-        """Make this text the one diagnostics about ``name`` quote."""
-        _SOURCES[self.name] = self
-        return self
 
     @classmethod
     def peek(cls, name: str, text: str, line: int = 1) -> Source:
@@ -115,8 +106,6 @@ class Source:
         Raises :class:`msl.errors.SpecError` on bad bytes, and without reading a byte
         when the file, links resolved, is not a regular file inside ``root``.
         """
-        from msl.errors import MAX_SPEC_BYTES, SpecError, check_size, decode_utf8
-
         name = display if display is not None else str(path)
         try:
             resolved = confined(path, path.parent if root is None else root)
@@ -132,3 +121,40 @@ class Source:
             raise SpecError(f"cannot read file: {exc.strerror or exc}", Span.point(name)) from None
         check_size(name, len(data))
         return cls(name, decode_utf8(name, data))
+
+
+#: How a spec begins: the `msl` header, after blank lines and comments.
+_SPEC_START = re.compile(r"\ufeff?(?:\s|#[^\n]*\n)*msl\b")
+
+
+def decode_utf8(name: str, data: bytes) -> str:
+    """Decode spec bytes strictly; a bad byte is reported at its line and column."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        # the column in characters, and the text with the bad bytes shown as U+FFFD, so the
+        # diagnostic can quote the line with a caret like any other
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+        shown = data.decode("utf-8", errors="replace")
+        # a file that does not even begin like a spec is quoted no further than its start
+        error = SpecError(
+            f"file is not valid UTF-8 text (byte 0x{data[exc.start]:02x})",
+            Span.point(name, line, column),
+            hint="MSL specs are UTF-8 text files",
+        )
+        quote_lines([error], [Source(name, shown) if _SPEC_START.match(shown) else Source.peek(name, shown, line)])
+        raise error from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def check_size(name: str, size: int) -> None:
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"file is too large for a spec ({size // 1024} KB; the limit is {MAX_SPEC_BYTES // 1024} KB)",
+            Span.point(name),
+            hint="put large data in a JSONL or CSV dataset and load it with dataset(...)",
+        )

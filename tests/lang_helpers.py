@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from msl.check import CheckedSpec, check_file
+from msl.check import check_file
+from msl.ir import CheckedSpec
 from msl.errors import MslError, SpecErrors
 from msl.fmt import format_parsed
 from msl.lint import lint_spec

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from msl.cache import ResultCache
-from msl.check import any_errors, check_paths
+from msl.pipeline import any_errors, check_paths
 from msl.findings import Finding, FindingsDocument
 from msl.plan import Planner
 from msl.run import Runner, RunOptions

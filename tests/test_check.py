@@ -9,7 +9,9 @@ import pytest
 
 from msl import types as T
 from msl.builtins import functions, measurements
-from msl.check import CheckedSpec, check_file, check_paths
+from msl.check import check_file
+from msl.pipeline import check_paths
+from msl.ir import CheckedSpec
 from msl.errors import MslError, Severity, SpecErrors
 
 MODELS = """msl 1.0

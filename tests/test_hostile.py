@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from lang_helpers import LOCATION, run_cli
-from msl.check import MAX_IMPORTS, MAX_PRESERVES_DEPTH
-from msl.errors import MAX_SPEC_BYTES
+from msl.check import MAX_PRESERVES_DEPTH
+from msl.load import MAX_IMPORTS
+from msl.source import MAX_SPEC_BYTES
 from msl.parse import MAX_DEPTH, MAX_ERRORS
 
 #: Seconds one hostile file may take through the CLI, start-up included.

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from ast_strategies import expectations, exprs, modules, names, strings
 from msl import ast
-from msl.errors import MAX_SPEC_BYTES, SpecErrors
+from msl.errors import SpecErrors
+from msl.source import MAX_SPEC_BYTES
 from msl.fmt import format_module
 from msl.parse import MAX_DEPTH, MAX_ERRORS, keywords, parse_text
 

@@ -63,7 +63,7 @@ def test_a_bug_in_one_claim_leaves_the_others_their_findings(tmp_path, monkeypat
     """A claim that meets an internal error ends `error`; the run goes on (plumbing: the
     failing step is patched in, the other claim runs on the real network)."""
     from msl.check import check_file
-    from msl.engines.exhaustive import ExhaustiveRun
+    from msl.engines.finite import ExhaustiveRun
     from msl.run import Runner, RunOptions
 
     spec_file = tmp_path / "relu.msl"

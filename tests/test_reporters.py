@@ -20,7 +20,7 @@ from msl.baseline import apply_baseline, update_baseline
 from msl.cli import cli
 from msl.errors import UsageError
 from msl.findings import Finding, FindingsDocument, Verdict, parse_findings
-from msl.reporters import REPORTERS, ReportOptions, formats, render_report, reporter, write_report
+from msl.reporters import REPORTERS, ReportOptions, description, formats, render_report, reporter, write_report
 from msl.reporters.html import nice_ticks, svg_plot
 from msl.reporters.sarif import artifact_uri
 
@@ -50,11 +50,11 @@ def test_adding_a_format_is_one_decorated_function() -> None:
 
     try:
         assert render_report(samples.sample_document(), "count") == "7"
-        assert REPORTERS["count"].description == "How many findings."
+        assert description("count") == "How many findings." and REPORTERS.entry("count").meta["suffix"] == ".txt"
         with pytest.raises(ValueError):
             reporter("count", ".txt")(render_count)
     finally:
-        del REPORTERS["count"]
+        REPORTERS.remove("count")
 
 
 def test_write_report_to_a_file_and_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from msl.builtins.domains import Domain
 from msl.check import check_file
-from msl.engines import search as search_module
+from msl.engines import symbolic as symbolic_module
 from msl.engines.search import Found, WallClockLimit, search
 from msl.findings import Finding
 from msl.run import Runner, RunOptions
@@ -114,7 +114,7 @@ def test_a_loaded_machine_gives_the_same_finding(monkeypatch: pytest.MonkeyPatch
     machine (the safety net set aside): the same refutation, counterexample and id."""
     fast = _praise()
     assert fast.verdict == "refuted" and "Kevin" in fast.counterexamples[0].input["text"]  # type: ignore[index]
-    monkeypatch.setattr(search_module, "WALL_CLOCK_LIMIT_S", math.inf)
+    monkeypatch.setattr(symbolic_module, "WALL_CLOCK_LIMIT_S", math.inf)
     _slow_clock(monkeypatch, 100.0)
     slow = _praise()
     assert slow.id == fast.id and slow.counterexamples == fast.counterexamples and slow.statistics == fast.statistics
@@ -123,7 +123,7 @@ def test_a_loaded_machine_gives_the_same_finding(monkeypatch: pytest.MonkeyPatch
 def test_a_search_the_safety_net_stops_is_inconclusive_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stopped after different amounts of work, the finding is the same: nothing in it
     depends on how far the search got."""
-    monkeypatch.setattr(search_module, "WALL_CLOCK_LIMIT_S", 50.0)
+    monkeypatch.setattr(symbolic_module, "WALL_CLOCK_LIMIT_S", 50.0)
     findings = []
     for step in (10.0, 20.0):
         with monkeypatch.context() as patch:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from steer_helpers import SPECS, by_name, check, runner, table, write_spec
 
-from msl.check import any_errors, check_paths
+from msl.pipeline import any_errors, check_paths
 from msl.errors import UsageError
 from msl.findings import make_finding
 from msl.queries import LAST, Capture, Site

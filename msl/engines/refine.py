@@ -10,27 +10,31 @@ goal is often one of them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from msl import ast
-from msl.check import CheckedSpec
+from msl.ir import CheckedSpec
 from msl.engines import ClaimRun, Outcome, worse
 from msl.evaluate import EMPTY, Evaluator
 from msl.plan import PENDING
 from msl.values import EvalError, ModelHandle
 
 if TYPE_CHECKING:
-    from msl.check import CheckedClaim
-    from msl.run import Runner
+    from msl.ir import CheckedClaim
+
+#: Runs for claims of a spec, with some of its roles bound to given models (the runner's
+#: ``runs_for``): a preserved spec's claims run alongside every other claim of the check.
+RunsFor = Callable[[CheckedSpec, "list[CheckedClaim]", dict[str, ModelHandle]], list[ClaimRun]]
 
 
 class PreservesRun(ClaimRun):
     method = "exhaustive"
 
-    def __init__(self, claim: CheckedClaim, evaluator: Evaluator, runner: Runner) -> None:
+    def __init__(self, claim: CheckedClaim, evaluator: Evaluator, runs_for: RunsFor) -> None:
         super().__init__(claim)
         self.ev = evaluator
-        self.runner = runner
+        self.runs_for = runs_for
         self.children: list[tuple[ast.Preserves, CheckedSpec, list[ClaimRun], list[ClaimRun]]] | None = None
 
     def step(self) -> None:
@@ -63,7 +67,7 @@ class PreservesRun(ClaimRun):
             spec = self.ev.spec.preserved[stmt.path]
             role = stmt.role or next(n for n, m in spec.roles.items() if m.kind == roles["base"].kind)
             pair = [
-                self.runner.runs_for(spec, spec.claims, {role: _rebound(roles[which], role)})
+                self.runs_for(spec, spec.claims, {role: _rebound(roles[which], role)})
                 for which in ("base", "refined")
             ]
             children.append((stmt, spec, pair[0], pair[1]))

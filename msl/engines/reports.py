@@ -1,6 +1,6 @@
 """What a finding shows besides its verdict: curves and tables for explore and steer claims.
 
-Computed from a finished :class:`~msl.engines.exhaustive.FiniteRun` (exhaustive or
+Computed from a finished :class:`~msl.engines.finite.FiniteRun` (exhaustive or
 statistical), from values the claim already evaluated (model results are in the planner's
 memory, so nothing runs twice):
 
@@ -23,14 +23,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from msl import ast
-from msl.check import CheckedExpect
+from msl.ir import CheckedExpect
 from msl.evaluate import Aggregation, iterate
 from msl.fmt import expr as show
 from msl.plan import PENDING
 from msl.values import Record, Series
 
 if TYPE_CHECKING:
-    from msl.engines.exhaustive import FiniteRun, Instance
+    from msl.engines.finite import FiniteRun, Instance
+
+_MONOTONE = ("increasing", "decreasing", "nondecreasing", "nonincreasing")
 
 #: Instances listed in a steer or explore claim's per-instance table.
 MAX_TABLE_ROWS = 100
@@ -40,15 +42,13 @@ Report = dict[str, Any]
 
 def claim_reports(run: FiniteRun) -> tuple[list[Report], list[Report]]:
     """The series and tables of a finished claim (see the module doc)."""
-    from msl.engines.exhaustive import _bindings, _monotone_calls
-
     series: list[Report] = []
     tables: list[Report] = []
     if run.base is None:
         return series, tables
     claim = run.claim
     by_layers: dict[tuple[int, ...], list[tuple[str, Series]]] = {}
-    for name, value in _bindings(run.base):
+    for name, value in run.base.bindings():
         if _numeric_series(value):
             label = value.label or name
             points = [(float(x), float(y)) for x, y in zip(value.layers, value.values)]
@@ -232,3 +232,8 @@ def _cell_input(inst: Instance) -> str:
         else:
             parts.append(value.text if isinstance(value, Record) else str(value))
     return shorten(" | ".join(parts), 200)
+
+
+def _monotone_calls(cond: ast.Node) -> list[ast.Call]:
+    return [n for n in ast.walk(cond) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+            and n.func.id in _MONOTONE and n.args]

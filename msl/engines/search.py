@@ -31,14 +31,8 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from msl import ast
 from msl.builtins.domains import Domain
-from msl.engines import Outcome
-from msl.engines.exhaustive import FiniteRun, Instance, _input
-from msl.evaluate import Evaluator
-from msl.check import CheckedClaim
-from msl.plan import PENDING
-from msl.values import ConcatSet, DataSet, EvalError, SampleSet
+from msl.values import ConcatSet, DataSet, SampleSet
 
 #: Inputs Hypothesis generates per search.
 MAX_EXAMPLES = 200
@@ -47,8 +41,6 @@ MAX_SHRINK_EXAMPLES = 500
 #: Seconds after which a search stops whatever it has found: a safety net far beyond what
 #: the work budgets take, never a budget (its claim becomes ``inconclusive``).
 WALL_CLOCK_LIMIT_S = 1800.0
-#: Rounds of queries one example may need (a generation fed to another measurement…).
-MAX_ROUNDS = 8
 
 
 class _Found(Exception):
@@ -173,118 +165,3 @@ def search(
         except _Stop:
             raise WallClockLimit(wall_clock_s or 0.0, run) from None
     return Found(failing[0], failing[-1], run) if failing else run
-
-
-class Probe:
-    """Checks a claim's instance expectations on single inputs, synchronously."""
-
-    def __init__(self, run: FiniteRun) -> None:
-        self.run = run
-        self.error: EvalError | None = None
-
-    def settle(self, item: tuple[Any, ...]) -> Instance | None:
-        """The checked instance, flushing the planner until its results are in."""
-        inst = Instance(-1, item)
-        planner = self.run.ev.ctx.planner
-        for _ in range(MAX_ROUNDS):
-            if not self.run.check(inst):
-                return inst
-            if planner.flush() == 0:
-                break
-        raise EvalError("an input's measurements never became available")
-
-    def violates(self, item: tuple[Any, ...], where: ast.Expr | None = None) -> bool:
-        if self.error is not None:
-            return False
-        try:
-            if where is not None and not self.holds(where, item):
-                return False
-            inst = self.settle(item)
-        except EvalError as exc:
-            self.error = exc
-            return False
-        return inst is not None and inst.status == "violated"
-
-    def holds(self, cond: ast.Expr, item: tuple[Any, ...]) -> bool:
-        env = self.run.env_for(item)
-        for _ in range(MAX_ROUNDS):
-            value = self.run.ev.eval(cond, env)
-            if value is not PENDING:
-                return bool(value)
-            self.run.ev.ctx.planner.flush()
-            env = self.run.env_for(item)
-        raise EvalError("a `where` condition never became available")
-
-
-def shrunk_counterexample(run: FiniteRun, space: DataSet) -> dict[str, Any] | None:
-    """Search the generator a violated claim drew from for a minimal failing input.
-
-    No wall-clock limit here: the claim's verdict is already decided by its own evidence,
-    and a counterexample present on a fast machine and missing on a slow one would change
-    the finding's id; the work budgets bound the search instead.
-    """
-    probe = Probe(run)
-    found = search(space, lambda item: probe.violates((item,)), run.ev.ctx.seed)
-    if not isinstance(found, Found) or probe.error is not None:
-        return None
-    inst = probe.settle((found.minimal,))
-    assert inst is not None
-    example = run.describe(inst)
-    example["original"] = _input(found.first)
-    return example
-
-
-class SearchRun(FiniteRun):
-    """``forall x in S`` where S cannot be proved over: search for a counterexample."""
-
-    method = "property-based"
-
-    def __init__(self, claim: CheckedClaim, evaluator: Evaluator, max_examples: int = MAX_EXAMPLES) -> None:
-        super().__init__(claim, evaluator)
-        self.max_examples = max_examples
-
-    def accept(self, quantifier: ast.For | ast.Forall, value: Any) -> None:
-        if not isinstance(value, (DataSet, Domain)):
-            raise EvalError(f"cannot search over {type(value).__name__}")
-
-    def sampled(self) -> bool:
-        return True  # a search never enumerates the space
-
-    def advance(self) -> None:
-        if not self.resolve():
-            return
-        assert self.sets is not None
-        quantifier = self.claim.quantifiers[0]
-        where = quantifier.where if isinstance(quantifier, ast.Forall) else None
-        probe = Probe(self)
-        run_seed = self.ev.ctx.seed
-        try:
-            found = search(self.sets[0], lambda item: probe.violates((item,), where), run_seed, self.max_examples,
-                           wall_clock_s=WALL_CLOCK_LIMIT_S)
-        except WallClockLimit as stop:
-            if probe.error is not None:
-                raise probe.error from None
-            # How far the search got depends on the machine: none of it is evidence.
-            self.outcome = Outcome(
-                "inconclusive", self.method,
-                f"the search was {stop}, before its work budget ({self.max_examples} inputs, "
-                f"{MAX_SHRINK_EXAMPLES} more to shrink) was spent; the limit is a safety net, not a budget, "
-                "and says nothing about the claim",
-                {"seed": run_seed},
-            )
-            return
-        if probe.error is not None:
-            raise probe.error
-        if not isinstance(found, Found):
-            self.outcome = Outcome(
-                "inconclusive", self.method,
-                f"no counterexample in {found} searched inputs; a search cannot prove the claim",
-                {"n": found, "seed": run_seed},
-            )
-            return
-        inst = probe.settle((found.minimal,))
-        assert inst is not None
-        example = self.describe(inst)
-        example["original"] = _input(found.first)
-        stats = {"n": found.examples, "seed": run_seed}
-        self.outcome = Outcome("refuted", self.method, "a counterexample was found and shrunk", stats, [example])

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from msl import ast
-from msl.check import CheckedClaim, CheckedExpect
-from msl.engines.exhaustive import FiniteRun, _value
+from msl.ir import CheckedClaim, CheckedExpect
+from msl.engines.finite import FiniteRun, _value
 from msl.evaluate import Aggregation, Env, Evaluator
 from msl.fmt import expr as show
 from msl.stats import looks, per_look_confidence, rate_verdict

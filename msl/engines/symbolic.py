@@ -24,11 +24,13 @@ import numpy as np
 from msl import ast
 from msl.builtins.domains import Domain
 from msl.engines import Outcome
-from msl.engines.search import Probe, SearchRun
+from msl.engines.finite import FiniteRun, Probe, _input
+from msl.engines.search import MAX_EXAMPLES, MAX_SHRINK_EXAMPLES, WALL_CLOCK_LIMIT_S, Found, WallClockLimit, search
 from msl.errors import MslError
-from msl.evaluate import Env
+from msl.evaluate import Env, Evaluator
+from msl.ir import CheckedClaim
 from msl.plan import PENDING
-from msl.values import EvalError, ModelHandle
+from msl.values import DataSet, EvalError, ModelHandle
 
 #: The wall-clock safety net of one claim. Budgets that decide a verdict are counted in work
 #: (:class:`~msl.engines.formal.bab.WorkBudget`), so a verdict never depends on the machine's
@@ -46,6 +48,62 @@ class _Linear:
 
     coeffs: np.ndarray
     const: float
+
+
+class SearchRun(FiniteRun):
+    """``forall x in S`` where S cannot be proved over: search for a counterexample."""
+
+    method = "property-based"
+
+    def __init__(self, claim: CheckedClaim, evaluator: Evaluator, max_examples: int = MAX_EXAMPLES) -> None:
+        super().__init__(claim, evaluator)
+        self.max_examples = max_examples
+
+    def accept(self, quantifier: ast.For | ast.Forall, value: Any) -> None:
+        if not isinstance(value, (DataSet, Domain)):
+            raise EvalError(f"cannot search over {type(value).__name__}")
+
+    def sampled(self) -> bool:
+        return True  # a search never enumerates the space
+
+    def advance(self) -> None:
+        if not self.resolve():
+            return
+        assert self.sets is not None
+        quantifier = self.claim.quantifiers[0]
+        where = quantifier.where if isinstance(quantifier, ast.Forall) else None
+        probe = Probe(self)
+        run_seed = self.ev.ctx.seed
+        try:
+            found = search(self.sets[0], lambda item: probe.violates((item,), where), run_seed, self.max_examples,
+                           wall_clock_s=WALL_CLOCK_LIMIT_S)
+        except WallClockLimit as stop:
+            if probe.error is not None:
+                raise probe.error from None
+            # How far the search got depends on the machine: none of it is evidence.
+            self.outcome = Outcome(
+                "inconclusive", self.method,
+                f"the search was {stop}, before its work budget ({self.max_examples} inputs, "
+                f"{MAX_SHRINK_EXAMPLES} more to shrink) was spent; the limit is a safety net, not a budget, "
+                "and says nothing about the claim",
+                {"seed": run_seed},
+            )
+            return
+        if probe.error is not None:
+            raise probe.error
+        if not isinstance(found, Found):
+            self.outcome = Outcome(
+                "inconclusive", self.method,
+                f"no counterexample in {found} searched inputs; a search cannot prove the claim",
+                {"n": found, "seed": run_seed},
+            )
+            return
+        inst = probe.settle((found.minimal,))
+        assert inst is not None
+        example = self.describe(inst)
+        example["original"] = _input(found.first)
+        stats = {"n": found.examples, "seed": run_seed}
+        self.outcome = Outcome("refuted", self.method, "a counterexample was found and shrunk", stats, [example])
 
 
 class SymbolicRun(SearchRun):

@@ -9,7 +9,6 @@ path, hub id; see :mod:`msl.models.registry`) and returns a :class:`Model` of th
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from msl.models.base import (
@@ -22,15 +21,6 @@ from msl.models.base import (
     UnknownModelError,
     UnsupportedArchitecture,
 )
-
-#: Adapter modules, imported on first use: they pull in torch and transformers, which the
-#: planner, the cache and ``msl lint`` never need.
-_ADAPTER_MODULES = {
-    "CausalLM": "msl.models.causal_lm",
-    "Classifier": "msl.models.classifier",
-    "Encoder": "msl.models.encoder",
-    "OnnxNetwork": "msl.models.network",
-}
 
 __all__ = [
     "ADAPTERS",
@@ -49,8 +39,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _ADAPTER_MODULES:
-        return getattr(importlib.import_module(_ADAPTER_MODULES[name]), name)
+    """The adapter classes by name (``msl.models.CausalLM``), imported on first use."""
+    for kind in ADAPTERS:
+        entry = ADAPTERS.entry(kind)
+        if entry.target is not None and entry.target.endswith(f":{name}"):
+            return entry.load()
     raise AttributeError(f"module 'msl.models' has no attribute {name!r}")
 
 
@@ -66,10 +59,8 @@ def load_model(ref: str, kind: str, *, dtype: str = "float32", device: str = "cp
     from msl.models.fingerprint import FingerprintMemo
     from msl.models.registry import ModelStore, cache_dir, resolve
 
-    for module in _ADAPTER_MODULES.values():
-        importlib.import_module(module)  # registers the adapter of each kind
     if kind not in ADAPTERS:
-        raise UnknownModelError(f"unknown model kind '{kind}'", hint=f"kinds are {', '.join(sorted(ADAPTERS))}")
+        raise UnknownModelError(f"unknown model kind '{kind}'", hint=f"kinds are {', '.join(ADAPTERS.names())}")
     if dtype not in DTYPES:
         raise UnknownModelError(f"unknown dtype '{dtype}'", hint=f"dtypes are {', '.join(DTYPES)}")
     if device == "auto":
@@ -78,4 +69,4 @@ def load_model(ref: str, kind: str, *, dtype: str = "float32", device: str = "cp
         raise UnknownModelError(f"unknown device '{device}'", hint="use cpu, cuda, cuda:N or auto")
     source = resolve(ref, store=ModelStore(progress=progress))
     memo = FingerprintMemo(cache_dir() / "fingerprints")
-    return ADAPTERS[kind](source, dtype=dtype, device=device, memo=memo)  # type: ignore[call-arg]
+    return ADAPTERS.get(kind)(source, dtype=dtype, device=device, memo=memo)  # type: ignore[call-arg]

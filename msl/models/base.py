@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypeVar
 
 from msl.errors import RuntimeFailure, UsageError
 from msl.queries import Intervention, Query, QueryFailed, Result
+from msl.registry import Registry
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -129,16 +130,21 @@ class Model(ABC):
 
 M = TypeVar("M", bound=type[Model])
 
-#: Adapter classes by model kind; see :func:`adapter`.
-ADAPTERS: dict[str, type[Model]] = {}
+#: Adapter classes by model kind, each imported when a model of its kind is first loaded
+#: (they pull in torch and transformers, which the planner, the cache and ``msl lint``
+#: never need). A kind is also a word of the language: see :data:`msl.types.MODEL_KINDS`.
+ADAPTERS: Registry[type[Model]] = Registry("model kind")
+ADAPTERS.add("causal_lm", "msl.models.causal_lm:CausalLM")
+ADAPTERS.add("classifier", "msl.models.classifier:Classifier")
+ADAPTERS.add("encoder", "msl.models.encoder:Encoder")
+ADAPTERS.add("network", "msl.models.network:OnnxNetwork")
 
 
 def adapter(kind: str) -> Callable[[M], M]:
-    """Register a :class:`Model` subclass as the adapter for a role kind."""
+    """Mark a :class:`Model` subclass as the adapter of a kind listed in :data:`ADAPTERS`."""
 
     def register(cls: M) -> M:
         cls.kind = kind
-        ADAPTERS[kind] = cls
         return cls
 
     return register

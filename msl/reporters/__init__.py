@@ -21,6 +21,7 @@ from typing import TextIO
 from msl.errors import UsageError
 from msl.findings import FindingsDocument
 from msl.jsonio import write_text_atomic
+from msl.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,45 +41,33 @@ class ReportOptions:
 Render = Callable[[FindingsDocument, ReportOptions], str]
 
 
-@dataclass(frozen=True, slots=True)
-class Reporter:
-    name: str
-    suffix: str
-    description: str
-    render: Render
-
-
-REPORTERS: dict[str, Reporter] = {}
+#: The formats, by name; each module below registers its own with :func:`reporter`.
+REPORTERS: Registry[Render] = Registry("report format")
 
 
 def reporter(name: str, suffix: str) -> Callable[[Render], Render]:
     """Register ``render`` as the reporter for format ``name`` (files end in ``suffix``).
 
-    The first line of the function's docstring describes the format in ``--help``.
+    The first line of the function's docstring describes the format (:func:`description`).
     """
+    return REPORTERS.register(name, suffix=suffix)
 
-    def register(render: Render) -> Render:
-        if name in REPORTERS:
-            raise ValueError(f"reporter {name!r} is already registered")
-        description = (render.__doc__ or name).strip().splitlines()[0]
-        REPORTERS[name] = Reporter(name, suffix, description, render)
-        return render
 
-    return register
+def description(fmt: str) -> str:
+    """What format ``fmt`` is, in a line: the first line of its reporter's docstring."""
+    return (REPORTERS.get(fmt).__doc__ or fmt).strip().splitlines()[0]
 
 
 def formats() -> list[str]:
     """The registered format names, for ``--format`` choices."""
-    return sorted(REPORTERS)
+    return REPORTERS.names()
 
 
 def render_report(doc: FindingsDocument, fmt: str, options: ReportOptions | None = None) -> str:
     """``doc`` rendered in format ``fmt``; an unknown format is a :class:`UsageError`."""
-    try:
-        chosen = REPORTERS[fmt]
-    except KeyError:
-        raise UsageError(f"unknown report format {fmt!r}", hint=f"choose one of {', '.join(formats())}") from None
-    return chosen.render(doc, options or ReportOptions())
+    if fmt not in REPORTERS:
+        raise UsageError(f"unknown report format {fmt!r}", hint=f"choose one of {', '.join(formats())}")
+    return REPORTERS.get(fmt)(doc, options or ReportOptions())
 
 
 def write_report(

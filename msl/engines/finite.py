@@ -1,9 +1,11 @@
-"""The exhaustive engine: a claim over finite sets, every instance checked.
+"""Claims over finite sets: :class:`FiniteRun`, and the exhaustive engine built on it.
 
-This module also holds what the statistical engine shares with it — instance
-environments, expectation checks with their counterexample values and margins, aggregate
-and closed expectations — since a statistical claim is an exhaustive one over a growing
-prefix of a seeded sample.
+:class:`FiniteRun` checks instances of a claim's quantified sets — instance environments,
+expectation checks with their counterexample values and margins, aggregate and closed
+expectations. :class:`ExhaustiveRun` checks every instance; the statistical engine (a
+growing prefix of a seeded sample) and the search (inputs drawn from a claim's generator,
+:class:`~msl.engines.symbolic.SearchRun`) reuse the same checks; :class:`Probe` checks
+single inputs for searches and replays.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from msl import ast
-from msl.check import CheckedClaim, CheckedExpect
+from msl.ir import CheckedClaim, CheckedExpect
 from msl.engines import ClaimRun, Outcome
+from msl.engines.reports import claim_reports
+from msl.engines.search import Found, search
 from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, MeasureValue, NotApplicable
 from msl.fmt import expr as show
 from msl.plan import PENDING
@@ -35,8 +39,8 @@ from msl.values import (
 
 #: Counterexamples listed per violated claim (the worst first).
 MAX_COUNTEREXAMPLES = 3
-
-_MONOTONE = ("increasing", "decreasing", "nondecreasing", "nonincreasing")
+#: Rounds of queries one example may need (a generation fed to another measurement…).
+MAX_ROUNDS = 8
 
 _Part = TypeVar("_Part", ast.Compare, ast.Call)
 
@@ -409,8 +413,6 @@ class FiniteRun(ClaimRun):
         examples = [self.describe(i) for i in bad[:MAX_COUNTEREXAMPLES]]
         space = self.generator()
         if space is not None and any(i.status == "violated" for i in self.instances):
-            from msl.engines.search import shrunk_counterexample  # search builds on this module
-
             shrunk = shrunk_counterexample(self, space)
             if shrunk is not None:
                 examples.insert(0, shrunk)
@@ -455,8 +457,6 @@ class FiniteRun(ClaimRun):
 
     def reports(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The finding's curves and tables (:mod:`msl.engines.reports`)."""
-        from msl.engines.reports import claim_reports
-
         return claim_reports(self)
 
     def envs(self) -> tuple[Env, ...]:
@@ -466,6 +466,65 @@ class FiniteRun(ClaimRun):
 
 class ExhaustiveRun(FiniteRun):
     """Every instance of the claim's finite sets (or, with no quantifier, its closed expectations)."""
+
+
+class Probe:
+    """Checks a claim's instance expectations on single inputs, synchronously."""
+
+    def __init__(self, run: FiniteRun) -> None:
+        self.run = run
+        self.error: EvalError | None = None
+
+    def settle(self, item: tuple[Any, ...]) -> Instance | None:
+        """The checked instance, flushing the planner until its results are in."""
+        inst = Instance(-1, item)
+        planner = self.run.ev.ctx.planner
+        for _ in range(MAX_ROUNDS):
+            if not self.run.check(inst):
+                return inst
+            if planner.flush() == 0:
+                break
+        raise EvalError("an input's measurements never became available")
+
+    def violates(self, item: tuple[Any, ...], where: ast.Expr | None = None) -> bool:
+        if self.error is not None:
+            return False
+        try:
+            if where is not None and not self.holds(where, item):
+                return False
+            inst = self.settle(item)
+        except EvalError as exc:
+            self.error = exc
+            return False
+        return inst is not None and inst.status == "violated"
+
+    def holds(self, cond: ast.Expr, item: tuple[Any, ...]) -> bool:
+        env = self.run.env_for(item)
+        for _ in range(MAX_ROUNDS):
+            value = self.run.ev.eval(cond, env)
+            if value is not PENDING:
+                return bool(value)
+            self.run.ev.ctx.planner.flush()
+            env = self.run.env_for(item)
+        raise EvalError("a `where` condition never became available")
+
+
+def shrunk_counterexample(run: FiniteRun, space: DataSet) -> dict[str, Any] | None:
+    """Search the generator a violated claim drew from for a minimal failing input.
+
+    No wall-clock limit here: the claim's verdict is already decided by its own evidence,
+    and a counterexample present on a fast machine and missing on a slow one would change
+    the finding's id; the work budgets bound the search instead.
+    """
+    probe = Probe(run)
+    found = search(space, lambda item: probe.violates((item,)), run.ev.ctx.seed)
+    if not isinstance(found, Found) or probe.error is not None:
+        return None
+    inst = probe.settle((found.minimal,))
+    assert inst is not None
+    example = run.describe(inst)
+    example["original"] = _input(found.first)
+    return example
 
 
 # ── helpers ──────────────────────────────────────────────────────────────────────────────
@@ -483,15 +542,6 @@ def _generated(space: DataSet) -> bool:
 def source(quantifier: ast.For | ast.Forall) -> ast.Expr:
     """What a quantifier ranges over."""
     return quantifier.iterable if isinstance(quantifier, ast.For) else quantifier.domain
-
-
-def _bindings(env: Env) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    current: Env | None = env
-    while current is not None:
-        out.extend(current.names.items())
-        current = current.parent
-    return list(reversed(out))
 
 
 def cached_interval(cache: Any, values: list[float], confidence: float, seed: int) -> Interval | None:
@@ -514,7 +564,7 @@ def cached_interval(cache: Any, values: list[float], confidence: float, seed: in
 
 
 def _has_pending(env: Env) -> bool:
-    return any(v is PENDING for _, v in _bindings(env))
+    return any(v is PENDING for _, v in env.bindings())
 
 
 def _combine(verdicts: list[str]) -> str:
@@ -556,11 +606,6 @@ def _constant(node: ast.Node) -> bool:
     if isinstance(node, ast.Unary) and node.op == "-":
         return _constant(node.operand)
     return isinstance(node, (ast.Number, ast.String, ast.Bool))
-
-
-def _monotone_calls(cond: ast.Node) -> list[ast.Call]:
-    return [n for n in ast.walk(cond) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-            and n.func.id in _MONOTONE and n.args]
 
 
 def _shortfall(op: str, a: Any, b: Any) -> float:
