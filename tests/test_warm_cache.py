@@ -130,11 +130,11 @@ def test_changed_formal_code_is_a_miss(tmp_path: Path, searches: list[str], monk
 def test_a_bootstrap_interval_is_computed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The interval of a mean over the instances comes from the cache on a re-run, equal to
     the one a run without any cache computes; another seed misses."""
-    from msl.engines import exhaustive
+    from msl.engines import finite
 
     made: list[int] = []
-    real = exhaustive.mean_interval
-    monkeypatch.setattr(exhaustive, "mean_interval", lambda *a: made.append(1) or real(*a))
+    real = finite.mean_interval
+    monkeypatch.setattr(finite, "mean_interval", lambda *a: made.append(1) or real(*a))
     spec = tmp_path / "s.msl"
     spec.write_text("msl 1.0\nverify positive_mean {\n  for x in [1, 2, 3, 5, 8, 13]\n  expect mean(x) > 0\n}\n")
     cache = tmp_path / "results.sqlite"
