@@ -1,0 +1,645 @@
+"""Proof certificates and their independent checker (``msl certify``).
+
+A ``proved`` finding (and ``msl vnnlib --certificate``) carries a *certificate*: what another
+lab needs to re-check the proof without trusting MSL's engine. This module is that checker. It
+is written on its own: it reads the ONNX weights itself with ``onnx`` and shares no bound code
+with :mod:`msl.engines.formal` (a bug in the engine's bounds cannot vouch for itself).
+
+**The format** (:class:`Certificate`, JSON Schema from ``msl schema --certificate``), stored
+gzip-compressed as ``HEX.json.gz`` (HEX: the sha256 of the uncompressed JSON) in the folder
+``STEM.certificates/`` beside ``STEM.json``, and named from the finding's proof record:
+
+* ``network``: the sha256 of the ONNX file's bytes (checked first) and its name;
+* ``property``: the input regions (box ``lower <= x <= upper`` plus linear constraints
+  ``a . x <= rhs``) and the *unsafe* condition over the outputs ``y``, a disjunction of
+  conjunctions of rows ``c . y <= rhs`` (``<`` when strict); the proof says no ``x`` of a
+  region makes ``y = net(x)``, executed in float32, meet the unsafe condition;
+* ``trees``: per region, its split tree in preorder. A node either splits the box along input
+  ``d`` at ``v`` (strictly inside the box: children ``x_d <= v`` then ``x_d >= v``, which cover
+  it exactly) or is a leaf. Any node may *refute* disjuncts: ``weights`` ``w_r >= 0`` over the
+  disjunct's rows and a lower-slope rule per row; the checker proves ``sum_r w_r (c_r . y - rhs_r)
+  > 0`` on the node's whole box, so no point of it meets every row. A leaf ``bounds`` is closed
+  when every disjunct is refuted at it or an ancestor; ``outside`` names a region constraint that
+  no point of the box meets; ``lp``, ``smt`` and ``empty`` leaves carry no checkable evidence
+  (LP pieces, z3, an empty region): the certificate then does not certify, and says which leaf.
+
+**The check.** On each refuting node's box the checker computes, with its own code, bounds on
+every hidden pre-activation of the network *as executed in float32*: interval arithmetic, then
+back-substitution with the triangle relaxation (lower slope 1 when ``u > -l`` else 0) for the
+neurons interval arithmetic leaves unstable; each affine layer's own rounding
+``|e| <= gamma_{n+1} (|W| |h| + |b|) + (n+1) 2^-126`` (``gamma_n = n 2^-24 / (1 - n 2^-24)``,
+any summation order) is charged at its coefficients, and elementwise ops before the first
+layer (Sub, Div, Add, Mul by constants) widen the input box by their own rounding. Each row is
+then bounded below by back-substitution with the rule the certificate names: ``area`` (as
+above), ``zero``, ``one`` or ``chord`` (``u / (u - l)``); any slope in [0, 1] is sound.
+
+**Arithmetic**: numpy float64 with outward rounding: box centres and radii are rounded outward
+(``nextafter``), every relaxation slope of an upper bound is rounded up, and every lower bound
+is lowered by ``2^-36`` times the sum of the magnitudes of all the terms that produced it (a
+float64 sum of at most ``2^16`` terms is off by less than ``2^-37`` of that), plus ``2^-1000``.
+A bound counts only when it is ``> 0`` after that. Hidden bounds are *re-derived*, not read
+from the certificate: checking claimed bounds costs the same back-substitution and would make
+certificates a hundred times larger.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from msl.errors import UsageError
+
+FORMAT = "msl-certificate/1"
+ARITHMETIC = "float64, outward-rounded (2^-36 of each bound's term magnitude; nextafter on boxes)"
+#: The lower-slope rules tried for every hidden neuron's bounds (the best is kept).
+HIDDEN_SLOPES = ("area", "chord", "zero", "one")
+#: Relative widening of every computed lower bound (see the module doc).
+REL = 2.0**-36
+ABS = 2.0**-1000
+#: float32 unit roundoff and smallest normal.
+U32 = 2.0**-24
+TINY32 = 2.0**-126
+#: Fan-ins above this are refused (the 2^-36 argument assumes short sums).
+MAX_FAN_IN = 4096
+#: A certificate file larger than this is refused (untrusted input), compressed or not.
+MAX_BYTES = 512 * 1024 * 1024
+#: Boxes bounded together.
+CHUNK = 128
+
+Sha256 = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class Constraint(_Model):
+    """``coeffs . v <= rhs`` (``< rhs`` when strict), over the inputs or the outputs."""
+
+    coeffs: list[float]
+    rhs: float
+    strict: bool = False
+
+
+class Region(_Model):
+    lower: list[float]
+    upper: list[float]
+    constraints: list[Constraint] = []
+
+
+class PropertyText(_Model):
+    """The property proved: no ``x`` of any region makes the outputs meet ``unsafe``
+    (a disjunction of conjunctions of output rows)."""
+
+    inputs: int
+    regions: list[Region]
+    unsafe: list[list[Constraint]]
+
+
+class NetworkRef(_Model):
+    sha256: Sha256 = Field(description="sha256 of the ONNX file's bytes")
+    name: str = ""
+
+
+Slope = Annotated[float, Field(ge=0, le=1)]
+
+
+class Refutation(_Model):
+    """``sum_r weights[r] * (row_r(y) - rhs_r) > 0`` on the node's box: no point of the box
+    meets every row of the disjunct. Row ``r`` is bounded by back-substitution with lower slope
+    ``alpha[r][k][i]`` on the node's unstable ReLU ``unstable[k][i]`` of hidden layer ``k``."""
+
+    disjunct: int = Field(ge=0)
+    weights: list[Annotated[float, Field(ge=0)]]
+    alpha: list[list[list[Slope]]]
+
+
+class Node(_Model):
+    """A node of a split tree (preorder): ``split`` ``[d, v]`` is followed by its lower then its
+    upper child; otherwise it is a leaf of kind ``leaf``."""
+
+    split: tuple[int, float] | None = None
+    leaf: Literal["bounds", "outside", "lp", "smt", "empty", "open"] | None = None
+    outside: int | None = Field(None, description="for an `outside` leaf: the region constraint no point of the box meets")
+    unstable: list[list[Annotated[int, Field(ge=0)]]] = Field([], description="per hidden layer, the ReLUs the refutations give slopes for")
+    refute: list[Refutation] = []
+
+
+class Certificate(_Model):
+    """A proof certificate (see :mod:`msl.certify`)."""
+
+    format: Literal["msl-certificate/1"] = FORMAT
+    network: NetworkRef
+    property: PropertyText
+    trees: list[list[Node]] = Field(description="per region, its split tree in preorder")
+
+
+def certificate_json_schema() -> dict[str, Any]:
+    schema = Certificate.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "MSL proof certificate",
+        "description": "A certificate of a formal proof; see docs/ci.md and msl/certify.py.",
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+    }
+
+
+# ── storage ──────────────────────────────────────────────────────────────────────────────
+
+
+def encode(cert: Certificate) -> tuple[str, bytes]:
+    """``(sha256 of the JSON, gzip bytes)``; the gzip header carries no time, so equal
+    certificates give equal files."""
+    text = json.dumps(cert.model_dump(mode="json", exclude_defaults=True), separators=(",", ":"), allow_nan=False).encode()
+    return "sha256:" + hashlib.sha256(text).hexdigest(), gzip.compress(text, mtime=0)
+
+
+def certificates_dir(findings: Path) -> Path:
+    """Where the certificates of ``findings.json`` go: ``findings.certificates/``."""
+    return findings.with_name(findings.stem + ".certificates")
+
+
+def save(cert: Certificate, folder: Path) -> str:
+    """Store under ``folder/HEX.json.gz``; returns the ``sha256:`` digest."""
+    from msl.jsonio import write_bytes_atomic
+
+    digest, data = encode(cert)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(folder / f"{digest.removeprefix('sha256:')}.json.gz", data)
+    return digest
+
+
+def load(path: Path, digest: str | None = None) -> Certificate:
+    """Read an untrusted certificate (gzip or plain JSON), size-limited, validated, and
+    matching ``digest`` when given. Problems are one-line :class:`UsageError` s."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"certificate {path}: cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > MAX_BYTES:
+        raise UsageError(f"certificate {path}: larger than {MAX_BYTES:,} bytes")
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=__import__("io").BytesIO(raw)) as fh:
+                raw = fh.read(MAX_BYTES + 1)
+        except (OSError, EOFError) as exc:
+            raise UsageError(f"certificate {path}: not a gzip file ({exc})") from None
+        if len(raw) > MAX_BYTES:
+            raise UsageError(f"certificate {path}: larger than {MAX_BYTES:,} bytes uncompressed")
+    if digest is not None and "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
+        raise UsageError(f"certificate {path}: its content does not match the digest {digest}")
+    try:
+        return Certificate.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"certificate {path}: not a valid certificate ({where}: {first['msg']})") from None
+
+
+# ── the network, read on its own ─────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    op: str  # "sub", "add", "mul", "div"
+    const: np.ndarray  # (d,)
+
+
+@dataclass(frozen=True)
+class Affine:
+    weight: np.ndarray  # (out, in)
+    bias: np.ndarray  # (out,)
+    roundings: int  # float32 roundings on the longest path of one output
+
+
+@dataclass(frozen=True)
+class CheckNet:
+    """Elementwise input ops, then affine layers with ReLU between them."""
+
+    prelude: tuple[Elementwise, ...]
+    layers: tuple[Affine, ...]
+
+    @property
+    def inputs(self) -> int:
+        return int(self.layers[0].weight.shape[1])
+
+    @property
+    def outputs(self) -> int:
+        return int(self.layers[-1].weight.shape[0])
+
+
+def read_onnx(path: Path) -> CheckNet:
+    """The network of an ONNX file: a chain of Sub/Add/Mul/Div by constants (before the first
+    layer), MatMul/Gemm (+ Add bias), Relu, Flatten and Reshape, in float32. Anything else is
+    refused, naming the node."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx reports a malformed file in its own words
+        raise UsageError(f"{path}: not an ONNX file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    graph = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in consts]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise UsageError(f"{path}: the checker reads networks with one input and one output")
+    for arr in consts.values():
+        if arr.dtype != np.float32 and arr.dtype != np.int64:
+            raise UsageError(f"{path}: the checker reads float32 networks (a constant is {arr.dtype})")
+    current = inputs[0].name
+    prelude: list[Elementwise] = []
+    layers: list[Affine] = []
+    pending: tuple[np.ndarray, np.ndarray | None, int] | None = None  # weight, bias, roundings
+    relu_after: list[bool] = []
+
+    def finish() -> None:
+        nonlocal pending
+        if pending is not None:
+            w, b, n = pending
+            layers.append(Affine(w, np.zeros(w.shape[0]) if b is None else b, n))
+            relu_after.append(False)
+            pending = None
+
+    for node in graph.node:
+        ins = list(node.input)
+        label = f"node {node.name or node.output[0]!r} ({node.op_type})"
+        if not ins or ins[0] != current:
+            raise UsageError(f"{path}: {label} is not on the single chain from the input")
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        other = [consts.get(i) for i in ins[1:]]
+        if any(o is None for o in other) and node.op_type not in ("Flatten", "Relu"):
+            raise UsageError(f"{path}: {label} takes a non-constant second operand")
+        op = node.op_type
+        if op in ("Flatten", "Reshape"):
+            pass  # a flat vector stays a flat vector (batch of one)
+        elif op == "Relu":
+            finish()
+            if not layers or relu_after[-1]:
+                raise UsageError(f"{path}: {label}: the checker needs an affine layer before every Relu")
+            relu_after[-1] = True
+        elif op == "MatMul":
+            finish()
+            w = np.asarray(other[0], dtype=np.float64)
+            if w.ndim != 2:
+                raise UsageError(f"{path}: {label}: the weight is not a matrix")
+            pending = (w.T.copy(), None, w.shape[0])
+        elif op == "Gemm":
+            finish()
+            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
+                raise UsageError(f"{path}: {label}: only alpha = beta = 1 and transA = 0 are read")
+            w = np.asarray(other[0], dtype=np.float64)
+            w = w if attrs.get("transB", 0) else w.T
+            b = np.asarray(other[1], dtype=np.float64).reshape(-1) if len(other) > 1 else None
+            if b is not None and b.size == 1:
+                b = np.full(w.shape[0], float(b[0]))
+            pending = (w.copy(), b, w.shape[1] + (1 if b is not None else 0))
+            if b is not None:
+                finish()
+        elif op in ("Add", "Sub", "Mul", "Div"):
+            c = np.asarray(other[0], dtype=np.float64).reshape(-1)
+            if op == "Add" and pending is not None and pending[1] is None:
+                w, _, n = pending
+                pending = (w, np.broadcast_to(c, (w.shape[0],)).copy(), n + 1)
+                finish()
+            elif not layers and pending is None:
+                prelude.append(Elementwise(op.lower(), c))
+            else:
+                raise UsageError(f"{path}: {label}: the checker reads elementwise ops only before the first layer")
+        else:
+            raise UsageError(f"{path}: {label}: operator {op} is not read by the certificate checker")
+        current = node.output[0]
+    finish()
+    if current != graph.output[0].name:
+        raise UsageError(f"{path}: the chain does not end at the graph's output")
+    if not layers or relu_after[-1] or not all(relu_after[:-1]):
+        raise UsageError(f"{path}: the checker reads affine layers with a Relu between each two")
+    for a, b in zip(layers, layers[1:]):
+        if a.weight.shape[0] != b.weight.shape[1]:
+            raise UsageError(f"{path}: layer sizes do not chain")
+    if max(lay.weight.shape[1] for lay in layers) > MAX_FAN_IN:
+        raise UsageError(f"{path}: a fan-in above {MAX_FAN_IN} is not read")
+    d = layers[0].weight.shape[1]
+    prelude = [Elementwise(e.op, np.broadcast_to(e.const, (d,)).copy()) for e in prelude]
+    return CheckNet(tuple(prelude), tuple(layers))
+
+
+# ── bounds (outward-rounded float64) ─────────────────────────────────────────────────────
+
+
+def _down(a: np.ndarray) -> np.ndarray:
+    return np.nextafter(a, -np.inf)
+
+
+def _up(a: np.ndarray) -> np.ndarray:
+    return np.nextafter(a, np.inf)
+
+
+def _gamma32(n: int) -> float:
+    return n * U32 / (1.0 - n * U32) * (1.0 + 2.0**-40)
+
+
+def _input_box(net: CheckNet, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box holding the executed (float32) result of the elementwise prelude."""
+    for e in net.prelude:
+        c = e.const
+        if e.op == "sub":
+            a, b = _down(lo - c), _up(hi - c)
+        elif e.op == "add":
+            a, b = _down(lo + c), _up(hi + c)
+        else:
+            if e.op == "div":
+                if np.any(c == 0):
+                    raise UsageError("the network divides by zero")
+                x1, x2 = lo / c, hi / c
+            else:
+                x1, x2 = lo * c, hi * c
+            a, b = _down(np.minimum(x1, x2)), _up(np.maximum(x1, x2))
+        mag = np.maximum(np.abs(a), np.abs(b))
+        err = _up(U32 * mag + TINY32)
+        lo, hi = _down(a - err), _up(b + err)
+    return lo, hi
+
+
+class _Bounds:
+    """Bounds of one chunk of N boxes: executed pre-activations of every hidden layer, each
+    layer's float32 error, and the back-substitution of spec rows."""
+
+    def __init__(self, net: CheckNet, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.net = net
+        self.u_lo, self.u_hi = _input_box(net, lo, hi)
+        self.center = 0.5 * (self.u_lo + self.u_hi)
+        self.radius = _up(np.maximum(self.u_hi - self.center, self.center - self.u_lo))
+        self.absu = np.maximum(np.abs(self.u_lo), np.abs(self.u_hi))
+        self.pre_lo: list[np.ndarray] = []
+        self.pre_hi: list[np.ndarray] = []
+        self.err: list[np.ndarray] = []  # per layer (N, n_k): its own float32 error bound
+        self.hmax: list[np.ndarray] = [self.absu]  # per layer input (N, n_in): |h| bound
+        for k, layer in enumerate(net.layers):
+            absw = np.abs(layer.weight)
+            err = _up(_gamma32(layer.roundings) * (self.hmax[k] @ absw.T + np.abs(layer.bias)) * (1 + 2.0**-40) + layer.roundings * TINY32)
+            self.err.append(err)
+            if k == len(net.layers) - 1:
+                break
+            z_lo, z_hi = self._interval(k)
+            cols = np.nonzero(((z_lo < 0) & (z_hi > 0)).any(axis=0))[0]
+            if len(cols) and k > 0:
+                unit = np.eye(layer.weight.shape[0])[cols]
+                rows = np.concatenate([unit, -unit])  # +z_j and -z_j
+                row_err = np.concatenate([err[:, cols], err[:, cols]], axis=1)
+                low = np.max([self.row_lower(k, rows, np.zeros(len(rows)), row_err, rule) for rule in HIDDEN_SLOPES], axis=0)
+                n = len(cols)
+                z_lo[:, cols] = np.maximum(z_lo[:, cols], low[:, :n])
+                z_hi[:, cols] = np.minimum(z_hi[:, cols], -low[:, n:])
+            self.pre_lo.append(z_lo)
+            self.pre_hi.append(z_hi)
+            self.hmax.append(np.maximum(z_hi, 0.0))
+
+    def _interval(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        layer = self.net.layers[k]
+        w, b = layer.weight, layer.bias
+        if k == 0:
+            c, r, m = self.center, self.radius, self.absu
+        else:
+            h_lo, h_hi = np.maximum(self.pre_lo[-1], 0.0), np.maximum(self.pre_hi[-1], 0.0)
+            c = 0.5 * (h_lo + h_hi)
+            r = _up(np.maximum(h_hi - c, c - h_lo))
+            m = h_hi
+        mid = c @ w.T + b
+        rad = r @ np.abs(w).T
+        slack = REL * (m @ np.abs(w).T + np.abs(b) + rad) + ABS + self.err[k]
+        return mid - rad - slack, mid + rad + slack
+
+    def row_lower(self, start: int, rows: np.ndarray, const0: np.ndarray, row_err: np.ndarray, rule: str) -> np.ndarray:
+        """Lower bounds (N, R) over each box of ``rows . z_start + const0`` where ``z_start`` is
+        layer ``start``'s executed pre-activation; ``row_err`` (N, R) is ``|rows| . err_start``."""
+        lam, const, mag = self._backward(start, np.broadcast_to(rows, (len(self.center), *rows.shape)), const0, rule)
+        return self._minimum(lam, const - row_err, mag + np.abs(const0) + row_err)
+
+    def _backward(
+        self, start: int, lam: np.ndarray, const0: np.ndarray, rule: str, given: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``lam . z_start + const0 >= lam_0 . u + const`` (u: the executed input); ``mag`` is
+        the magnitude of every term on the way, for the outward rounding. ``given`` (per layer,
+        (N, R, n_k), NaN where not given) are lower slopes that replace the rule's."""
+        n_boxes = lam.shape[0]
+        layer = self.net.layers[start]
+        const = np.broadcast_to(const0, lam.shape[:2]).astype(np.float64).copy()
+        mag = np.zeros(lam.shape[:2])
+        const += lam @ layer.bias
+        mag += np.abs(lam) @ np.abs(layer.bias) + np.einsum("nrj,nj->nr", np.abs(lam), self.hmax[start] @ np.abs(layer.weight).T)
+        lam = lam @ layer.weight  # now over h_{start-1} (or u)
+        for k in range(start - 1, -1, -1):
+            l, u = self.pre_lo[k], self.pre_hi[k]
+            active = l >= 0
+            unstable = (l < 0) & (u > 0)
+            denom = np.where(unstable, u - l, 1.0)
+            s_up = np.where(unstable, _up(_up(u / denom) * (1 + 2.0**-48)), 0.0)
+            if rule == "area":
+                alpha = np.where(unstable & (u > -l), 1.0, 0.0)
+            elif rule == "one":
+                alpha = unstable.astype(np.float64)
+            elif rule == "zero":
+                alpha = np.zeros_like(u)
+            else:
+                alpha = np.clip(np.where(unstable, u / denom, 0.0), 0.0, 1.0)
+            pos = lam >= 0
+            low = np.broadcast_to(alpha[:, None, :], lam.shape)
+            if given is not None:
+                low = np.where(np.isnan(given[k]), low, given[k])
+            slope = np.where(active[:, None, :], 1.0, np.where(unstable[:, None, :], np.where(pos, low, s_up[:, None, :]), 0.0))
+            lam_z = lam * slope
+            icpt = np.where(unstable[:, None, :] & ~pos, -lam_z * l[:, None, :], 0.0)  # lam_z < 0, l < 0: <= 0
+            const += icpt.sum(axis=2)
+            mag += np.abs(icpt).sum(axis=2)
+            layer = self.net.layers[k]
+            const += lam_z @ layer.bias - np.einsum("nrj,nj->nr", np.abs(lam_z), self.err[k])
+            mag += np.abs(lam_z) @ np.abs(layer.bias) + np.einsum("nrj,nj->nr", np.abs(lam_z), self.hmax[k] @ np.abs(layer.weight).T + self.err[k])
+            n_out, n_in = layer.weight.shape
+            lam = (lam_z.reshape(-1, n_out) @ layer.weight).reshape(n_boxes, -1, n_in)
+        return lam, const, mag
+
+    def _minimum(self, lam: np.ndarray, const: np.ndarray, mag: np.ndarray) -> np.ndarray:
+        alam = np.abs(lam)
+        low = np.einsum("nrd,nd->nr", lam, self.center) - np.einsum("nrd,nd->nr", alam, self.radius) + const
+        total = mag + np.abs(const) + np.einsum("nrd,nd->nr", alam, self.absu + self.radius)
+        return low - REL * total - ABS
+
+
+# ── the check ────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class CheckReport:
+    """``certified``, or the first reason why not; what was checked and how long it took."""
+
+    certified: bool
+    reason: str
+    leaves: int
+    refutations: int
+    seconds: float
+    arithmetic: str = ARITHMETIC
+
+    def line(self) -> str:
+        if self.certified:
+            return f"certified ({self.leaves} leaves, {self.refutations} refutations, {self.seconds:.2f} s; {self.arithmetic})"
+        return f"not certified: {self.reason}"
+
+
+class NotCertified(Exception):
+    pass
+
+
+def check(cert: Certificate, onnx_path: Path, expected: PropertyText | None = None) -> CheckReport:
+    """Check ``cert`` against the ONNX file (and ``expected``, the property the claim means,
+    when the caller can derive it). Never raises for a bad certificate: the report says why."""
+    t0 = time.monotonic()
+    leaves = refutations = 0
+    try:
+        digest = "sha256:" + hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
+        if digest != cert.network.sha256:
+            raise NotCertified(f"the network file {onnx_path} (sha256 {digest[7:19]}…) is not the one the certificate is for ({cert.network.sha256[7:19]}…)")
+        if expected is not None and expected != cert.property:
+            raise NotCertified("the certificate proves another property than the claim's")
+        net = read_onnx(Path(onnx_path))
+        prop = cert.property
+        _check_property_shape(prop, net)
+        if len(cert.trees) != len(prop.regions):
+            raise NotCertified(f"the certificate has {len(cert.trees)} trees for {len(prop.regions)} regions")
+        tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]] = []
+        for r, (region, tree) in enumerate(zip(prop.regions, cert.trees)):
+            n_leaves, region_tasks = _walk(r, region, tree, len(prop.unsafe))
+            leaves += n_leaves
+            tasks.extend(region_tasks)
+        refutations = len(tasks)
+        _check_refutations(net, prop, tasks)
+    except NotCertified as exc:
+        return CheckReport(False, str(exc), leaves, refutations, time.monotonic() - t0)
+    except UsageError as exc:
+        return CheckReport(False, exc.message, leaves, refutations, time.monotonic() - t0)
+    return CheckReport(True, "", leaves, refutations, time.monotonic() - t0)
+
+
+def _check_property_shape(prop: PropertyText, net: CheckNet) -> None:
+    if prop.inputs != net.inputs:
+        raise NotCertified(f"the property has {prop.inputs} inputs, the network {net.inputs}")
+    for region in prop.regions:
+        if len(region.lower) != net.inputs or len(region.upper) != net.inputs:
+            raise NotCertified("a region's box does not match the network's inputs")
+        if any(c.coeffs.__len__() != net.inputs for c in region.constraints):
+            raise NotCertified("a region constraint does not match the network's inputs")
+        if any(a > b for a, b in zip(region.lower, region.upper)):
+            raise NotCertified("a region's box is empty (lower > upper)")
+    for conj in prop.unsafe:
+        if any(len(c.coeffs) != net.outputs for c in conj):
+            raise NotCertified(f"an unsafe row does not match the network's {net.outputs} outputs")
+
+
+def _walk(r: int, region: Region, tree: Sequence[Node], n_dis: int) -> tuple[int, list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]]]:
+    """Check that the preorder ``tree`` covers the region's box exactly and that every leaf
+    is closed; returns the number of leaves and the refutations to check (with their boxes)."""
+    tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]] = []
+    lo0 = np.array(region.lower, dtype=np.float64)
+    hi0 = np.array(region.upper, dtype=np.float64)
+    # stack of (box lo, hi, disjuncts refuted on the path)
+    stack: list[tuple[np.ndarray, np.ndarray, frozenset[int]]] = [(lo0, hi0, frozenset())]
+    leaves = 0
+    for pos, node in enumerate(tree):
+        if not stack:
+            raise NotCertified(f"region {r}: the tree has nodes after its last leaf (node {pos})")
+        lo, hi, done = stack.pop()
+        where = f"region {r}, node {pos}"
+        for ref in node.refute:
+            if ref.disjunct >= n_dis:
+                raise NotCertified(f"{where}: refutes disjunct {ref.disjunct}, the property has {n_dis}")
+            if any(len(row) != len(node.unstable) or any(len(a) != len(u) for a, u in zip(row, node.unstable)) for row in ref.alpha):
+                raise NotCertified(f"{where}: the slopes of disjunct {ref.disjunct} do not match the node's unstable ReLUs")
+            tasks.append((where, lo, hi, node, ref))
+        done = done | {ref.disjunct for ref in node.refute}
+        if node.split is not None:
+            d, v = node.split
+            if not 0 <= d < len(lo) or not lo[d] < v < hi[d]:
+                raise NotCertified(f"{where}: the split of input {d} at {v!r} is not strictly inside the box")
+            a_hi = hi.copy()
+            a_hi[d] = v
+            b_lo = lo.copy()
+            b_lo[d] = v
+            stack.append((b_lo, hi, done))
+            stack.append((lo, a_hi, done))
+            continue
+        leaves += 1
+        if node.leaf == "bounds":
+            missing = sorted(set(range(n_dis)) - done)
+            if missing:
+                raise NotCertified(f"{where} (leaf): disjunct {missing[0]} is refuted neither on the leaf nor above it")
+        elif node.leaf == "outside":
+            if node.outside is None or not 0 <= node.outside < len(region.constraints):
+                raise NotCertified(f"{where} (leaf): names no region constraint it is outside of")
+            c = region.constraints[node.outside]
+            a = np.array(c.coeffs)
+            low = float(np.where(a > 0, lo, hi) @ a)
+            low -= REL * float(np.abs(a) @ np.maximum(np.abs(lo), np.abs(hi)) + abs(c.rhs)) + ABS
+            if not low > c.rhs:
+                raise NotCertified(f"{where} (leaf): the box is not outside region constraint {node.outside} ({low:.6g} <= {c.rhs:.6g})")
+        else:
+            kind = {"lp": "an LP leaf", "smt": "a z3 leaf", "empty": "an empty region", "open": "never closed"}.get(node.leaf or "", "no kind")
+            raise NotCertified(f"{where} has no checkable evidence ({kind})")
+    if stack:
+        raise NotCertified(f"region {r}: the tree ends before every box has a leaf (shrunk cover)")
+    return leaves, tasks
+
+
+def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]]) -> None:
+    """Check every refutation on its box, :data:`CHUNK` boxes at a time: each row's lower
+    bound by back-substitution with the certificate's slopes, then their weighted sum."""
+    rows_of = [np.array([c.coeffs for c in conj], dtype=np.float64).reshape(len(conj), net.outputs) for conj in prop.unsafe]
+    rhs_of = [np.array([c.rhs for c in conj], dtype=np.float64) for conj in prop.unsafe]
+    hidden = [lay.weight.shape[0] for lay in net.layers[:-1]]
+    for where, _, _, node, ref in tasks:
+        n = len(prop.unsafe[ref.disjunct])
+        if len(ref.weights) != n or len(ref.alpha) != n:
+            raise NotCertified(f"{where}: the refutation of disjunct {ref.disjunct} has {len(ref.weights)} weights for {n} rows")
+        if not any(w > 0 for w in ref.weights):
+            raise NotCertified(f"{where}: the refutation of disjunct {ref.disjunct} has no positive weight")
+        if node.unstable and (len(node.unstable) != len(hidden) or any(i >= h for u, h in zip(node.unstable, hidden) for i in u)):
+            raise NotCertified(f"{where}: its unstable ReLUs do not match the network's hidden layers")
+    last = len(net.layers) - 1
+    for start in range(0, len(tasks), CHUNK):
+        chunk = tasks[start : start + CHUNK]
+        n_box = len(chunk)
+        r_max = max(len(t[4].weights) for t in chunk)
+        lam = np.zeros((n_box, r_max, net.outputs))
+        off = np.zeros((n_box, r_max))
+        weight = np.zeros((n_box, r_max))
+        given = [np.full((n_box, r_max, h), np.nan) for h in hidden]
+        for i, (_, _, _, node, ref) in enumerate(chunk):
+            r = len(ref.weights)
+            lam[i, :r] = rows_of[ref.disjunct]
+            off[i, :r] = rhs_of[ref.disjunct]
+            weight[i, :r] = ref.weights
+            for k, idx in enumerate(node.unstable):
+                if idx:
+                    given[k][i, :r][:, idx] = np.array([row[k] for row in ref.alpha])
+        bounds = _Bounds(net, np.array([t[1] for t in chunk]), np.array([t[2] for t in chunk]))
+        row_err = np.einsum("nrj,nj->nr", np.abs(lam), bounds.err[last])
+        coef, const, mag = bounds._backward(last, lam, np.zeros(1), "area", given)
+        low = bounds._minimum(coef, const - off - row_err, mag + np.abs(off) + row_err)  # (N, R)
+        total = (weight * low).sum(axis=1)
+        total -= REL * (np.abs(weight * low).sum(axis=1)) + ABS
+        bad = np.nonzero(~(total > 0))[0]
+        if len(bad):
+            i = int(bad[0])
+            where, blo, bhi, _, ref = chunk[i]
+            raise NotCertified(
+                f"{where}: disjunct {ref.disjunct} is not refuted: its certified lower bound is {total[i]:.6g}, not > 0"
+                f" (box {np.array2string(blo, precision=6)} .. {np.array2string(bhi, precision=6)})"
+            )
