@@ -488,6 +488,9 @@ class CheckReport:
     refutations: int
     seconds: float
     arithmetic: str = ARITHMETIC
+    #: not certified only because some leaves carry no checkable evidence (LP, z3): every
+    #: piece of evidence there is checked and holds
+    incomplete: bool = False
 
     def line(self) -> str:
         if self.certified:
@@ -516,8 +519,9 @@ def check(cert: Certificate, onnx_path: Path, expected: PropertyText | None = No
         if len(cert.trees) != len(prop.regions):
             raise NotCertified(f"the certificate has {len(cert.trees)} trees for {len(prop.regions)} regions")
         tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]] = []
+        missing: list[str] = []
         for r, (region, tree) in enumerate(zip(prop.regions, cert.trees)):
-            n_leaves, region_tasks = _walk(r, region, tree, len(prop.unsafe))
+            n_leaves, region_tasks = _walk(r, region, tree, len(prop.unsafe), missing)
             leaves += n_leaves
             tasks.extend(region_tasks)
         refutations = len(tasks)
@@ -526,6 +530,9 @@ def check(cert: Certificate, onnx_path: Path, expected: PropertyText | None = No
         return CheckReport(False, str(exc), leaves, refutations, time.monotonic() - t0)
     except UsageError as exc:
         return CheckReport(False, exc.message, leaves, refutations, time.monotonic() - t0)
+    if missing:
+        reason = f"{missing[0]}" + (f" (and {len(missing) - 1} more leaves)" if len(missing) > 1 else "")
+        return CheckReport(False, reason, leaves, refutations, time.monotonic() - t0, incomplete=True)
     return CheckReport(True, "", leaves, refutations, time.monotonic() - t0)
 
 
@@ -544,9 +551,10 @@ def _check_property_shape(prop: PropertyText, net: CheckNet) -> None:
             raise NotCertified(f"an unsafe row does not match the network's {net.outputs} outputs")
 
 
-def _walk(r: int, region: Region, tree: Sequence[Node], n_dis: int) -> tuple[int, list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]]]:
+def _walk(r: int, region: Region, tree: Sequence[Node], n_dis: int, missing: list[str]) -> tuple[int, list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]]]:
     """Check that the preorder ``tree`` covers the region's box exactly and that every leaf
-    is closed; returns the number of leaves and the refutations to check (with their boxes)."""
+    is closed; returns the number of leaves and the refutations to check (with their boxes).
+    Leaves without checkable evidence are added to ``missing``."""
     tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]] = []
     lo0 = np.array(region.lower, dtype=np.float64)
     hi0 = np.array(region.upper, dtype=np.float64)
@@ -592,7 +600,7 @@ def _walk(r: int, region: Region, tree: Sequence[Node], n_dis: int) -> tuple[int
                 raise NotCertified(f"{where} (leaf): the box is not outside region constraint {node.outside} ({low:.6g} <= {c.rhs:.6g})")
         else:
             kind = {"lp": "an LP leaf", "smt": "a z3 leaf", "empty": "an empty region", "open": "never closed"}.get(node.leaf or "", "no kind")
-            raise NotCertified(f"{where} has no checkable evidence ({kind})")
+            missing.append(f"leaf {where} has no checkable evidence ({kind})")
     if stack:
         raise NotCertified(f"region {r}: the tree ends before every box has a leaf (shrunk cover)")
     return leaves, tasks
@@ -643,3 +651,95 @@ def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str,
                 f"{where}: disjunct {ref.disjunct} is not refuted: its certified lower bound is {total[i]:.6g}, not > 0"
                 f" (box {np.array2string(blo, precision=6)} .. {np.array2string(bhi, precision=6)})"
             )
+
+
+# ── the command ──────────────────────────────────────────────────────────────────────────
+
+
+def property_of(prop: Any) -> PropertyText:
+    """The :class:`PropertyText` of an engine :class:`~msl.engines.formal.property.Property`
+    (to compare a certificate with the property a claim or VNN-LIB file means)."""
+    def rows(cs: Any) -> list[Constraint]:
+        return [Constraint(coeffs=list(c.coeffs), rhs=c.rhs, strict=c.strict) for c in cs]
+
+    return PropertyText(
+        inputs=len(prop.regions[0].lower),
+        regions=[Region(lower=list(r.lower), upper=list(r.upper), constraints=rows(r.constraints)) for r in prop.regions],
+        unsafe=[rows(conj) for conj in prop.unsafe.disjuncts],
+    )
+
+
+def _network_path(role: str, ref: str, bindings: dict[str, str]) -> Path:
+    """The ONNX file of a finding's network role: bound with --model, a path, or a registry
+    reference (``organism:relu-net``) resolved locally."""
+    if role in bindings:
+        return Path(bindings[role])
+    if Path(ref).is_file():
+        return Path(ref)
+    from msl.models import load_model
+
+    model = load_model(ref, "network", progress=False)
+    path = getattr(model, "path", None)
+    if path is None:
+        raise UsageError(f"role {role}: {ref} is not an ONNX network (bind it with --model {role}=PATH)")
+    return Path(path)
+
+
+def certify_command(file: Path, bindings: dict[str, str], network: Path | None, vnnlib_file: Path | None, console: Any) -> int:
+    """``msl certify``: see :func:`msl.cli.certify`. Returns the exit code."""
+    from msl.errors import ExitCode
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False)
+
+    try:
+        head = file.read_bytes()[:4096]
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+    if head[:2] == b"\x1f\x8b" or b'"msl-certificate/' in head or b'"trees"' in head:
+        if network is None:
+            raise UsageError(f"{file} is a certificate: name the ONNX file it is about with --network")
+        cert = load(file)
+        expected = None
+        if vnnlib_file is not None:
+            from msl.engines.formal.vnnlib import read_vnnlib
+
+            props = read_vnnlib(vnnlib_file)
+            if len(props) != 1:
+                raise UsageError(f"{vnnlib_file}: holds {len(props)} properties; certificates cover one")
+            expected = property_of(props[0])
+        report = check(cert, network, expected)
+        source = f"the property of {vnnlib_file}" if expected is not None else "the property the certificate states"
+        say(f"{file.name}: {report.line()} [against {source}]")
+        return ExitCode.OK if report.certified else ExitCode.FAILED
+    from msl.findings import load_findings
+
+    doc = load_findings(file)
+    folder = certificates_dir(file)
+    proved = [f for f in doc.findings if f.verdict.value == "proved"]
+    if not proved:
+        say("no proved finding in the file: nothing to certify")
+        return ExitCode.OK
+    ok = True
+    for f in proved:
+        name = f"{f.claim.file}:{f.claim.name}"
+        digest = f.proof.certificate if f.proof is not None else None
+        if digest is None:
+            say(f"{name}: not certified: the finding carries no certificate")
+            ok = False
+            continue
+        path = folder / f"{digest.removeprefix('sha256:')}.json.gz"
+        if not path.is_file():
+            say(f"{name}: not certified: its certificate {path} is missing")
+            ok = False
+            continue
+        cert = load(path, digest)
+        nets = [m for m in f.models if m.kind == "network"]
+        if len(nets) != 1:
+            say(f"{name}: not certified: certificates are about one network, the finding names {len(nets)}")
+            ok = False
+            continue
+        report = check(cert, _network_path(nets[0].role, nets[0].ref, bindings))
+        say(f"{name}: {report.line()} [against the property the certificate states]")
+        ok = ok and report.certified
+    return ExitCode.OK if ok else ExitCode.FAILED

@@ -15,6 +15,7 @@ property-based search, which can refute but never prove.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -125,13 +126,18 @@ class SymbolicRun(SearchRun):
                 raise _NotLinear
             expect = expect & compiler.condition(ce.node.condition)
         regions = _regions(domain, quantifier.where, _Compiler(self, var, None, len(domain.lower)))
+        prop = Property(tuple(regions), expect.negate(), self.claim.name)
         try:
             result = verify(
-                net, Property(tuple(regions), expect.negate(), self.claim.name), WALL_LIMIT_S, self.ev.ctx.seed,
-                witness_margin=0.0, work=WorkBudget(),
+                net, prop, WALL_LIMIT_S, self.ev.ctx.seed,
+                witness_margin=0.0, work=WorkBudget(), record=True,
             )
         except MslError as exc:
             raise EvalError(exc.message) from None
+        if result.status == "unsat":
+            certified = self.certified(result, prop, handle)
+            if certified is not None:
+                return certified
         if domain.norm == "l2":
             # The regions are the ball's enclosing box: a proof there covers the ball, but a
             # witness may lie outside it, so anything short of a proof searches the ball.
@@ -141,6 +147,27 @@ class SymbolicRun(SearchRun):
             outcome.message = "no input of the ball's enclosing box violates the claim, so none of the ball does"
             return outcome
         return self.formal_outcome(result, handle)
+
+    def certified(self, result: Any, prop: Any, handle: ModelHandle) -> Outcome | None:
+        """Check the proof's certificate with the independent checker (:mod:`msl.certify`)
+        before reporting ``proved``: None when it certifies (the outcome then carries it);
+        an ``error`` outcome when it does not, saying why."""
+        from msl import certify
+        from msl.engines.formal.certificate import build
+
+        self._certificate = None
+        if result.proof_tree is None:
+            return None
+        cert = build(result.proof_tree[0], prop, result.proof_tree[1], handle.model.path)
+        report = certify.check(cert, Path(handle.model.path))
+        if report.certified:
+            self._certificate = cert
+            return None
+        if report.incomplete:
+            return None  # every piece of evidence holds; some leaves (LP, z3) carry none yet
+        message = f"internal inconsistency: the formal engine answered unsat, but its certificate does not check ({report.reason})"
+        outcome = self.formal_outcome(result, handle)
+        return Outcome("error", "smt", message, proof=outcome.proof, error=(message, self.claim.claim.span))
 
     def networks(self) -> dict[str, ModelHandle]:
         out = {}
@@ -191,8 +218,13 @@ class SymbolicRun(SearchRun):
             return Outcome("inconclusive", "smt", "the set is empty: no input of the domain meets its `where` constraints",
                            proof=proof)
         if result.status == "unsat":
+            cert = getattr(self, "_certificate", None)
+            if cert is not None:
+                from msl.certify import encode
+
+                proof["certificate"] = encode(cert)[0]
             return Outcome("proved", "smt", f"no input of the domain violates the claim ({stats.get('decided_by')})",
-                           proof=proof)
+                           proof=proof, certificate=cert)
         if result.status == "sat":
             example = {
                 "input": [float(v) for v in result.witness_x],
