@@ -291,3 +291,28 @@ def test_acasxu_unsat_certifies_through_the_cli(tmp_path: Path) -> None:
     assert out.exit_code == 1 and "not the one the certificate is for" in out.output
     out = runner.invoke(cli, ["certify", str(cert)])
     assert out.exit_code == 2
+
+
+def test_check_saves_certificates_and_a_failing_one_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """msl check stores each proof's certificate beside the findings (msl certify accepts
+    them); a certificate the checker rejects makes the claim an error, never proved."""
+    spec = Path(__file__).resolve().parents[1] / "specs" / "verify_relu.msl"
+    out = tmp_path / "f.json"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["check", str(spec), "-q", "--no-cache", "-o", str(out), "--select", "margin_under_a_linear_constraint"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    digest = doc["findings"][0]["proof"]["certificate"]
+    assert (tmp_path / "f.certificates" / f"{digest[7:]}.json.gz").is_file()
+    res = runner.invoke(cli, ["certify", str(out)])
+    assert res.exit_code == 0 and "certified" in res.output and "not certified" not in res.output, res.output
+
+    def refuse(cert, path, expected=None):  # type: ignore[no-untyped-def]
+        return certify.CheckReport(False, "region 0, node 7: disjunct 0 is not refuted", 1, 1, 0.0)
+
+    monkeypatch.setattr(certify, "check", refuse)
+    out2 = tmp_path / "g.json"
+    res = runner.invoke(cli, ["check", str(spec), "-q", "--no-cache", "-o", str(out2), "--select", "margin_under_a_linear_constraint"])
+    finding = json.loads(out2.read_text())["findings"][0]
+    assert finding["verdict"] == "error"
+    assert "certificate does not check" in finding["error"]["message"] and "node 7" in finding["error"]["message"]
