@@ -115,8 +115,10 @@ Slope = Annotated[float, Field(ge=0, le=1)]
 
 class Refutation(_Model):
     """``sum_r weights[r] * (row_r(y) - rhs_r) > 0`` on the node's box: no point of the box
-    meets every row of the disjunct. Row ``r`` is bounded by back-substitution with lower slope
-    ``alpha[r][k][i]`` on the node's unstable ReLU ``unstable[k][i]`` of hidden layer ``k``."""
+    meets every row of the disjunct. Row ``r`` is bounded below by a linear function of the
+    input, by back-substitution with lower slope ``alpha[r][k][i]`` on the node's unstable ReLU
+    ``unstable[k][i]`` of hidden layer ``k``; the weighted sum of those linear functions is
+    minimised over the box."""
 
     disjunct: int = Field(ge=0)
     weights: list[Annotated[float, Field(ge=0)]]
@@ -336,6 +338,11 @@ def read_onnx(path: Path) -> CheckNet:
 # ── bounds (outward-rounded float64) ─────────────────────────────────────────────────────
 
 
+def _bdot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``a[n] @ v[n]`` per box: (N, R, n) and (N, n) to (N, R)."""
+    return np.matmul(a, v[:, :, None])[:, :, 0]
+
+
 def _down(a: np.ndarray) -> np.ndarray:
     return np.nextafter(a, -np.inf)
 
@@ -384,6 +391,7 @@ class _Bounds:
         self.pre_hi: list[np.ndarray] = []
         self.err: list[np.ndarray] = []  # per layer (N, n_k): its own float32 error bound
         self.hmax: list[np.ndarray] = [self.absu]  # per layer input (N, n_in): |h| bound
+        sym: tuple[np.ndarray, ...] | None = None  # symbolic equations of the previous ReLU's output
         for k, layer in enumerate(net.layers):
             absw = np.abs(layer.weight)
             err = _up(_gamma32(layer.roundings) * (self.hmax[k] @ absw.T + np.abs(layer.bias)) * (1 + 2.0**-40) + layer.roundings * TINY32)
@@ -391,18 +399,97 @@ class _Bounds:
             if k == len(net.layers) - 1:
                 break
             z_lo, z_hi = self._interval(k)
-            cols = np.nonzero(((z_lo < 0) & (z_hi > 0)).any(axis=0))[0]
-            if len(cols) and k > 0:
-                unit = np.eye(layer.weight.shape[0])[cols]
-                rows = np.concatenate([unit, -unit])  # +z_j and -z_j
-                row_err = np.concatenate([err[:, cols], err[:, cols]], axis=1)
-                low = np.max([self.row_lower(k, rows, np.zeros(len(rows)), row_err, rule) for rule in HIDDEN_SLOPES], axis=0)
-                n = len(cols)
-                z_lo[:, cols] = np.maximum(z_lo[:, cols], low[:, :n])
-                z_hi[:, cols] = np.minimum(z_hi[:, cols], -low[:, n:])
+            eqs = self._symbolic(k, sym)
+            s_lo, l_hi = self._concretize(eqs[0], eqs[1])
+            u_lo, s_hi = self._concretize(eqs[2], eqs[3])
+            z_lo, z_hi = np.maximum(z_lo, s_lo), np.minimum(z_hi, s_hi)
+            for rule in HIDDEN_SLOPES if k > 0 else ():
+                # back-substitution for each box's neurons still unstable, rule by rule
+                unstable = (z_lo < 0) & (z_hi > 0)
+                width = int(unstable.sum(axis=1).max())
+                if width == 0:
+                    break
+                order = np.argsort(~unstable, axis=1, kind="stable")[:, :width]  # (N, R): unstable first
+                valid = np.take_along_axis(unstable, order, axis=1)
+                n_box, n_out = z_lo.shape
+                rows = np.zeros((n_box, 2 * width, n_out))
+                np.put_along_axis(rows[:, :width], order[:, :, None], 1.0, axis=2)
+                np.put_along_axis(rows[:, width:], order[:, :, None], -1.0, axis=2)  # +z_j and -z_j
+                e = np.take_along_axis(err, order, axis=1)
+                lam, const, mag = self._backward(k, rows, np.zeros(1), rule)
+                low = self._minimum(lam, const - np.concatenate([e, e], axis=1), mag + np.concatenate([e, e], axis=1))
+                new_lo = np.where(valid, low[:, :width], -np.inf)
+                new_hi = np.where(valid, -low[:, width:], np.inf)
+                np.put_along_axis(z_lo, order, np.maximum(np.take_along_axis(z_lo, order, axis=1), new_lo), axis=1)
+                np.put_along_axis(z_hi, order, np.minimum(np.take_along_axis(z_hi, order, axis=1), new_hi), axis=1)
             self.pre_lo.append(z_lo)
             self.pre_hi.append(z_hi)
             self.hmax.append(np.maximum(z_hi, 0.0))
+            sym = self._relu_equations(eqs, z_lo, z_hi, l_hi, u_lo)
+
+    # Symbolic intervals (ReluVal/Neurify): each neuron of a layer carries a lower and an upper
+    # linear function of the input u, as (N, n, d + 1) arrays (coefficients, constant), with
+    # the magnitude of every term that made them (for the outward rounding).
+
+    def _symbolic(self, k: int, prev: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray, ...]:
+        """Lower and upper equations of layer ``k``'s executed pre-activation, and magnitudes."""
+        layer = self.net.layers[k]
+        w, b, err = layer.weight, layer.bias, self.err[k]
+        n_box = len(self.center)
+        if prev is None:
+            eq = np.zeros((n_box, w.shape[0], w.shape[1] + 1))
+            eq[:, :, :-1] = w
+            eq[:, :, -1] = b
+            mag = np.abs(eq)
+            lo_eq, hi_eq = eq.copy(), eq.copy()
+            lo_mag, hi_mag = mag, mag.copy()
+        else:
+            el, ml, eu, mu = prev
+            wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
+            lo_eq = np.einsum("ij,njd->nid", wp, el) + np.einsum("ij,njd->nid", wn, eu)
+            hi_eq = np.einsum("ij,njd->nid", wp, eu) + np.einsum("ij,njd->nid", wn, el)
+            lo_eq[:, :, -1] += b
+            hi_eq[:, :, -1] += b
+            lo_mag = np.einsum("ij,njd->nid", wp, ml + np.abs(el)) - np.einsum("ij,njd->nid", wn, mu + np.abs(eu))
+            hi_mag = np.einsum("ij,njd->nid", wp, mu + np.abs(eu)) - np.einsum("ij,njd->nid", wn, ml + np.abs(el))
+            lo_mag[:, :, -1] += np.abs(b)
+            hi_mag[:, :, -1] += np.abs(b)
+        lo_eq[:, :, -1] -= err
+        hi_eq[:, :, -1] += err
+        lo_mag[:, :, -1] += err
+        hi_mag[:, :, -1] += err
+        return lo_eq, lo_mag, hi_eq, hi_mag
+
+    def _concretize(self, eq: np.ndarray, mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Outward-rounded minimum and maximum (N, n) of equations over each box."""
+        a, c = eq[:, :, :-1], eq[:, :, -1]
+        mid = np.einsum("nid,nd->ni", a, self.center) + c
+        rad = np.einsum("nid,nd->ni", np.abs(a), self.radius)
+        total = np.einsum("nid,nd->ni", mag[:, :, :-1] + np.abs(a), self.absu + self.radius) + mag[:, :, -1] + np.abs(c)
+        slack = REL * (total + rad) + ABS
+        return mid - rad - slack, mid + rad + slack
+
+    def _relu_equations(
+        self, eqs: tuple[np.ndarray, ...], z_lo: np.ndarray, z_hi: np.ndarray, l_hi: np.ndarray, u_lo: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """Equations of ``relu(z)``: below by ``lam L`` (any lam in [0, 1] is sound, since
+        ``relu(z) >= relu(L) >= lam L``), above by the chord ``s (U - U_lo)`` through the lowest
+        value of ``U`` and the upper bound of z (``s`` rounded up)."""
+        lo_eq, lo_mag, hi_eq, hi_mag = eqs
+        active, inactive = z_lo >= 0, z_hi <= 0
+        unstable = ~active & ~inactive
+        pos = unstable & (l_hi > 0)
+        lam = np.where(active, 1.0, np.where(pos, np.clip(l_hi / np.where(pos, l_hi - z_lo, 1.0), 0.0, 1.0), 0.0))
+        chord = unstable & (u_lo < 0)
+        s = np.where(chord, _up(_up(z_hi / np.where(chord, z_hi - u_lo, 1.0)) * (1 + 2.0**-48)), 1.0)
+        s = np.where(inactive, 0.0, s)
+        new_lo, new_lo_mag = lo_eq * lam[:, :, None], lo_mag * lam[:, :, None]
+        new_hi = hi_eq * s[:, :, None]
+        new_hi_mag = hi_mag * s[:, :, None]
+        shift = np.where(chord, -s * u_lo, 0.0)
+        new_hi[:, :, -1] += shift
+        new_hi_mag[:, :, -1] += np.abs(shift)
+        return new_lo, new_lo_mag, new_hi, new_hi_mag
 
     def _interval(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         layer = self.net.layers[k]
@@ -419,12 +506,6 @@ class _Bounds:
         slack = REL * (m @ np.abs(w).T + np.abs(b) + rad) + ABS + self.err[k]
         return mid - rad - slack, mid + rad + slack
 
-    def row_lower(self, start: int, rows: np.ndarray, const0: np.ndarray, row_err: np.ndarray, rule: str) -> np.ndarray:
-        """Lower bounds (N, R) over each box of ``rows . z_start + const0`` where ``z_start`` is
-        layer ``start``'s executed pre-activation; ``row_err`` (N, R) is ``|rows| . err_start``."""
-        lam, const, mag = self._backward(start, np.broadcast_to(rows, (len(self.center), *rows.shape)), const0, rule)
-        return self._minimum(lam, const - row_err, mag + np.abs(const0) + row_err)
-
     def _backward(
         self, start: int, lam: np.ndarray, const0: np.ndarray, rule: str, given: list[np.ndarray] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -434,9 +515,8 @@ class _Bounds:
         n_boxes = lam.shape[0]
         layer = self.net.layers[start]
         const = np.broadcast_to(const0, lam.shape[:2]).astype(np.float64).copy()
-        mag = np.zeros(lam.shape[:2])
         const += lam @ layer.bias
-        mag += np.abs(lam) @ np.abs(layer.bias) + np.einsum("nrj,nj->nr", np.abs(lam), self.hmax[start] @ np.abs(layer.weight).T)
+        mag = _bdot(np.abs(lam), self.hmax[start] @ np.abs(layer.weight).T + np.abs(layer.bias))
         lam = lam @ layer.weight  # now over h_{start-1} (or u)
         for k in range(start - 1, -1, -1):
             l, u = self.pre_lo[k], self.pre_hi[k]
@@ -452,18 +532,20 @@ class _Bounds:
                 alpha = np.zeros_like(u)
             else:
                 alpha = np.clip(np.where(unstable, u / denom, 0.0), 0.0, 1.0)
-            pos = lam >= 0
-            low = np.broadcast_to(alpha[:, None, :], lam.shape)
+            # slopes per neuron: for a coefficient >= 0 the lower one, else the upper one
+            up = np.where(active, 1.0, s_up)[:, None, :]
+            low = np.where(active, 1.0, alpha)[:, None, :]
             if given is not None:
-                low = np.where(np.isnan(given[k]), low, given[k])
-            slope = np.where(active[:, None, :], 1.0, np.where(unstable[:, None, :], np.where(pos, low, s_up[:, None, :]), 0.0))
-            lam_z = lam * slope
-            icpt = np.where(unstable[:, None, :] & ~pos, -lam_z * l[:, None, :], 0.0)  # lam_z < 0, l < 0: <= 0
-            const += icpt.sum(axis=2)
-            mag += np.abs(icpt).sum(axis=2)
+                low = np.where(np.isnan(given[k]) | ~unstable[:, None, :], low, given[k])
+            neg = np.minimum(lam, 0.0)
+            lam_z = neg * up + np.maximum(lam, 0.0) * low
+            # the upper relaxation's intercept -s_up * l (>= 0) on unstable ReLUs, times lam < 0
+            icpt = _bdot(neg, np.where(unstable, -s_up * l, 0.0))
+            const += icpt
             layer = self.net.layers[k]
-            const += lam_z @ layer.bias - np.einsum("nrj,nj->nr", np.abs(lam_z), self.err[k])
-            mag += np.abs(lam_z) @ np.abs(layer.bias) + np.einsum("nrj,nj->nr", np.abs(lam_z), self.hmax[k] @ np.abs(layer.weight).T + self.err[k])
+            abs_z = np.abs(lam_z)
+            const += lam_z @ layer.bias - _bdot(abs_z, self.err[k])
+            mag += np.abs(icpt) + _bdot(abs_z, self.hmax[k] @ np.abs(layer.weight).T + self.err[k] + np.abs(layer.bias))
             n_out, n_in = layer.weight.shape
             lam = (lam_z.reshape(-1, n_out) @ layer.weight).reshape(n_boxes, -1, n_in)
         return lam, const, mag
@@ -640,9 +722,14 @@ def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str,
         bounds = _Bounds(net, np.array([t[1] for t in chunk]), np.array([t[2] for t in chunk]))
         row_err = np.einsum("nrj,nj->nr", np.abs(lam), bounds.err[last])
         coef, const, mag = bounds._backward(last, lam, np.zeros(1), "area", given)
-        low = bounds._minimum(coef, const - off - row_err, mag + np.abs(off) + row_err)  # (N, R)
-        total = (weight * low).sum(axis=1)
-        total -= REL * (np.abs(weight * low).sum(axis=1)) + ABS
+        # sum_r w_r g_r >= (sum_r w_r coef_r) . u + sum_r w_r const_r on the box: combine the
+        # rows' linear bounds first, then minimise over the box.
+        const = const - off - row_err
+        mag = mag + np.abs(off) + row_err
+        comb = np.einsum("nr,nrd->nd", weight, coef)[:, None, :]
+        comb_const = (weight * const).sum(axis=1)[:, None]
+        comb_mag = (weight * mag).sum(axis=1)[:, None] + np.einsum("nr,nrd,nd->n", weight, np.abs(coef), bounds.absu + bounds.radius)[:, None] + (weight * np.abs(const)).sum(axis=1)[:, None]
+        total = bounds._minimum(comb, comb_const, comb_mag)[:, 0]
         bad = np.nonzero(~(total > 0))[0]
         if len(bad):
             i = int(bad[0])

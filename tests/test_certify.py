@@ -113,7 +113,8 @@ def _refutes(ref, unstable, prop, lo, hi, w1, b1, w2, b2) -> bool:  # type: igno
     zu = [sum(w * (hi[i] if w > 0 else lo[i]) for i, w in enumerate(row)) + b + e for row, b, e in zip(w1, b1, e1)]
     n = len(w2[0])
     e2 = [_gamma(n + 1) * (sum(abs(w) * max(u, 0) for w, u in zip(row, zu)) + abs(b)) + (n + 1) * Fraction(1, 2**126) for row, b in zip(w2, b2)]
-    total = Fraction(0)
+    total_coef = [Fraction(0)] * len(lo)
+    total_const = Fraction(0)
     conj = prop.unsafe[ref.disjunct]
     for r, (c, wgt) in enumerate(zip(conj, ref.weights)):
         given = dict(zip(unstable[0], ref.alpha[r][0])) if unstable else {}
@@ -136,9 +137,10 @@ def _refutes(ref, unstable, prop, lo, hi, w1, b1, w2, b2) -> bool:  # type: igno
             lz = lam[j] * s
             const += lam[j] * icpt + lz * b1[j] - abs(lz) * e1[j]
             coef = [c0 + lz * w for c0, w in zip(coef, w1[j])]
-        low = const + sum(a * (lo[i] if a > 0 else hi[i]) for i, a in enumerate(coef))
-        total += Fraction(wgt) * low
-    return total > 0
+        total_coef = [t + Fraction(wgt) * a for t, a in zip(total_coef, coef)]
+        total_const += Fraction(wgt) * const
+    # the weighted sum of the rows' linear lower bounds, minimised over the box
+    return total_const + sum(a * (lo[i] if a > 0 else hi[i]) for i, a in enumerate(total_coef)) > 0
 
 
 # ── tests ─────────────────────────────────────────────────────────────────────────────────
