@@ -772,6 +772,27 @@ def _network_path(role: str, ref: str, bindings: dict[str, str]) -> Path:
     return Path(path)
 
 
+def check_finding(finding: Any, findings_file: Path, bindings: dict[str, str]) -> CheckReport:
+    """Check a proved finding's certificate, stored beside ``findings_file`` (see the module doc)."""
+    def no(reason: str) -> CheckReport:
+        return CheckReport(False, reason, 0, 0, 0.0)
+
+    digest = finding.proof.certificate if finding.proof is not None else None
+    if digest is None:
+        return no("the finding carries no certificate")
+    path = certificates_dir(findings_file) / f"{digest.removeprefix('sha256:')}.json.gz"
+    if not path.is_file():
+        return no(f"its certificate {path} is missing")
+    nets = [m for m in finding.models if m.kind == "network"]
+    if len(nets) != 1:
+        return no(f"certificates are about one network, the finding names {len(nets)}")
+    try:
+        cert = load(path, digest)
+    except UsageError as exc:  # tampered or malformed: the proof is not certified
+        return no(exc.message)
+    return check(cert, _network_path(nets[0].role, nets[0].ref, bindings))
+
+
 def certify_command(file: Path, bindings: dict[str, str], network: Path | None, vnnlib_file: Path | None, console: Any) -> int:
     """``msl certify``: see :func:`msl.cli.certify`. Returns the exit code."""
     from msl.errors import ExitCode
@@ -802,31 +823,13 @@ def certify_command(file: Path, bindings: dict[str, str], network: Path | None, 
     from msl.findings import load_findings
 
     doc = load_findings(file)
-    folder = certificates_dir(file)
     proved = [f for f in doc.findings if f.verdict.value == "proved"]
     if not proved:
         say("no proved finding in the file: nothing to certify")
         return ExitCode.OK
     ok = True
     for f in proved:
-        name = f"{f.claim.file}:{f.claim.name}"
-        digest = f.proof.certificate if f.proof is not None else None
-        if digest is None:
-            say(f"{name}: not certified: the finding carries no certificate")
-            ok = False
-            continue
-        path = folder / f"{digest.removeprefix('sha256:')}.json.gz"
-        if not path.is_file():
-            say(f"{name}: not certified: its certificate {path} is missing")
-            ok = False
-            continue
-        cert = load(path, digest)
-        nets = [m for m in f.models if m.kind == "network"]
-        if len(nets) != 1:
-            say(f"{name}: not certified: certificates are about one network, the finding names {len(nets)}")
-            ok = False
-            continue
-        report = check(cert, _network_path(nets[0].role, nets[0].ref, bindings))
-        say(f"{name}: {report.line()} [against the property the certificate states]")
+        report = check_finding(f, file, bindings)
+        say(f"{f.claim.file}:{f.claim.name}: {report.line()}" + (" [against the property the certificate states]" if report.leaves else ""))
         ok = ok and report.certified
     return ExitCode.OK if ok else ExitCode.FAILED

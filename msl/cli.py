@@ -647,17 +647,45 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
     doc = load_findings(findings_file)
     saved = vectors_path(findings_file)  # the vectors the findings were made with, when shared
     vectors = VectorFile.load(saved) if saved.is_file() else None
+    console = _console()
+    doc, certificates_ok = _replay_by_certificate(doc, findings_file, bindings, console)
     result = run_replay(doc, RunOptions(bindings=bindings, dtype=dtype, device=device, cache=not no_cache,
                                         progress=not quiet, vectors=vectors))
-    console = _console()
     for problem in result.problems:
         console.print(f"not comparable: {problem}", markup=False)
     for c in result.comparisons:
         ok, tried = result.counterexamples.get(c.shared.id, (0, 0))
         if tried:
             console.print(f"{c.shared.claim.name}: {ok} of {tried} shared counterexample(s) fail here too", markup=False)
-    console.print(comparisons_table(result.comparisons))
-    return replay_exit_code(result.comparisons)
+    if result.comparisons or not doc.findings:
+        console.print(comparisons_table(result.comparisons))
+    code = replay_exit_code(result.comparisons)
+    return code if certificates_ok else ExitCode.FAILED
+
+
+def _replay_by_certificate(doc: Any, findings_file: Path, bindings: dict[str, str], console: Any) -> tuple[Any, bool]:
+    """Proved findings whose certificate is beside the findings file are checked by it (fast,
+    no solver) instead of re-run; returns the findings left to re-run, and whether every
+    certificate checked. A proof with a certificate that does not check is not reproduced."""
+    from msl.certify import certificates_dir, check_finding
+    from msl.findings import FindingsDocument
+
+    if not certificates_dir(findings_file).is_dir():
+        return doc, True
+    ok = True
+    rest = []
+    for f in doc.findings:
+        if f.verdict.value != "proved" or f.proof is None or f.proof.certificate is None:
+            rest.append(f)
+            continue
+        report = check_finding(f, findings_file, bindings)
+        ok = ok and report.certified
+        verdict = "reproduced" if report.certified else "not reproduced"
+        console.print(f"{f.claim.name}: {verdict} by its proof certificate (no solver run; the property it states): {report.line()}", markup=False,
+                      highlight=False)
+    if len(rest) == len(doc.findings):
+        return doc, ok
+    return FindingsDocument.of(rest, msl_version=doc.msl_version), ok
 
 
 @cli.command(short_help="Check proof certificates, independently of the engine.")

@@ -318,3 +318,31 @@ def test_check_saves_certificates_and_a_failing_one_is_an_error(tmp_path: Path, 
     finding = json.loads(out2.read_text())["findings"][0]
     assert finding["verdict"] == "error"
     assert "certificate does not check" in finding["error"]["message"] and "node 7" in finding["error"]["message"]
+
+
+def test_replay_checks_proofs_by_their_certificates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """msl replay checks a proved finding by its certificate (no solver) and says so; a
+    certificate that does not check is not reproduced (exit 1)."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    out = tmp_path / "f.json"
+    runner = CliRunner()
+    select = ["--select", "margin_under_a_linear_constraint"]
+    assert runner.invoke(cli, ["check", "specs/verify_relu.msl", "-q", "--no-cache", "-o", str(out), *select]).exit_code == 0
+
+    def no_solver(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("replay ran the solver instead of checking the certificate")
+
+    import sys
+
+    monkeypatch.setattr(sys.modules["msl.engines.formal.verify"], "verify", no_solver)
+    res = runner.invoke(cli, ["replay", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "reproduced by its proof certificate (no solver run" in res.output
+    file = next((tmp_path / "f.certificates").iterdir())
+    raw = json.loads(gzip.decompress(file.read_bytes()))
+    node = next(n for n in raw["trees"][0] if n.get("refute"))
+    node["refute"][0]["weights"] = [0.0] * len(node["refute"][0]["weights"])
+    file.write_bytes(gzip.compress(json.dumps(raw).encode()))
+    res = runner.invoke(cli, ["replay", str(out), "-q"])
+    assert res.exit_code == 1 and "not reproduced by its proof certificate" in res.output and "digest" in res.output
