@@ -24,14 +24,17 @@ gzip-compressed as ``HEX.json.gz`` (HEX: the sha256 of the uncompressed JSON) in
   (LP pieces, z3, an empty region): the certificate then does not certify, and says which leaf.
 
 **The check.** On each refuting node's box the checker computes, with its own code, bounds on
-every hidden pre-activation of the network *as executed in float32*: interval arithmetic, then
-back-substitution with the triangle relaxation (lower slope 1 when ``u > -l`` else 0) for the
-neurons interval arithmetic leaves unstable; each affine layer's own rounding
+every hidden pre-activation of the network *as executed in float32*: interval arithmetic and
+symbolic intervals (ReluVal/Neurify), then back-substitution with the triangle relaxation for
+the neurons still unstable, with each lower-slope rule of :data:`HIDDEN_SLOPES` in turn (the
+tightest bound is kept); each affine layer's own rounding
 ``|e| <= gamma_{n+1} (|W| |h| + |b|) + (n+1) 2^-126`` (``gamma_n = n 2^-24 / (1 - n 2^-24)``,
 any summation order) is charged at its coefficients, and elementwise ops before the first
 layer (Sub, Div, Add, Mul by constants) widen the input box by their own rounding. Each row is
-then bounded below by back-substitution with the rule the certificate names: ``area`` (as
-above), ``zero``, ``one`` or ``chord`` (``u / (u - l)``); any slope in [0, 1] is sound.
+then bounded below by a linear function of the input, by back-substitution with the lower
+slopes the certificate gives for the ReLUs it lists as unstable (any slope in [0, 1] is sound;
+a ReLU the checker finds unstable that the certificate does not list gets 1 when ``u > -l``,
+else 0), and the weighted sum of those functions is minimised over the box.
 
 **Arithmetic**: numpy float64 with outward rounding: box centres and radii are rounded outward
 (``nextafter``), every relaxation slope of an upper bound is rounded up, and every lower bound
@@ -446,12 +449,12 @@ class _Bounds:
         else:
             el, ml, eu, mu = prev
             wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-            lo_eq = np.einsum("ij,njd->nid", wp, el) + np.einsum("ij,njd->nid", wn, eu)
-            hi_eq = np.einsum("ij,njd->nid", wp, eu) + np.einsum("ij,njd->nid", wn, el)
+            lo_eq = np.matmul(wp, el) + np.matmul(wn, eu)
+            hi_eq = np.matmul(wp, eu) + np.matmul(wn, el)
             lo_eq[:, :, -1] += b
             hi_eq[:, :, -1] += b
-            lo_mag = np.einsum("ij,njd->nid", wp, ml + np.abs(el)) - np.einsum("ij,njd->nid", wn, mu + np.abs(eu))
-            hi_mag = np.einsum("ij,njd->nid", wp, mu + np.abs(eu)) - np.einsum("ij,njd->nid", wn, ml + np.abs(el))
+            lo_mag = np.matmul(wp, ml + np.abs(el)) - np.matmul(wn, mu + np.abs(eu))
+            hi_mag = np.matmul(wp, mu + np.abs(eu)) - np.matmul(wn, ml + np.abs(el))
             lo_mag[:, :, -1] += np.abs(b)
             hi_mag[:, :, -1] += np.abs(b)
         lo_eq[:, :, -1] -= err
@@ -463,9 +466,9 @@ class _Bounds:
     def _concretize(self, eq: np.ndarray, mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Outward-rounded minimum and maximum (N, n) of equations over each box."""
         a, c = eq[:, :, :-1], eq[:, :, -1]
-        mid = np.einsum("nid,nd->ni", a, self.center) + c
-        rad = np.einsum("nid,nd->ni", np.abs(a), self.radius)
-        total = np.einsum("nid,nd->ni", mag[:, :, :-1] + np.abs(a), self.absu + self.radius) + mag[:, :, -1] + np.abs(c)
+        mid = _bdot(a, self.center) + c
+        rad = _bdot(np.abs(a), self.radius)
+        total = _bdot(mag[:, :, :-1] + np.abs(a), self.absu + self.radius) + mag[:, :, -1] + np.abs(c)
         slack = REL * (total + rad) + ABS
         return mid - rad - slack, mid + rad + slack
 
@@ -552,8 +555,8 @@ class _Bounds:
 
     def _minimum(self, lam: np.ndarray, const: np.ndarray, mag: np.ndarray) -> np.ndarray:
         alam = np.abs(lam)
-        low = np.einsum("nrd,nd->nr", lam, self.center) - np.einsum("nrd,nd->nr", alam, self.radius) + const
-        total = mag + np.abs(const) + np.einsum("nrd,nd->nr", alam, self.absu + self.radius)
+        low = _bdot(lam, self.center) - _bdot(alam, self.radius) + const
+        total = mag + np.abs(const) + _bdot(alam, self.absu + self.radius)
         return low - REL * total - ABS
 
 
@@ -586,7 +589,16 @@ class NotCertified(Exception):
 
 def check(cert: Certificate, onnx_path: Path, expected: PropertyText | None = None) -> CheckReport:
     """Check ``cert`` against the ONNX file (and ``expected``, the property the claim means,
-    when the caller can derive it). Never raises for a bad certificate: the report says why."""
+    when the caller can derive it). Never raises for a bad certificate: the report says why.
+    Runs with single-threaded BLAS (:func:`msl.engines.formal.runtime.fast_numpy`, a process
+    setting, no bound code): the matrices are small and spinning BLAS threads are far slower."""
+    from msl.engines.formal.runtime import fast_numpy
+
+    with fast_numpy():
+        return _check(cert, onnx_path, expected)
+
+
+def _check(cert: Certificate, onnx_path: Path, expected: PropertyText | None) -> CheckReport:
     t0 = time.monotonic()
     leaves = refutations = 0
     try:
