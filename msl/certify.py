@@ -136,6 +136,9 @@ class Node(_Model):
     leaf: Literal["bounds", "outside", "lp", "smt", "empty", "open"] | None = None
     outside: int | None = Field(None, description="for an `outside` leaf: the region constraint no point of the box meets")
     unstable: list[list[Annotated[int, Field(ge=0)]]] = Field([], description="per hidden layer, the ReLUs the refutations give slopes for")
+    bounds: list[list[tuple[float, float]]] = Field(
+        [], description="per hidden layer, the engine's bounds [lo, hi] on the pre-activations of the ReLUs `unstable` lists; the"
+        " checker relaxes each of them over the hull of these and the bounds it derives itself (so they need not be trusted)")
     refute: list[Refutation] = []
 
 
@@ -384,7 +387,12 @@ class _Bounds:
     """Bounds of one chunk of N boxes: executed pre-activations of every hidden layer, each
     layer's float32 error, and the back-substitution of spec rows."""
 
-    def __init__(self, net: CheckNet, lo: np.ndarray, hi: np.ndarray) -> None:
+    def __init__(
+        self, net: CheckNet, lo: np.ndarray, hi: np.ndarray, stated: list[tuple[np.ndarray, np.ndarray]] | None = None
+    ) -> None:
+        """``stated`` (per hidden layer, (N, n_k) arrays, NaN where none): the certificate's
+        bounds; where given, the bound used is the hull of the stated and the derived one (sound
+        because the derived one is; the stated one makes the relaxation the engine's)."""
         self.net = net
         self.u_lo, self.u_hi = _input_box(net, lo, hi)
         self.center = 0.5 * (self.u_lo + self.u_hi)
@@ -425,6 +433,10 @@ class _Bounds:
                 new_hi = np.where(valid, -low[:, width:], np.inf)
                 np.put_along_axis(z_lo, order, np.maximum(np.take_along_axis(z_lo, order, axis=1), new_lo), axis=1)
                 np.put_along_axis(z_hi, order, np.minimum(np.take_along_axis(z_hi, order, axis=1), new_hi), axis=1)
+            if stated is not None:
+                s_lo_k, s_hi_k = stated[k]
+                z_lo = np.where(np.isnan(s_lo_k), z_lo, np.minimum(z_lo, s_lo_k))
+                z_hi = np.where(np.isnan(s_hi_k), z_hi, np.maximum(z_hi, s_hi_k))
             self.pre_lo.append(z_lo)
             self.pre_hi.append(z_hi)
             self.hmax.append(np.maximum(z_hi, 0.0))
@@ -663,6 +675,8 @@ def _walk(r: int, region: Region, tree: Sequence[Node], n_dis: int, missing: lis
         for ref in node.refute:
             if ref.disjunct >= n_dis:
                 raise NotCertified(f"{where}: refutes disjunct {ref.disjunct}, the property has {n_dis}")
+            if len(node.bounds) != len(node.unstable) or any(len(b) != len(u) for b, u in zip(node.bounds, node.unstable)):
+                raise NotCertified(f"{where}: the stated bounds do not match the node's unstable ReLUs")
             if any(len(row) != len(node.unstable) or any(len(a) != len(u) for a, u in zip(row, node.unstable)) for row in ref.alpha):
                 raise NotCertified(f"{where}: the slopes of disjunct {ref.disjunct} do not match the node's unstable ReLUs")
             tasks.append((where, lo, hi, node, ref))
@@ -731,7 +745,14 @@ def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str,
             for k, idx in enumerate(node.unstable):
                 if idx:
                     given[k][i, :r][:, idx] = np.array([row[k] for row in ref.alpha])
-        bounds = _Bounds(net, np.array([t[1] for t in chunk]), np.array([t[2] for t in chunk]))
+        stated = [(np.full((n_box, h), np.nan), np.full((n_box, h), np.nan)) for h in hidden]
+        for i, (_, _, _, node, _) in enumerate(chunk):
+            for k, (idx, pairs) in enumerate(zip(node.unstable, node.bounds)):
+                if idx:
+                    arr = np.array(pairs, dtype=np.float64).reshape(-1, 2)
+                    stated[k][0][i, idx] = arr[:, 0]
+                    stated[k][1][i, idx] = arr[:, 1]
+        bounds = _Bounds(net, np.array([t[1] for t in chunk]), np.array([t[2] for t in chunk]), stated)
         row_err = np.einsum("nrj,nj->nr", np.abs(lam), bounds.err[last])
         coef, const, mag = bounds._backward(last, lam, np.zeros(1), "area", given)
         # sum_r w_r g_r >= (sum_r w_r coef_r) . u + sum_r w_r const_r on the box: combine the

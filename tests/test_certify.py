@@ -81,7 +81,7 @@ def fraction_check(cert: certify.Certificate, path: Path) -> bool:
         for nd in tree:
             lo, hi, done = stack.pop()
             for ref in nd.refute:
-                if not _refutes(ref, nd.unstable, prop, lo, hi, w1, b1, w2, b2):
+                if not _refutes(ref, nd, prop, lo, hi, w1, b1, w2, b2):
                     return False
             done = done | {r.disjunct for r in nd.refute}
             if nd.split is not None:
@@ -105,19 +105,22 @@ def fraction_check(cert: certify.Certificate, path: Path) -> bool:
     return True
 
 
-def _refutes(ref, unstable, prop, lo, hi, w1, b1, w2, b2) -> bool:  # type: ignore[no-untyped-def]
+def _refutes(ref, nd, prop, lo, hi, w1, b1, w2, b2) -> bool:  # type: ignore[no-untyped-def]
     xmax = [max(abs(a), abs(b)) for a, b in zip(lo, hi)]
     # exact pre-activation bounds, then widened by the first layer's float32 error
     e1 = [_gamma(3) * (sum(abs(w) * m for w, m in zip(row, xmax)) + abs(b)) + 3 * Fraction(1, 2**126) for row, b in zip(w1, b1)]
     zl = [sum(w * (lo[i] if w > 0 else hi[i]) for i, w in enumerate(row)) + b - e for row, b, e in zip(w1, b1, e1)]
     zu = [sum(w * (hi[i] if w > 0 else lo[i]) for i, w in enumerate(row)) + b + e for row, b, e in zip(w1, b1, e1)]
+    if nd.unstable:  # the hull of the exact bounds and the certificate's stated ones
+        for j, (a, b) in zip(nd.unstable[0], nd.bounds[0]):
+            zl[j], zu[j] = min(zl[j], Fraction(a)), max(zu[j], Fraction(b))
     n = len(w2[0])
     e2 = [_gamma(n + 1) * (sum(abs(w) * max(u, 0) for w, u in zip(row, zu)) + abs(b)) + (n + 1) * Fraction(1, 2**126) for row, b in zip(w2, b2)]
     total_coef = [Fraction(0)] * len(lo)
     total_const = Fraction(0)
     conj = prop.unsafe[ref.disjunct]
     for r, (c, wgt) in enumerate(zip(conj, ref.weights)):
-        given = dict(zip(unstable[0], ref.alpha[r][0])) if unstable else {}
+        given = dict(zip(nd.unstable[0], ref.alpha[r][0])) if nd.unstable else {}
         lam = [sum(Fraction(ci) * w2[k][j] for k, ci in enumerate(c.coeffs)) for j in range(n)]
         const = sum(Fraction(ci) * (b2[k]) for k, ci in enumerate(c.coeffs)) - Fraction(c.rhs)
         const -= sum(abs(Fraction(ci)) * e2[k] for k, ci in enumerate(c.coeffs))
@@ -346,3 +349,21 @@ def test_replay_checks_proofs_by_their_certificates(tmp_path: Path, monkeypatch:
     file.write_bytes(gzip.compress(json.dumps(raw).encode()))
     res = runner.invoke(cli, ["replay", str(out), "-q"])
     assert res.exit_code == 1 and "not reproduced by its proof certificate" in res.output and "digest" in res.output
+
+
+def test_stated_bounds_need_not_be_trusted(tmp_path: Path) -> None:
+    """A node's stated pre-activation bounds only shape the relaxation: the checker relaxes
+    over their hull with its own, so a stated bound tighter than the truth changes nothing,
+    and one widened far enough makes the refutation fail, naming the node."""
+    path, _, cert = proved(tmp_path, 5)
+    data = cert.model_dump()
+    i = next(i for i, nd in enumerate(data["trees"][0]) if nd["refute"] and any(nd["unstable"]))
+    k = next(k for k, u in enumerate(data["trees"][0][i]["unstable"]) if u)
+    tight = json.loads(json.dumps(data))
+    lo, hi = tight["trees"][0][i]["bounds"][k][0]
+    tight["trees"][0][i]["bounds"][k][0] = [lo / 2, hi / 2]
+    assert certify.check(certify.Certificate.model_validate(tight), path).certified
+    wide = json.loads(json.dumps(data))
+    wide["trees"][0][i]["bounds"] = [[[-1e6, 1e6] for _ in layer] for layer in wide["trees"][0][i]["bounds"]]
+    report = certify.check(certify.Certificate.model_validate(wide), path)
+    assert not report.certified and f"node {i}" in report.reason and "disjunct" in report.reason

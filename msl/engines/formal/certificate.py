@@ -29,7 +29,8 @@ class TreeRecorder:
     member: np.ndarray  # (D, K) the unsafe disjuncts' rows
     next_id: int = 0
     splits: dict[int, tuple[int, float, int, int]] = field(default_factory=dict)
-    refuted: dict[int, tuple[list[list[int]], list[tuple[int, list[float], list[list[list[float]]]]]]] = field(default_factory=dict)
+    refuted: dict[int, tuple[list[list[int]], list[list[tuple[float, float]]], list[tuple[int, list[float], list[list[list[float]]]]]]] = field(
+        default_factory=dict)
     leaves: dict[int, tuple[str, int | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -50,7 +51,8 @@ class TreeRecorder:
                 weights = _simplex_grid(len(rows))[int(choice[i, j])]
                 alpha = [[_slopes(SPEC_SLOPES[int(bb.row_slope[i, r])], lo[u], hi[u]) for lo, hi, u in zip(lows, highs, unstable)] for r in rows]
                 refs.append((int(j), [float(w) for w in weights], alpha))
-            self.refuted[int(nodes[i])] = ([[int(v) for v in u] for u in unstable], refs)
+            claims = [[_claim(lo[u_], hi[u_]) for u_ in u] for lo, hi, u in zip(lows, highs, unstable)]
+            self.refuted[int(nodes[i])] = ([[int(v) for v in u] for u in unstable], claims, refs)
 
     def leaf(self, node: int, kind: str, constraint: int | None = None) -> None:
         self.leaves[int(node)] = (kind, constraint)
@@ -79,6 +81,25 @@ def _slopes(rule: str, lo: np.ndarray, hi: np.ndarray) -> list[float]:
     else:
         a = np.clip(np.round(hi / (hi - lo), 4), 0.0, 1.0)
     return [float(v) if v not in (0.0, 1.0) else int(v) for v in a]
+
+
+#: Significant digits of the claimed bounds (rounded outward): short numbers, small certificates.
+CLAIM_DIGITS = 7
+
+
+def _claim(lo: float, hi: float) -> tuple[float, float]:
+    """An unstable ReLU's pre-activation bounds as the certificate states them."""
+    return _round(float(lo), -1), _round(float(hi), 1)
+
+
+def _round(v: float, direction: int) -> float:
+    """``v`` to :data:`CLAIM_DIGITS` significant digits, rounded down (-1) or up (1)."""
+    if v == 0.0:
+        return 0.0
+    r = float(f"{v:.{CLAIM_DIGITS - 1}e}")
+    while (r - v) * direction < 0:
+        r = float(f"{r + direction * abs(r) * 10.0 ** (1 - CLAIM_DIGITS):.{CLAIM_DIGITS - 1}e}")
+    return r
 
 
 def outside_constraint(region: InputRegion, lo: np.ndarray, hi: np.ndarray) -> int | None:
@@ -133,8 +154,9 @@ def _preorder(rec: TreeRecorder, root: int) -> list[object]:
     stack = [root]
     while stack:
         node = stack.pop()
-        unstable, refs = rec.refuted.get(node, ([], []))
-        extra = {"unstable": unstable, "refute": [Refutation(disjunct=j, weights=w, alpha=a) for j, w, a in refs]} if refs else {}
+        unstable, claims, refs = rec.refuted.get(node, ([], [], []))
+        extra = {"unstable": unstable, "bounds": claims,
+                 "refute": [Refutation(disjunct=j, weights=w, alpha=a) for j, w, a in refs]} if refs else {}
         if node in rec.splits:
             d, m, a, b = rec.splits[node]
             out.append(Node(split=(d, m), **extra))
