@@ -34,15 +34,16 @@ layer (Sub, Div, Add, Mul by constants) widen the input box by their own roundin
 then bounded below by a linear function of the input, by back-substitution with the lower
 slopes the certificate gives for the ReLUs it lists as unstable (any slope in [0, 1] is sound;
 a ReLU the checker finds unstable that the certificate does not list gets 1 when ``u > -l``,
-else 0), and the weighted sum of those functions is minimised over the box.
+else 0), and the weighted sum of those functions is minimised over the box. Where the node
+states the engine's bounds of an unstable ReLU (``bounds``), the ReLU is relaxed over the hull of
+those and the checker's own: sound whatever the stated numbers, and the engine's relaxation
+whenever the checker's bounds are at least as tight (they need not be trusted).
 
 **Arithmetic**: numpy float64 with outward rounding: box centres and radii are rounded outward
 (``nextafter``), every relaxation slope of an upper bound is rounded up, and every lower bound
 is lowered by ``2^-36`` times the sum of the magnitudes of all the terms that produced it (a
 float64 sum of at most ``2^16`` terms is off by less than ``2^-37`` of that), plus ``2^-1000``.
-A bound counts only when it is ``> 0`` after that. Hidden bounds are *re-derived*, not read
-from the certificate: checking claimed bounds costs the same back-substitution and would make
-certificates a hundred times larger.
+A bound counts only when it is ``> 0`` after that.
 """
 
 from __future__ import annotations
