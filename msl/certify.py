@@ -129,6 +129,27 @@ class Refutation(_Model):
     alpha: list[list[list[Slope]]]
 
 
+class LpCase(_Model):
+    """One linear piece and disjunct of an ``lp`` leaf: ``phases`` (1 active, 0 inactive) of the
+    leaf's unstable ReLUs in order, and multipliers ``mu >= 0`` of the rows ``f_i(x) <= 0`` in
+    order: the disjunct's output rows ``c . y(x) - rhs - shift`` (``shift``: how far float32
+    execution can move the row on the box), then ``+-z(x)`` of the unstable ReLUs (``-z`` where
+    active), then the region's constraints ``a . x - rhs``; ``sum_i mu_i f_i(x) > 0`` on the
+    whole box shows that no x of the box meets them all."""
+
+    phases: list[Annotated[int, Field(ge=0, le=1)]]
+    disjunct: int = Field(ge=0)
+    multipliers: list[Annotated[float, Field(ge=0)]]
+
+
+class LpEvidence(_Model):
+    """Evidence of an ``lp`` leaf: the ReLUs unstable on its box (per hidden layer; every other
+    one must be stable there) and one :class:`LpCase` per phase pattern and open disjunct."""
+
+    unstable: list[list[Annotated[int, Field(ge=0)]]]
+    cases: list[LpCase]
+
+
 class Node(_Model):
     """A node of a split tree (preorder): ``split`` ``[d, v]`` is followed by its lower then its
     upper child; otherwise it is a leaf of kind ``leaf``."""
@@ -141,6 +162,7 @@ class Node(_Model):
         [], description="per hidden layer, the engine's bounds [lo, hi] on the pre-activations of the ReLUs `unstable` lists; the"
         " checker relaxes each of them over the hull of these and the bounds it derives itself (so they need not be trusted)")
     refute: list[Refutation] = []
+    lp: LpEvidence | None = Field(None, description="for an `lp` leaf: its linear pieces' Farkas multipliers")
 
 
 class Certificate(_Model):
@@ -362,26 +384,29 @@ def _gamma32(n: int) -> float:
     return n * U32 / (1.0 - n * U32) * (1.0 + 2.0**-40)
 
 
-def _input_box(net: CheckNet, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The box holding the executed (float32) result of the elementwise prelude."""
+def _input_box(net: CheckNet, lo: np.ndarray, hi: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The box holding the executed (float32) result of the elementwise prelude (the exact
+    result with ``exact``), and ``dev``: how far the executed result can be from the exact one
+    (each op rounds by at most ``2^-24`` of its result, plus ``2^-126``)."""
+    dev = np.zeros_like(lo)
     for e in net.prelude:
         c = e.const
         if e.op == "sub":
-            a, b = _down(lo - c), _up(hi - c)
+            a, b, scale = _down(lo - c), _up(hi - c), np.ones_like(c)
         elif e.op == "add":
-            a, b = _down(lo + c), _up(hi + c)
+            a, b, scale = _down(lo + c), _up(hi + c), np.ones_like(c)
         else:
-            if e.op == "div":
-                if np.any(c == 0):
-                    raise UsageError("the network divides by zero")
-                x1, x2 = lo / c, hi / c
-            else:
-                x1, x2 = lo * c, hi * c
+            if np.any(c == 0) and e.op == "div":
+                raise UsageError("the network divides by zero")
+            x1, x2 = (lo / c, hi / c) if e.op == "div" else (lo * c, hi * c)
             a, b = _down(np.minimum(x1, x2)), _up(np.maximum(x1, x2))
-        mag = np.maximum(np.abs(a), np.abs(b))
-        err = _up(U32 * mag + TINY32)
-        lo, hi = _down(a - err), _up(b + err)
-    return lo, hi
+            scale = _up(np.abs(1.0 / c if e.op == "div" else c))
+        moved = _up(scale * dev)
+        dev = _up((moved + U32 * (np.maximum(np.abs(a), np.abs(b)) + moved) + TINY32) * (1 + 2.0**-40))
+        lo, hi = a, b
+    if exact:
+        return lo, hi, dev
+    return _down(lo - dev), _up(hi + dev), dev
 
 
 class _Bounds:
@@ -389,13 +414,15 @@ class _Bounds:
     layer's float32 error, and the back-substitution of spec rows."""
 
     def __init__(
-        self, net: CheckNet, lo: np.ndarray, hi: np.ndarray, stated: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self, net: CheckNet, lo: np.ndarray, hi: np.ndarray, stated: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        exact: bool = False,
     ) -> None:
         """``stated`` (per hidden layer, (N, n_k) arrays, NaN where none): the certificate's
         bounds; where given, the bound used is the hull of the stated and the derived one (sound
         because the derived one is; the stated one makes the relaxation the engine's)."""
         self.net = net
-        self.u_lo, self.u_hi = _input_box(net, lo, hi)
+        self.exact = exact
+        self.u_lo, self.u_hi, self.u_dev = _input_box(net, lo, hi, exact)
         self.center = 0.5 * (self.u_lo + self.u_hi)
         self.radius = _up(np.maximum(self.u_hi - self.center, self.center - self.u_lo))
         self.absu = np.maximum(np.abs(self.u_lo), np.abs(self.u_hi))
@@ -407,6 +434,8 @@ class _Bounds:
         for k, layer in enumerate(net.layers):
             absw = np.abs(layer.weight)
             err = _up(_gamma32(layer.roundings) * (self.hmax[k] @ absw.T + np.abs(layer.bias)) * (1 + 2.0**-40) + layer.roundings * TINY32)
+            if exact:  # the network over the reals: no rounding
+                err = np.zeros_like(err)
             self.err.append(err)
             if k == len(net.layers) - 1:
                 break
@@ -627,12 +656,15 @@ def _check(cert: Certificate, onnx_path: Path, expected: PropertyText | None) ->
             raise NotCertified(f"the certificate has {len(cert.trees)} trees for {len(prop.regions)} regions")
         tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]] = []
         missing: list[str] = []
+        lp_tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Region, list[int]]] = []
         for r, (region, tree) in enumerate(zip(prop.regions, cert.trees)):
-            n_leaves, region_tasks = _walk(r, region, tree, len(prop.unsafe), missing)
+            n_leaves, region_tasks = _walk(r, region, tree, len(prop.unsafe), missing, lp_tasks)
             leaves += n_leaves
             tasks.extend(region_tasks)
         refutations = len(tasks)
         _check_refutations(net, prop, tasks)
+        for task in lp_tasks:
+            _check_lp(net, prop, *task)
     except NotCertified as exc:
         return CheckReport(False, str(exc), leaves, refutations, time.monotonic() - t0)
     except UsageError as exc:
@@ -658,7 +690,10 @@ def _check_property_shape(prop: PropertyText, net: CheckNet) -> None:
             raise NotCertified(f"an unsafe row does not match the network's {net.outputs} outputs")
 
 
-def _walk(r: int, region: Region, tree: Sequence[Node], n_dis: int, missing: list[str]) -> tuple[int, list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]]]:
+def _walk(
+    r: int, region: Region, tree: Sequence[Node], n_dis: int, missing: list[str],
+    lp_tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Region, list[int]]],
+) -> tuple[int, list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]]]:
     """Check that the preorder ``tree`` covers the region's box exactly and that every leaf
     is closed; returns the number of leaves and the refutations to check (with their boxes).
     Leaves without checkable evidence are added to ``missing``."""
@@ -707,12 +742,126 @@ def _walk(r: int, region: Region, tree: Sequence[Node], n_dis: int, missing: lis
             low -= REL * float(np.abs(a) @ np.maximum(np.abs(lo), np.abs(hi)) + abs(c.rhs)) + ABS
             if not low > c.rhs:
                 raise NotCertified(f"{where} (leaf): the box is not outside region constraint {node.outside} ({low:.6g} <= {c.rhs:.6g})")
+        elif node.leaf == "lp" and node.lp is not None:
+            lp_tasks.append((where, lo, hi, node, region, sorted(set(range(n_dis)) - done)))
         else:
             kind = {"lp": "an LP leaf", "smt": "a z3 leaf", "empty": "an empty region", "open": "never closed"}.get(node.leaf or "", "no kind")
             missing.append(f"leaf {where} has no checkable evidence ({kind})")
     if stack:
         raise NotCertified(f"region {r}: the tree ends before every box has a leaf (shrunk cover)")
     return leaves, tasks
+
+
+def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi: np.ndarray, node: Node, region: Region,
+              open_dis: list[int]) -> None:
+    """An ``lp`` leaf: every ReLU it does not list is stable on the box (over the reals), every
+    phase pattern of the listed ones has a case for every open disjunct, and each case's
+    multipliers combine its rows into a function positive on the whole box."""
+    import itertools
+
+    ev = node.lp
+    assert ev is not None
+    executed = _Bounds(net, lo[None], hi[None])
+    real = _Bounds(net, lo[None], hi[None], exact=True)
+    hidden = [lay.weight.shape[0] for lay in net.layers[:-1]]
+    if len(ev.unstable) != len(hidden) or any(j >= h for u, h in zip(ev.unstable, hidden) for j in u):
+        raise NotCertified(f"{where} (LP leaf): its unstable ReLUs do not match the network's hidden layers")
+    fixed_active = []
+    for k, u in enumerate(ev.unstable):
+        lk, uk = real.pre_lo[k][0], real.pre_hi[k][0]
+        free = np.ones(hidden[k], dtype=bool)
+        free[u] = False
+        bad = np.nonzero(free & (lk < 0) & (uk > 0))[0]
+        if len(bad):
+            raise NotCertified(f"{where} (LP leaf): hidden layer {k}, ReLU {int(bad[0])} is unstable on the box"
+                               f" ([{lk[bad[0]]:.6g}, {uk[bad[0]]:.6g}]) but the certificate fixes its phase")
+        fixed_active.append(lk >= 0)
+    n_unstable = sum(len(u) for u in ev.unstable)
+    cases = {(tuple(c.phases), c.disjunct): c for c in ev.cases}
+    for bits in itertools.product((0, 1), repeat=n_unstable):
+        for j in open_dis:
+            if (bits, j) not in cases:
+                raise NotCertified(f"{where} (LP leaf): no case for phases {list(bits)} and disjunct {j}")
+    # How far float32 execution can move each output on the box: each layer's own rounding
+    # carried through |W|, dropped where a ReLU is inactive in both networks.
+    dev = executed.u_dev[0]
+    last = len(net.layers) - 1
+    for k, layer in enumerate(net.layers):
+        dev = _up((executed.err[k][0] + np.abs(layer.weight) @ dev) * (1 + 2.0**-40))
+        if k < last:
+            dev = np.where((executed.pre_hi[k][0] <= 0) & (real.pre_hi[k][0] <= 0), 0.0, dev)
+    gain, offset = _prelude_affine(net)
+    xabs = np.maximum(np.abs(lo), np.abs(hi))
+    for bits in itertools.product((0, 1), repeat=n_unstable):
+        phase_rows, (ya, yc, yma, ymc) = _piece_rows(net, gain, offset, ev.unstable, bits, fixed_active)
+        for j in open_dis:
+            case = cases[(bits, j)]
+            out_rows = []
+            for c in prop.unsafe[j]:
+                cv, ca = np.array(c.coeffs), np.abs(c.coeffs)
+                shift = float(ca @ dev)
+                out_rows.append((cv @ ya, float(cv @ yc) - c.rhs - shift, ca @ yma, float(ca @ ymc) + abs(c.rhs) + shift))
+            all_rows = out_rows + phase_rows + [(np.array(c.coeffs), -c.rhs, np.abs(c.coeffs), abs(c.rhs)) for c in region.constraints]
+            if len(case.multipliers) != len(all_rows):
+                raise NotCertified(f"{where} (LP leaf): phases {list(bits)}, disjunct {j}: {len(case.multipliers)} multipliers"
+                                   f" for {len(all_rows)} rows")
+            coef = np.zeros(len(lo))
+            const = 0.0
+            mag = 0.0
+            for mu, (a, b, ma, mb) in zip(case.multipliers, all_rows):
+                coef += mu * a
+                const += mu * b
+                mag += mu * (float((ma + np.abs(a)) @ xabs) + mb + abs(b))
+            low = float(np.where(coef > 0, lo, hi) @ coef) + const
+            low -= REL * (mag + float(np.abs(coef) @ xabs) + abs(const)) + ABS
+            if not low > 0:
+                raise NotCertified(f"{where} (LP leaf): phases {list(bits)}, disjunct {j}: the multipliers' combination"
+                                   f" has minimum {low:.6g} on the box, not > 0")
+
+
+def _prelude_affine(net: CheckNet) -> tuple[np.ndarray, np.ndarray]:
+    """The elementwise prelude over the reals as ``u = gain * x + offset``."""
+    d = net.inputs
+    gain, offset = np.ones(d), np.zeros(d)
+    for e in net.prelude:
+        if e.op == "sub":
+            offset = offset - e.const
+        elif e.op == "add":
+            offset = offset + e.const
+        elif e.op == "mul":
+            gain, offset = gain * e.const, offset * e.const
+        else:
+            gain, offset = gain / e.const, offset / e.const
+    return gain, offset
+
+
+def _piece_rows(
+    net: CheckNet, gain: np.ndarray, offset: np.ndarray, unstable: list[list[int]], bits: tuple[int, ...], fixed_active: list[np.ndarray]
+) -> tuple[list[tuple[np.ndarray, float, np.ndarray, float]], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """On one phase pattern the network over the reals is affine in x. Returns the phase rows
+    ``(coef, const, coef magnitude, const magnitude)``, each meaning ``coef . x + const <= 0``,
+    and the output map ``y = A x + a`` with its magnitudes ``(A, a, |A| terms, |a| terms)``."""
+    a_map = np.diag(gain)  # (n, d)
+    c_map = offset.copy()
+    m_a, m_c = np.abs(a_map), np.abs(c_map)
+    phase_rows: list[tuple[np.ndarray, float, np.ndarray, float]] = []
+    pos = 0
+    for k, layer in enumerate(net.layers):
+        w, b = layer.weight, layer.bias
+        za, zc = w @ a_map, w @ c_map + b
+        zma, zmc = np.abs(w) @ (m_a + np.abs(a_map)), np.abs(w) @ (m_c + np.abs(c_map)) + np.abs(b)
+        if k == len(net.layers) - 1:
+            return phase_rows, (za, zc, zma, zmc)
+        active = fixed_active[k].copy()
+        for j in unstable[k]:
+            on = bits[pos] == 1
+            pos += 1
+            active[j] = on
+            sign = -1.0 if on else 1.0  # on: -z <= 0; off: z <= 0
+            phase_rows.append((sign * za[j], float(sign * zc[j]), zma[j], float(zmc[j])))
+        mask = active.astype(np.float64)
+        a_map, c_map, m_a, m_c = za * mask[:, None], zc * mask, zma * mask[:, None], zmc * mask
+    raise AssertionError("unreachable")
 
 
 def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]]) -> None:

@@ -367,3 +367,45 @@ def test_stated_bounds_need_not_be_trusted(tmp_path: Path) -> None:
     wide["trees"][0][i]["bounds"] = [[[-1e6, 1e6] for _ in layer] for layer in wide["trees"][0][i]["bounds"]]
     report = certify.check(certify.Certificate.model_validate(wide), path)
     assert not report.certified and f"node {i}" in report.reason and "disjunct" in report.reason
+
+
+@pytest.mark.parametrize("seed", [3, 5, 11])
+def test_lp_leaves_carry_farkas_multipliers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Boxes closed by linear pieces carry each LP's multipliers; the checker recomputes the
+    pieces itself and finds the combinations positive; one changed multiplier fails."""
+    from msl.engines.formal import bab
+
+    monkeypatch.setattr(bab, "PIECE_UNSTABLE", 12)  # every box the bounds leave open goes to LP pieces
+    path = tiny_net(tmp_path / "tiny.onnx", seed)
+    net = PLNetwork.from_onnx(path)
+    grid = np.stack(np.meshgrid(np.linspace(-0.4, 0.4, 81), np.linspace(-0.4, 0.4, 81)), -1).reshape(-1, 2)
+    y = net.forward(grid)
+    top = int(np.argmax(net.forward(np.zeros(2))))
+    expect = None
+    for k in range(3):
+        if k != top:
+            gap = float(np.min(y[:, top] - y[:, k]))
+            if gap <= 0:
+                pytest.skip("output top does not win on the whole box")
+            row = linear([1.0 if i == top else -1.0 if i == k else 0.0 for i in range(3)], ">=", 0.9 * gap)
+            expect = row if expect is None else expect & row
+    prop = Property.forall(InputRegion.box([-0.4, -0.4], [0.4, 0.4]), expect)
+    result = verify(net, prop, 30.0, record=True)
+    assert result.status == "unsat" and result.proof_tree is not None
+    cert = build(result.proof_tree[0], prop, result.proof_tree[1], path)
+    data = cert.model_dump()
+    lp = [(i, nd) for i, nd in enumerate(data["trees"][0]) if nd["leaf"] == "lp"]
+    if not lp:
+        pytest.skip("the bounds closed every box")
+    report = certify.check(cert, path)
+    assert report.certified, report.reason
+    i, nd = lp[0]
+    mutated = json.loads(json.dumps(data))
+    case = mutated["trees"][0][i]["lp"]["cases"][0]
+    case["multipliers"] = [0.0] * len(case["multipliers"])
+    report = certify.check(certify.Certificate.model_validate(mutated), path)
+    assert not report.certified and f"node {i}" in report.reason and "LP leaf" in report.reason
+    dropped = json.loads(json.dumps(data))
+    dropped["trees"][0][i]["lp"]["cases"].pop()
+    report = certify.check(certify.Certificate.model_validate(dropped), path)
+    assert not report.certified and "no case for phases" in report.reason

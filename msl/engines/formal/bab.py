@@ -220,9 +220,7 @@ class InputSplitSearch:
                 lo[i], hi[i], self.regions[int(rid[i])], [int(j) for j in np.nonzero(open_[i])[0]],
                 box_pre_lo, box_pre_hi, shift, box_local,
             )
-            if few[i] and self._pieces_leaf(leaf):
-                if self.recorder is not None:
-                    self.recorder.leaf(node[i], "lp")
+            if few[i] and self._pieces_leaf(leaf, int(node[i])):
                 continue
             if self.witness is not None:
                 return self.witness, None
@@ -316,7 +314,7 @@ class InputSplitSearch:
                 return w
         return None
 
-    def _pieces_leaf(self, leaf: Leaf) -> bool:
+    def _pieces_leaf(self, leaf: Leaf, node: int = 0) -> bool:
         """Settle a box with few unstable ReLUs by its linear pieces. True when it is closed
         (no counterexample, certified); False leaves it to z3, or sets ``self.witness``."""
         st = self.stats
@@ -326,6 +324,8 @@ class InputSplitSearch:
         st.lps += out.lps
         st.lp_seconds += time.monotonic() - t0
         if out.status == "unsat":
+            if self.recorder is not None:
+                self.recorder.lp_leaf(node, leaf, out.evidence)
             return True
         for x in out.candidates[:4]:
             st.candidates += 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msl.engines.formal.bounds import SPEC_SLOPES, BoxBounds, _simplex_grid
+from msl.engines.formal.bounds import SPEC_SLOPES, BoxBounds, Leaf, _simplex_grid
 from msl.engines.formal.property import InputRegion, Property
 
 
@@ -32,6 +32,7 @@ class TreeRecorder:
     refuted: dict[int, tuple[list[list[int]], list[list[tuple[float, float]]], list[tuple[int, list[float], list[list[list[float]]]]]]] = field(
         default_factory=dict)
     leaves: dict[int, tuple[str, int | None]] = field(default_factory=dict)
+    lp: dict[int, tuple[list[list[int]], list[tuple[list[int], int, list[float]]]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.next_id = self.n_regions
@@ -53,6 +54,14 @@ class TreeRecorder:
                 refs.append((int(j), [float(w) for w in weights], alpha))
             claims = [[_claim(lo[u_], hi[u_]) for u_ in u] for lo, hi, u in zip(lows, highs, unstable)]
             self.refuted[int(nodes[i])] = ([[int(v) for v in u] for u in unstable], claims, refs)
+
+    def lp_leaf(self, node: int, leaf: Leaf, evidence: list[tuple[tuple[bool, ...], int, np.ndarray]]) -> None:
+        """A box closed by its linear pieces: the unstable ReLUs, and per piece and open
+        disjunct the LP's multipliers."""
+        unstable = [[int(j) for j in np.nonzero((a < 0.0) & (b > 0.0))[0]] for a, b in zip(leaf.pre_lo, leaf.pre_hi)]
+        cases = [([int(b) for b in bits], j, [float(m) for m in mu]) for bits, j, mu in evidence]
+        self.lp[int(node)] = (unstable, cases)
+        self.leaf(node, "lp")
 
     def leaf(self, node: int, kind: str, constraint: int | None = None) -> None:
         self.leaves[int(node)] = (kind, constraint)
@@ -148,7 +157,7 @@ def build(recorder: TreeRecorder | None, prop: Property, searched: tuple[InputRe
 
 
 def _preorder(rec: TreeRecorder, root: int) -> list[object]:
-    from msl.certify import Node, Refutation
+    from msl.certify import LpCase, LpEvidence, Node, Refutation
 
     out: list[object] = []
     stack = [root]
@@ -164,5 +173,9 @@ def _preorder(rec: TreeRecorder, root: int) -> list[object]:
             stack.append(a)
         else:
             kind, constraint = rec.leaves.get(node, ("open", None))
-            out.append(Node(leaf=kind, outside=constraint, **extra))
+            lp = None
+            if node in rec.lp:
+                unstable, cases = rec.lp[node]
+                lp = LpEvidence(unstable=unstable, cases=[LpCase(phases=p, disjunct=j, multipliers=m) for p, j, m in cases])
+            out.append(Node(leaf=kind, outside=constraint, lp=lp, **extra))
     return out
