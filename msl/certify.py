@@ -476,6 +476,16 @@ class _Bounds:
     # linear function of the input u, as (N, n, d + 1) arrays (coefficients, constant), with
     # the magnitude of every term that made them (for the outward rounding).
 
+    def take(self, idx: np.ndarray) -> _Bounds:
+        """The bounds of boxes ``idx`` (repeats allowed), without recomputing them."""
+        out = object.__new__(_Bounds)
+        out.net, out.exact = self.net, self.exact
+        for name in ("u_lo", "u_hi", "u_dev", "center", "radius", "absu"):
+            setattr(out, name, getattr(self, name)[idx])
+        for name in ("pre_lo", "pre_hi", "err", "hmax"):
+            setattr(out, name, [a[idx] for a in getattr(self, name)])
+        return out
+
     def _symbolic(self, k: int, prev: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray, ...]:
         """Lower and upper equations of layer ``k``'s executed pre-activation, and magnitudes."""
         layer = self.net.layers[k]
@@ -782,14 +792,6 @@ def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi:
         for j in open_dis:
             if (bits, j) not in cases:
                 raise NotCertified(f"{where} (LP leaf): no case for phases {list(bits)} and disjunct {j}")
-    # How far float32 execution can move each output on the box: each layer's own rounding
-    # carried through |W|, dropped where a ReLU is inactive in both networks.
-    dev = executed.u_dev[0]
-    last = len(net.layers) - 1
-    for k, layer in enumerate(net.layers):
-        dev = _up((executed.err[k][0] + np.abs(layer.weight) @ dev) * (1 + 2.0**-40))
-        if k < last:
-            dev = np.where((executed.pre_hi[k][0] <= 0) & (real.pre_hi[k][0] <= 0), 0.0, dev)
     gain, offset = _prelude_affine(net)
     xabs = np.maximum(np.abs(lo), np.abs(hi))
     for bits in itertools.product((0, 1), repeat=n_unstable):
@@ -799,7 +801,7 @@ def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi:
             out_rows = []
             for c in prop.unsafe[j]:
                 cv, ca = np.array(c.coeffs), np.abs(c.coeffs)
-                shift = float(ca @ dev)
+                shift = _row_shift(net, cv, executed, real)
                 out_rows.append((cv @ ya, float(cv @ yc) - c.rhs - shift, ca @ yma, float(ca @ ymc) + abs(c.rhs) + shift))
             all_rows = out_rows + phase_rows + [(np.array(c.coeffs), -c.rhs, np.abs(c.coeffs), abs(c.rhs)) for c in region.constraints]
             if len(case.multipliers) != len(all_rows):
@@ -817,6 +819,34 @@ def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi:
             if not low > 0:
                 raise NotCertified(f"{where} (LP leaf): phases {list(bits)}, disjunct {j}: the multipliers' combination"
                                    f" has minimum {low:.6g} on the box, not > 0")
+
+
+def _row_shift(net: CheckNet, row: np.ndarray, executed: _Bounds, real: _Bounds) -> float:
+    """A bound on how far float32 execution can move ``row . y`` on the box (one box each).
+
+    ``y_e - y_r = e_L + W_L S_{L-1} (e_{L-1} + W_{L-1} S_{L-2} (...))`` where ``e_k`` is layer k's
+    own rounding and ``S_k`` the ReLU's difference quotients between the executed and the real
+    pre-activation: 1 where both are >= 0 on the box, 0 where both are <= 0, somewhere in [0, 1]
+    otherwise. Each ``e_k``'s coefficient is carried back as an interval, with its sign."""
+    lam_lo = lam_hi = np.asarray(row, dtype=np.float64)
+    last = len(net.layers) - 1
+    chain = np.abs(lam_lo)  # |row| |W_L| |W_{L-1}| ...: the magnitude of every term, for the rounding
+    total = float(np.abs(lam_lo) @ executed.err[last][0])
+    mag = float(chain @ executed.err[last][0])
+    for k in range(last - 1, -1, -1):
+        w = net.layers[k + 1].weight
+        wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
+        h_lo, h_hi = lam_lo @ wp + lam_hi @ wn, lam_hi @ wp + lam_lo @ wn
+        both_on = (executed.pre_lo[k][0] >= 0) & (real.pre_lo[k][0] >= 0)
+        both_off = (executed.pre_hi[k][0] <= 0) & (real.pre_hi[k][0] <= 0)
+        lam_lo = np.where(both_on, h_lo, np.where(both_off, 0.0, np.minimum(h_lo, 0.0)))
+        lam_hi = np.where(both_on, h_hi, np.where(both_off, 0.0, np.maximum(h_hi, 0.0)))
+        chain = np.where(both_off, 0.0, chain @ np.abs(w))
+        total += float(np.maximum(np.abs(lam_lo), np.abs(lam_hi)) @ executed.err[k][0])
+        mag += float(chain @ executed.err[k][0])
+    chain = chain @ np.abs(net.layers[0].weight)
+    total += float(chain @ executed.u_dev[0])  # the prelude's rounding, through |W_0| (rarely any)
+    return float(_up(np.float64(total + REL * (mag + total))))
 
 
 def _prelude_affine(net: CheckNet) -> tuple[np.ndarray, np.ndarray]:
@@ -895,14 +925,21 @@ def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str,
             for k, idx in enumerate(node.unstable):
                 if idx:
                     given[k][i, :r][:, idx] = np.array([row[k] for row in ref.alpha])
-        stated = [(np.full((n_box, h), np.nan), np.full((n_box, h), np.nan)) for h in hidden]
-        for i, (_, _, _, node, _) in enumerate(chunk):
+        # the hidden bounds once per node (a node may refute several disjuncts)
+        first: dict[int, int] = {}
+        for i, t in enumerate(chunk):
+            first.setdefault(id(t[3]), i)
+        boxes = list(first.values())
+        slot = np.array([boxes.index(first[id(t[3])]) for t in chunk])
+        stated = [(np.full((len(boxes), h), np.nan), np.full((len(boxes), h), np.nan)) for h in hidden]
+        for b_i, i in enumerate(boxes):
+            node = chunk[i][3]
             for k, (idx, pairs) in enumerate(zip(node.unstable, node.bounds)):
                 if idx:
                     arr = np.array(pairs, dtype=np.float64).reshape(-1, 2)
-                    stated[k][0][i, idx] = arr[:, 0]
-                    stated[k][1][i, idx] = arr[:, 1]
-        bounds = _Bounds(net, np.array([t[1] for t in chunk]), np.array([t[2] for t in chunk]), stated)
+                    stated[k][0][b_i, idx] = arr[:, 0]
+                    stated[k][1][b_i, idx] = arr[:, 1]
+        bounds = _Bounds(net, np.array([chunk[i][1] for i in boxes]), np.array([chunk[i][2] for i in boxes]), stated).take(slot)
         row_err = np.einsum("nrj,nj->nr", np.abs(lam), bounds.err[last])
         coef, const, mag = bounds._backward(last, lam, np.zeros(1), "area", given)
         # sum_r w_r g_r >= (sum_r w_r coef_r) . u + sum_r w_r const_r on the box: combine the
