@@ -17,11 +17,13 @@ gzip-compressed as ``HEX.json.gz`` (HEX: the sha256 of the uncompressed JSON) in
 * ``trees``: per region, its split tree in preorder. A node either splits the box along input
   ``d`` at ``v`` (strictly inside the box: children ``x_d <= v`` then ``x_d >= v``, which cover
   it exactly) or is a leaf. Any node may *refute* disjuncts: ``weights`` ``w_r >= 0`` over the
-  disjunct's rows and a lower-slope rule per row; the checker proves ``sum_r w_r (c_r . y - rhs_r)
-  > 0`` on the node's whole box, so no point of it meets every row. A leaf ``bounds`` is closed
-  when every disjunct is refuted at it or an ancestor; ``outside`` names a region constraint that
-  no point of the box meets; ``lp``, ``smt`` and ``empty`` leaves carry no checkable evidence
-  (LP pieces, z3, an empty region): the certificate then does not certify, and says which leaf.
+  disjunct's rows and lower slopes on its unstable ReLUs; the checker proves
+  ``sum_r w_r (c_r . y - rhs_r) > 0`` on the node's whole box, so no point of it meets every row.
+  A leaf ``bounds`` is closed when every disjunct is refuted at it or an ancestor; ``outside``
+  names a region constraint that no point of the box meets; ``lp`` carries the Farkas
+  multipliers of its linear pieces (:class:`LpEvidence`); ``smt`` and ``empty`` leaves carry no
+  checkable evidence (z3, an empty region): the certificate then does not certify, and says
+  which leaf.
 
 **The check.** On each refuting node's box the checker computes, with its own code, bounds on
 every hidden pre-activation of the network *as executed in float32*: interval arithmetic and
