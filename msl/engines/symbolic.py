@@ -156,6 +156,7 @@ class SymbolicRun(SearchRun):
         from msl.engines.formal.certificate import build
 
         self._certificate = None
+        self._uncertified = ""
         if result.proof_tree is None:
             return None
         cert = build(result.proof_tree[0], prop, result.proof_tree[1], handle.model.path)
@@ -163,8 +164,9 @@ class SymbolicRun(SearchRun):
         if report.certified:
             self._certificate = cert
             return None
-        if report.incomplete:
-            return None  # every piece of evidence holds; some leaves (LP, z3) carry none yet
+        if report.incomplete:  # every piece of evidence holds; some leaves (z3) carry none yet
+            self._uncertified = report.reason
+            return None
         message = f"internal inconsistency: the formal engine answered unsat, but its certificate does not check ({report.reason})"
         outcome = self.formal_outcome(result, handle)
         return Outcome("error", "smt", message, proof=outcome.proof, error=(message, self.claim.claim.span))
@@ -223,8 +225,9 @@ class SymbolicRun(SearchRun):
                 from msl.certify import encode
 
                 proof["certificate"] = encode(cert)[0]
-            return Outcome("proved", "smt", f"no input of the domain violates the claim ({stats.get('decided_by')})",
-                           proof=proof, certificate=cert)
+            note = getattr(self, "_uncertified", "")
+            return Outcome("proved", "smt", f"no input of the domain violates the claim ({stats.get('decided_by')})"
+                           + (f"; no certificate: {note}" if note else ""), proof=proof, certificate=cert)
         if result.status == "sat":
             example = {
                 "input": [float(v) for v in result.witness_x],
