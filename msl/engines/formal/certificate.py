@@ -79,7 +79,7 @@ class TreeRecorder:
 
 def _slopes(rule: str, lo: np.ndarray, hi: np.ndarray) -> list[float]:
     """The lower slopes of rule ``rule`` (see ``SpecBounder._backward``) on unstable ReLUs with
-    bounds ``lo < 0 < hi``, rounded to 4 decimals: any slope in [0, 1] is sound, and short
+    bounds ``lo < 0 < hi``, rounded to 3 decimals: any slope in [0, 1] is sound, and short
     numbers keep certificates small."""
     if rule == "area":
         a = (hi > -lo).astype(np.float64)
@@ -88,12 +88,12 @@ def _slopes(rule: str, lo: np.ndarray, hi: np.ndarray) -> list[float]:
     elif rule == "zero":
         a = np.zeros_like(hi)
     else:
-        a = np.clip(np.round(hi / (hi - lo), 4), 0.0, 1.0)
+        a = np.clip(np.round(hi / (hi - lo), 3), 0.0, 1.0)
     return [float(v) if v not in (0.0, 1.0) else int(v) for v in a]
 
 
 #: Significant digits of the claimed bounds (rounded outward): short numbers, small certificates.
-CLAIM_DIGITS = 7
+CLAIM_DIGITS = 5
 
 
 def _claim(lo: float, hi: float) -> tuple[float, float]:
