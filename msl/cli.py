@@ -240,8 +240,10 @@ def _check_select(patterns: tuple[str, ...], claims: list[Any]) -> None:
 @click.argument("net", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("prop", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--timeout", type=float, default=116.0, show_default=True, help="Seconds before answering timeout.")
+@click.option("--certificate", "certificate", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="For an unsat, also write its proof certificate (gzip JSON) to FILE; check it with `msl certify`.")
 @_guarded
-def vnnlib(net: Path, prop: Path, timeout: float) -> int:
+def vnnlib(net: Path, prop: Path, timeout: float, certificate: Path | None) -> int:
     """VNN-COMP-style run of one ONNX network against one VNN-LIB property.
 
     Prints `sat`, `unsat`, `unknown` or `timeout` on the first line; for `sat`, the
@@ -249,10 +251,19 @@ def vnnlib(net: Path, prop: Path, timeout: float) -> int:
     """
     from msl.engines.formal.vnnlib import run_vnnlib
 
-    answer = run_vnnlib(net, prop, timeout)
+    answer = run_vnnlib(net, prop, timeout, certificate=certificate is not None)
     click.echo(answer.render())
     if answer.reason:
         click.echo(f"reason: {answer.reason}", err=True)
+    if certificate is not None and answer.status == "unsat":
+        if answer.certificate is None:
+            click.echo("no certificate: the file holds several properties", err=True)
+        else:
+            from msl.certify import encode
+            from msl.jsonio import write_bytes_atomic
+
+            write_bytes_atomic(certificate, encode(answer.certificate)[1])  # type: ignore[arg-type]
+            click.echo(f"certificate written to {certificate}", err=True)
     return ExitCode.OK
 
 
@@ -260,9 +271,16 @@ def vnnlib(net: Path, prop: Path, timeout: float) -> int:
 
 
 @cli.command(short_help="Print the JSON Schema of findings files.")
+@click.option("--certificate", "certificate", is_flag=True, help="Print the schema of proof certificates instead.")
 @_guarded
-def schema() -> int:
-    """Print the JSON Schema of findings files (what `msl check --format json` writes)."""
+def schema(certificate: bool) -> int:
+    """Print the JSON Schema of findings files (what `msl check --format json` writes), or
+    with --certificate of proof certificates (what `msl certify` checks)."""
+    if certificate:
+        from msl.certify import certificate_json_schema
+
+        click.echo(json.dumps(certificate_json_schema(), indent=2, ensure_ascii=False))
+        return ExitCode.OK
     from msl.findings import findings_json_schema
 
     click.echo(json.dumps(findings_json_schema(), indent=2, ensure_ascii=False))
@@ -573,6 +591,13 @@ def check(
         saved = VectorFile.of(runner.vectors)
         saved.save(vectors_path(output))
         console.print(f"{len(saved)} vector(s) saved to {vectors_path(output)}", markup=False, highlight=False)
+    if output is not None and str(output) != "-" and runner.certificates:
+        from msl.certify import certificates_dir, save
+
+        for cert in runner.certificates:
+            save(cert, certificates_dir(output))
+        console.print(f"{len(runner.certificates)} proof certificate(s) saved to {certificates_dir(output)}/",
+                      markup=False, highlight=False)
     if record:
         with Catalog(catalog_file) as cat:
             cat.add(doc)
@@ -613,17 +638,71 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
     doc = load_findings(findings_file)
     saved = vectors_path(findings_file)  # the vectors the findings were made with, when shared
     vectors = VectorFile.load(saved) if saved.is_file() else None
+    console = _console()
+    doc, certificates_ok = _replay_by_certificate(doc, findings_file, bindings, console)
     result = run_replay(doc, RunOptions(bindings=bindings, dtype=dtype, device=device, cache=not no_cache,
                                         progress=not quiet, vectors=vectors))
-    console = _console()
     for problem in result.problems:
         console.print(f"not comparable: {problem}", markup=False)
     for c in result.comparisons:
         ok, tried = result.counterexamples.get(c.shared.id, (0, 0))
         if tried:
             console.print(f"{c.shared.claim.name}: {ok} of {tried} shared counterexample(s) fail here too", markup=False)
-    console.print(comparisons_table(result.comparisons))
-    return replay_exit_code(result.comparisons)
+    if result.comparisons or not doc.findings:
+        console.print(comparisons_table(result.comparisons))
+    code = replay_exit_code(result.comparisons)
+    return code if certificates_ok else ExitCode.FAILED
+
+
+def _replay_by_certificate(doc: Any, findings_file: Path, bindings: dict[str, str], console: Any) -> tuple[Any, bool]:
+    """Proved findings whose certificate is beside the findings file are checked by it (fast,
+    no solver) instead of re-run; returns the findings left to re-run, and whether every
+    certificate checked. A proof with a certificate that does not check is not reproduced."""
+    from msl.certify import certificates_dir, check_finding
+    from msl.findings import FindingsDocument
+
+    if not certificates_dir(findings_file).is_dir():
+        return doc, True
+    ok = True
+    rest = []
+    for f in doc.findings:
+        if f.verdict.value != "proved" or f.proof is None or f.proof.certificate is None:
+            rest.append(f)
+            continue
+        report = check_finding(f, findings_file, bindings)
+        ok = ok and report.certified
+        verdict = "reproduced" if report.certified else "not reproduced"
+        console.print(f"{f.claim.name}: {verdict} by its proof certificate (no solver run; the property it states): {report.line()}", markup=False,
+                      highlight=False)
+    if len(rest) == len(doc.findings):
+        return doc, ok
+    return FindingsDocument.of(rest, msl_version=doc.msl_version), ok
+
+
+@cli.command(short_help="Check proof certificates, independently of the engine.")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "bindings", multiple=True, callback=_binding, metavar="ROLE=PATH",
+              help="The ONNX file of a network role (default: the finding's model reference).")
+@click.option("--network", "network", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="For a certificate file (msl vnnlib --certificate): the ONNX file it is about.")
+@click.option("--vnnlib", "vnnlib_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="For a certificate file: the VNN-LIB property it must prove (else the one it states).")
+@_guarded
+def certify(file: Path, bindings: dict[str, str], network: Path | None, vnnlib_file: Path | None) -> int:
+    """Check every proof certificate of a findings file (or one certificate file) against the
+    network's ONNX file, with a checker that shares no bound code with the engine.
+
+    Prints per proved finding `certified` or why not (which leaf, which bound, by how much).
+    Exit 0 when all certify, 1 otherwise, 2 for unusable input.
+
+    \b
+    Examples:
+      msl certify findings.json --model net=./net.onnx
+      msl certify proof.json.gz --network net.onnx --vnnlib prop.vnnlib
+    """
+    from msl.certify import certify_command
+
+    return certify_command(file, bindings, network, vnnlib_file, _console())
 
 
 @cli.command()

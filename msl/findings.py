@@ -226,6 +226,9 @@ class Proof(_Model):
     constraints: Count | None = None
     branches: Count | None = None
     time_s: NonNegative | None = None
+    certificate: Sha256 | None = Field(
+        None, description="sha256 of the proof certificate (msl/certify.py), stored gzip-compressed as HEX.json.gz in "
+        "the folder STEM.certificates/ beside the findings file STEM.json; `msl certify` checks it")
 
 
 class Table(_Model):
@@ -435,7 +438,8 @@ def finding_id(finding: Finding) -> str:
         "method": f["method"],
         "statistics": f["statistics"],
         "counterexamples": f["counterexamples"],
-        "proof": None if f["proof"] is None else {k: v for k, v in f["proof"].items() if k != "time_s"},
+        # the certificate depends on the search's float64 arithmetic in its last bits, not on the claim
+        "proof": None if f["proof"] is None else {k: v for k, v in f["proof"].items() if k not in ("time_s", "certificate")},
         "tables": f["tables"],
         "series": f["series"],
         "vectors": f["vectors"],

@@ -104,6 +104,8 @@ class Runner:
         self._models: dict[tuple[str, str], Any] = {}
         #: (spec file, label, vector) of every vector the checked claims made or read.
         self.vectors: list[tuple[str, str, Any]] = []
+        #: the proof certificates of the ``proved`` findings (msl.certify), saved beside them
+        self.certificates: list[Any] = []
 
     # models
 
@@ -293,6 +295,8 @@ class Runner:
         vectors = claim_vectors(spec.symbols, claim.claim, ctx.vectors) if ctx else {}
         spec_file = Path(display_path(spec.path)).as_posix()
         self.vectors.extend((spec_file, label, ctx.vectors[label][1]) for label in vectors if ctx)
+        if outcome.certificate is not None:
+            self.certificates.append(outcome.certificate)
         provenance = collect_provenance(
             spec_hash=spec_hash(spec),
             data_hash=_sha256(repr(data)) if data else None,

@@ -43,6 +43,8 @@ class Outcome:
     tables: list[dict[str, Any]] = field(default_factory=list)
     series: list[dict[str, Any]] = field(default_factory=list)
     error: tuple[str, Span | None] | None = None
+    #: A proof certificate (:class:`msl.certify.Certificate`), saved beside the findings.
+    certificate: Any = None
 
 
 class ClaimRun(ABC):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -187,11 +188,15 @@ class SymbolicRun(SearchRun):
         regions = _regions(domain, quantifier.where, _Compiler(self, var, None, len(domain.lower)))
         prop = Property(tuple(regions), expect.negate(), self.claim.name)
         try:
-            result = self.decided("verify", [(handle, net)], asdict(prop), lambda: verify(
-                net, prop, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget(),
-            ))
+            result, cert = self.decided("verify-certified", [(handle, net)], asdict(prop), lambda: _with_certificate(verify(
+                net, prop, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget(), record=True,
+            ), prop, handle))
         except MslError as exc:
             raise EvalError(exc.message) from None
+        if result.status == "unsat":
+            certified = self.certified(result, cert, handle)
+            if certified is not None:
+                return certified
         if domain.norm == "l2":
             # The regions are the ball's enclosing box: a proof there covers the ball, but a
             # witness may lie outside it, so anything short of a proof searches the ball.
@@ -222,8 +227,30 @@ class SymbolicRun(SearchRun):
         })
         return cached_json(
             self.ev.ctx.planner.cache, key, "derived:formal", compute, _result_json, _result_of,
-            storable=lambda result: result.status in ("sat", "unsat"),
+            storable=lambda answer: _formal_result(answer).status in ("sat", "unsat"),
         )
+
+    def certified(self, result: Any, cert: Any, handle: ModelHandle) -> Outcome | None:
+        """Check the proof's certificate with the independent checker (:mod:`msl.certify`)
+        before reporting ``proved`` — also when the answer comes from the result cache, so a
+        cached proof is re-checked without a solver: None when it certifies (the outcome then
+        carries it); an ``error`` outcome when it does not, saying why."""
+        from msl import certify
+
+        self._certificate = None
+        self._uncertified = ""
+        if cert is None:
+            return None
+        report = certify.check(cert, Path(handle.model.path))
+        if report.certified:
+            self._certificate = cert
+            return None
+        if report.incomplete:  # every piece of evidence holds; some leaves (z3) carry none yet
+            self._uncertified = report.reason
+            return None
+        message = f"internal inconsistency: the formal engine answered unsat, but its certificate does not check ({report.reason})"
+        outcome = self.formal_outcome(result, handle)
+        return Outcome("error", "smt", message, proof=outcome.proof, error=(message, self.claim.claim.span))
 
     def networks(self) -> dict[str, ModelHandle]:
         out = {}
@@ -274,8 +301,14 @@ class SymbolicRun(SearchRun):
             return Outcome("inconclusive", "smt", "the set is empty: no input of the domain meets its `where` constraints",
                            proof=proof)
         if result.status == "unsat":
-            return Outcome("proved", "smt", f"no input of the domain violates the claim ({stats.get('decided_by')})",
-                           proof=proof)
+            cert = getattr(self, "_certificate", None)
+            if cert is not None:
+                from msl.certify import encode
+
+                proof["certificate"] = encode(cert)[0]
+            note = getattr(self, "_uncertified", "")
+            return Outcome("proved", "smt", f"no input of the domain violates the claim ({stats.get('decided_by')})"
+                           + (f"; no certificate: {note}" if note else ""), proof=proof, certificate=cert)
         if result.status == "sat":
             example = {
                 "input": [float(v) for v in result.witness_x],
@@ -348,12 +381,33 @@ def _network_digest(net: Any) -> str:
     return h.hexdigest()
 
 
-def _result_json(result: Any) -> dict[str, Any]:
-    return {"status": result.status, "witness_x": result.witness_x, "witness_y": result.witness_y,
+def _with_certificate(result: Any, prop: Any, handle: ModelHandle) -> tuple[Any, Any]:
+    """The answer with the certificate of an ``unsat`` (None otherwise, or when the search
+    recorded no tree): the pair is what the result cache stores."""
+    from msl.engines.formal.certificate import build
+
+    if result.status != "unsat" or result.proof_tree is None:
+        return result, None
+    return result, build(result.proof_tree[0], prop, result.proof_tree[1], handle.model.path)
+
+
+def _formal_result(answer: Any) -> Any:
+    """The formal answer of a cached value: a verify answer is stored with its certificate."""
+    return answer[0] if isinstance(answer, tuple) else answer
+
+
+def _result_json(answer: Any) -> dict[str, Any]:
+    result = _formal_result(answer)
+    data = {"status": result.status, "witness_x": result.witness_x, "witness_y": result.witness_y,
             "stats": result.stats}
+    if isinstance(answer, tuple):
+        cert = answer[1]
+        data["certificate"] = None if cert is None else cert.model_dump(mode="json", exclude_defaults=True)
+    return data
 
 
 def _result_of(data: dict[str, Any]) -> Any:
+    from msl.certify import Certificate
     from msl.engines.formal.verify import FormalResult
 
     def floats(v: Any) -> tuple[float, ...] | None:
@@ -361,7 +415,11 @@ def _result_of(data: dict[str, Any]) -> Any:
 
     if data["status"] not in ("sat", "unsat") or not isinstance(data["stats"], dict):
         raise ValueError("not a decided formal answer")
-    return FormalResult(data["status"], floats(data["witness_x"]), floats(data["witness_y"]), data["stats"])
+    result = FormalResult(data["status"], floats(data["witness_x"]), floats(data["witness_y"]), data["stats"])
+    if "certificate" not in data:
+        return result
+    cert = data["certificate"]
+    return result, None if cert is None else Certificate.model_validate(cert)
 
 
 #: Random points of the domain the evaluator checks before a proof (plus centre and corners).

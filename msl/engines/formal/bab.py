@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msl.engines.formal.bounds import Leaf, SpecBounder, disjunct_bounds
+from msl.engines.formal.bounds import BoxBounds, Leaf, SpecBounder, disjunct_bounds
+from msl.engines.formal.certificate import TreeRecorder, outside_constraint
 from msl.engines.formal.falsify import SpecRows
 from msl.engines.formal.network import PLNetwork
 from msl.engines.formal.pieces import PieceSolver
@@ -115,6 +116,7 @@ class InputSplitSearch:
         proof_slack: float,
         bounder: SpecBounder,
         leaf_rlimit: int | None = None,
+        record: bool = False,
     ) -> None:
         self.net = net
         self.regions = regions
@@ -129,6 +131,8 @@ class InputSplitSearch:
         self.undecided = 0  # leaves the exact solver could not settle
         self.pieces = PieceSolver(net.folded, rows)
         self.witness: Witness | None = None
+        #: the split tree and each box's evidence, for a proof certificate (when ``record``)
+        self.recorder = TreeRecorder(len(regions), rows.member) if record else None
 
         n_regions = len(regions)
         lo = np.array([r.lower for r in regions], dtype=np.float64)
@@ -141,6 +145,7 @@ class InputSplitSearch:
                 np.arange(n_regions),
                 np.ones((n_regions, rows.member.shape[0]), dtype=bool),
                 np.zeros(n_regions, dtype=np.int64),
+                np.arange(n_regions),  # node ids of the split tree
             )
         ]
 
@@ -153,8 +158,8 @@ class InputSplitSearch:
                 return SearchOutcome("timeout", None, self.stats)
             if now > until or (until_boxes is not None and self.stats.boxes >= until_boxes):
                 return SearchOutcome("paused", None, self.stats)
-            lo, hi, rid, open_, depth = _pop(self.stack, BATCH)
-            witness, children = self._step(lo, hi, rid, open_, depth)
+            lo, hi, rid, open_, depth, node = _pop(self.stack, BATCH)
+            witness, children = self._step(lo, hi, rid, open_, depth, node)
             if witness is not None:
                 return SearchOutcome("sat", witness, self.stats)
             if children is not None and len(children[0]):
@@ -165,7 +170,7 @@ class InputSplitSearch:
 
     # ------------------------------------------------------------------------------
     def _step(
-        self, lo: np.ndarray, hi: np.ndarray, rid: np.ndarray, open_: np.ndarray, depth: np.ndarray
+        self, lo: np.ndarray, hi: np.ndarray, rid: np.ndarray, open_: np.ndarray, depth: np.ndarray, node: np.ndarray
     ) -> tuple[Witness | None, tuple[np.ndarray, ...] | None]:
         st = self.stats
         st.batches += 1
@@ -179,12 +184,15 @@ class InputSplitSearch:
         bb.row_lower = bb.row_lower - bb.row_error
         st.bound_seconds += time.monotonic() - t0
         db = disjunct_bounds(bb, self.rows.member, lo, hi)
-        open_ = open_ & ~(db.lower > db.margin)
+        refuted = open_ & (db.lower > db.margin)
+        open_ = open_ & ~refuted
         alive = open_.any(axis=1) & ~self._outside(lo, hi, rid)
+        if self.recorder is not None:
+            self._record_closed(lo, hi, rid, open_, node, refuted, alive, bb, db.choice)
         if not alive.any():
             return None, None
         idx = np.nonzero(alive)[0]
-        lo, hi, rid, open_, depth = lo[idx], hi[idx], rid[idx], open_[idx], depth[idx]
+        lo, hi, rid, open_, depth, node = lo[idx], hi[idx], rid[idx], open_[idx], depth[idx], node[idx]
         coef = db.coef[idx]
         split_score = bb.split_score[idx]
         pre_lo = [a[idx] for a in bb.pre_lower]
@@ -212,19 +220,21 @@ class InputSplitSearch:
                 lo[i], hi[i], self.regions[int(rid[i])], [int(j) for j in np.nonzero(open_[i])[0]],
                 box_pre_lo, box_pre_hi, shift, box_local,
             )
-            if few[i] and self._pieces_leaf(leaf):
+            if few[i] and self._pieces_leaf(leaf, int(node[i])):
                 continue
             if self.witness is not None:
                 return self.witness, None
             witness = self._exact_leaf(leaf)
             if witness is not None:
                 return witness, None
+            if self.recorder is not None:
+                self.recorder.leaf(node[i], "smt")  # unsat, or undecided (the answer is then not unsat)
             if time.monotonic() > self.deadline:
                 return None, None
         split = np.nonzero(~exact)[0]
         if len(split) == 0:
             return None, None
-        lo, hi, rid, open_, depth, width = lo[split], hi[split], rid[split], open_[split], depth[split], width[split]
+        lo, hi, rid, open_, depth, width, node = lo[split], hi[split], rid[split], open_[split], depth[split], width[split], node[split]
         coef = coef[split]
         # Split the input that the bound's relaxation losses come from (see SpecBounder), with
         # the relatively widest input as the tie-breaker (and the choice when nothing is lost).
@@ -238,14 +248,34 @@ class InputSplitSearch:
         hi_a = hi.copy()
         hi_a[np.arange(n), dim] = mid
         lo_b[np.arange(n), dim] = mid
+        if self.recorder is not None:
+            left, right = self.recorder.split(node, dim, mid)
+        else:
+            left = right = np.zeros(n, dtype=np.int64)
         children = (
             np.concatenate([lo, lo_b]),
             np.concatenate([hi_a, hi]),
             np.concatenate([rid, rid]),
             np.concatenate([open_, open_]),
             np.concatenate([depth + 1, depth + 1]),
+            np.concatenate([left, right]),
         )
         return None, children
+
+    def _record_closed(
+        self, lo: np.ndarray, hi: np.ndarray, rid: np.ndarray, open_: np.ndarray, node: np.ndarray,
+        refuted: np.ndarray, alive: np.ndarray, bb: BoxBounds, choice: np.ndarray | None,
+    ) -> None:
+        """Certificate hook: the disjuncts the bounds refuted on each box, and the boxes closed
+        here (every disjunct refuted, or outside the region's linear constraints)."""
+        assert self.recorder is not None
+        self.recorder.refute(node, refuted, bb, choice)
+        for i in np.nonzero(~alive)[0]:
+            if not open_[i].any():
+                self.recorder.leaf(node[i], "bounds")
+            else:
+                region = self.regions[int(rid[i])]
+                self.recorder.leaf(node[i], "outside", outside_constraint(region, lo[i], hi[i]))
 
     def _outside(self, lo: np.ndarray, hi: np.ndarray, rid: np.ndarray) -> np.ndarray:
         """Boxes that provably miss their region's linear constraints."""
@@ -284,7 +314,7 @@ class InputSplitSearch:
                 return w
         return None
 
-    def _pieces_leaf(self, leaf: Leaf) -> bool:
+    def _pieces_leaf(self, leaf: Leaf, node: int = 0) -> bool:
         """Settle a box with few unstable ReLUs by its linear pieces. True when it is closed
         (no counterexample, certified); False leaves it to z3, or sets ``self.witness``."""
         st = self.stats
@@ -294,6 +324,8 @@ class InputSplitSearch:
         st.lps += out.lps
         st.lp_seconds += time.monotonic() - t0
         if out.status == "unsat":
+            if self.recorder is not None:
+                self.recorder.lp_leaf(node, leaf, out.evidence)
             return True
         for x in out.candidates[:4]:
             st.candidates += 1

@@ -98,6 +98,9 @@ class BoxBounds:
     #: (N, K): what float32 execution can still move each row that the bound does not already
     #: allow for (0 for SpecBounder's own bounds, which carry it; see msl.engines.formal.rounding)
     row_error: np.ndarray
+    #: (N, K): the index in :data:`SPEC_SLOPES` of the lower-slope rule each row's bound used
+    #: (for proof certificates; None from bounders that do not say)
+    row_slope: np.ndarray | None = None
 
 
 
@@ -243,6 +246,7 @@ class SpecBounder:
             np.concatenate([p.row_const for p in parts]),
             np.concatenate([p.split_score for p in parts]),
             np.concatenate([p.row_error for p in parts]),
+            None if parts[0].row_slope is None else np.concatenate([p.row_slope for p in parts]),
         )
 
     def _bound(self, lo: np.ndarray, hi: np.ndarray) -> BoxBounds:
@@ -260,10 +264,11 @@ class SpecBounder:
         radius = 0.5 * (hi - lo)
         absx = np.maximum(np.abs(lo), np.abs(hi))
         best: tuple[np.ndarray, ...] | None = None
+        slope_idx = np.zeros(lo.shape[0:1] + (self.rows,), dtype=np.int8)
         # Every choice of lower slopes in [0, 1] gives a valid bound; the spec rows are few, so
         # several choices are tried and the best kept per box and row (a cheap stand-in for
         # optimising the slopes as alpha-CROWN does).
-        for slope in SPEC_SLOPES:
+        for s_idx, slope in enumerate(SPEC_SLOPES):
             coef, const, const_abs = self._backward(
                 self.last_w,
                 self.last_b,
@@ -284,6 +289,7 @@ class SpecBounder:
                 best = (lower, mag, coef, const)
             else:
                 better = lower > best[0]
+                slope_idx[better] = s_idx
                 best = (
                     np.where(better, lower, best[0]),
                     np.where(better, mag, best[1]),
@@ -296,7 +302,7 @@ class SpecBounder:
         for loss, share in zip(losses, shares):
             split_score += np.einsum("nj,njd->nd", loss, share)
         lower, mag, coef, const = best
-        return BoxBounds(pre_lo, pre_hi, lower, proof_margin(mag), coef, const, split_score, np.zeros_like(lower))
+        return BoxBounds(pre_lo, pre_hi, lower, proof_margin(mag), coef, const, split_score, np.zeros_like(lower), slope_idx)
 
     def _backward(
         self,
@@ -404,6 +410,8 @@ class DisjunctBounds:
     margin: np.ndarray
     coef: np.ndarray
     const: np.ndarray
+    #: (N, D): the row of ``_simplex_grid(rows of the disjunct)`` each chosen combination is
+    choice: np.ndarray | None = None
 
 
 def _simplex_grid(r: int) -> np.ndarray:
@@ -429,6 +437,7 @@ def disjunct_bounds(bb: BoxBounds, member: np.ndarray, lo: np.ndarray, hi: np.nd
     margin = np.zeros((n_boxes, n_dis))
     coef = np.zeros((n_boxes, n_dis, d))
     const = np.zeros((n_boxes, n_dis))
+    choice = np.zeros((n_boxes, n_dis), dtype=np.int64)
     center = 0.5 * (lo + hi)
     radius = 0.5 * (hi - lo)
     idx = np.arange(n_boxes)
@@ -444,8 +453,9 @@ def disjunct_bounds(bb: BoxBounds, member: np.ndarray, lo: np.ndarray, hi: np.nd
         lower[:, j] = vals[idx, best]
         coef[:, j] = c[idx, best]
         const[:, j] = k[idx, best]
+        choice[:, j] = best
         margin[:, j] = bb.row_margin[:, rows].max(axis=1)
-    return DisjunctBounds(lower, margin, coef, const)
+    return DisjunctBounds(lower, margin, coef, const, choice)
 
 
 def _concretize(

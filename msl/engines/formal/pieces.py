@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,9 @@ class PieceOutcome:
     candidates: list[np.ndarray]
     lps: int
     pieces: int
+    #: per certified LP: the phases of the unstable ReLUs (layer order), the disjunct and the
+    #: dual multipliers of its rows (outputs, phases, region constraints), for certificates
+    evidence: list[tuple[tuple[bool, ...], int, np.ndarray]] = field(default_factory=list)
 
 
 class PieceSolver:
@@ -79,6 +82,7 @@ class PieceSolver:
         unstable = [np.nonzero((a < 0.0) & (b > 0.0))[0] for a, b in zip(pre_lo, pre_hi)]
         n_unstable = sum(len(u) for u in unstable)
         candidates: list[tuple[float, np.ndarray]] = []
+        evidence: list[tuple[tuple[bool, ...], int, np.ndarray]] = []
         uncertain = False
         lps = 0
         pieces = 0
@@ -102,6 +106,8 @@ class PieceSolver:
                 lps += 1
                 verdict, point = _lp_piece(self.highs, a, b, mag_a, mag_b, lo, hi)
                 if verdict == "certified":
+                    assert point is not None
+                    evidence.append((bits, int(j), point))
                     continue
                 if verdict == "candidate":
                     assert point is not None
@@ -111,7 +117,7 @@ class PieceSolver:
         if candidates:
             candidates.sort(key=lambda t: t[0])
             return PieceOutcome("candidates", [p for _, p in candidates], lps, pieces)
-        return PieceOutcome("uncertain" if uncertain else "unsat", [], lps, pieces)
+        return PieceOutcome("uncertain" if uncertain else "unsat", [], lps, pieces, evidence)
 
     def _float32_margins(
         self, leaf: Leaf, unstable: list[np.ndarray], bits: tuple[bool, ...]
@@ -226,8 +232,9 @@ _banner_shown = False
 def _lp_piece(
     h: Any, a: np.ndarray, b: np.ndarray, mag_a: np.ndarray, mag_b: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[str, np.ndarray | None]:
-    """``certified`` (no x in the box meets every row ``a x <= b``), ``candidate`` (with the LP's
-    deepest point) or ``uncertain``. ``h`` is a HiGHS instance to reuse."""
+    """``certified`` (no x in the box meets every row ``a x <= b``; with the multipliers of the
+    rows that show it), ``candidate`` (with the LP's deepest point) or ``uncertain``. ``h`` is a
+    HiGHS instance to reuse."""
     import highspy
 
     scale = np.abs(a).sum(axis=1) + np.abs(b) + 1e-300
@@ -270,5 +277,5 @@ def _lp_piece(
     low = coef @ center - np.abs(coef) @ radius + const
     magnitude = (mu @ (mag_a + np.abs(a))) @ absx + mu @ (mag_b + np.abs(b))
     if low > CERT_ABS_MARGIN + CERT_REL_MARGIN * magnitude:
-        return "certified", None
+        return "certified", mu
     return "uncertain", None

@@ -63,6 +63,10 @@ class FormalResult:
     witness_x: tuple[float, ...] | None = None
     witness_y: tuple[float, ...] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: With ``verify(..., record=True)`` and an ``unsat``: the search's split tree and evidence
+    #: (a :class:`~msl.engines.formal.certificate.TreeRecorder`, None when no search ran) and
+    #: the regions it covered, for :func:`msl.engines.formal.certificate.build`.
+    proof_tree: tuple[Any, tuple[InputRegion, ...]] | None = None
 
     @property
     def proved(self) -> bool:
@@ -87,6 +91,7 @@ def verify(
     bounder: BounderFactory | None = None,
     witness_margin: float = WITNESS_REL_MARGIN,
     work: WorkBudget | None = None,
+    record: bool = False,
 ) -> FormalResult:
     """Decide whether some input of ``prop.regions`` drives ``net`` into ``prop.unsafe``.
 
@@ -102,9 +107,11 @@ def verify(
     budget). With ``work`` every budget that decides the answer is counted in work (boxes,
     samples, z3 resource units), so the answer is the same on any machine; ``timeout`` is then
     only a safety net, whose ``timeout`` status says that the wall clock stopped the run.
+
+    ``record`` keeps what a proof certificate needs (:attr:`FormalResult.proof_tree`).
     """
     with fast_numpy():
-        return _verify(net, prop, timeout, seed, bounder, witness_margin, work)
+        return _verify(net, prop, timeout, seed, bounder, witness_margin, work, record)
 
 
 def _verify(
@@ -115,6 +122,7 @@ def _verify(
     bounder: BounderFactory | None,
     witness_margin: float,
     work: WorkBudget | None,
+    record: bool = False,
 ) -> FormalResult:
     start = time.monotonic()
     deadline = start + max(0.0, float(timeout))
@@ -138,7 +146,7 @@ def _verify(
     prop = Property(regions, prop.unsafe, prop.name)
     if not prop.unsafe.disjuncts:
         stats.update(time_s=time.monotonic() - start, decided_by="the unsafe condition is false")
-        return FormalResult("unsat", stats=stats)
+        return FormalResult("unsat", stats=stats, proof_tree=(None, regions) if record else None)
     rows = SpecRows.of(prop.unsafe, net.output_dim)
 
     def accept(x: np.ndarray) -> Witness | None:
@@ -187,7 +195,7 @@ def _verify(
     spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
     search = InputSplitSearch(
         net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
-        leaf_rlimit=work.leaf_rlimit if work else None,
+        leaf_rlimit=work.leaf_rlimit if work else None, record=record and bounder is None,
     )
     # Branch and bound in growing slices (of time, or of boxes under a work budget), with a
     # larger falsification round after each: most instances end in the first slice; on hard
@@ -218,7 +226,8 @@ def _verify(
         return _sat(outcome.witness, stats, start, "branch and bound")
     stats["time_s"] = time.monotonic() - start
     stats["decided_by"] = "branch and bound" if outcome.status == "unsat" else None
-    return FormalResult(outcome.status, stats=stats)  # type: ignore[arg-type]
+    tree = (search.recorder, prop.regions) if record and search.recorder is not None and outcome.status == "unsat" else None
+    return FormalResult(outcome.status, stats=stats, proof_tree=tree)  # type: ignore[arg-type]
 
 
 def _record_search(stats: dict[str, Any], st: SearchStats) -> None:

@@ -361,6 +361,8 @@ class VnnlibAnswer:
     seconds: float = 0.0
     stats: dict[str, object] = field(default_factory=dict)
     reason: str | None = None
+    #: the proof certificate of an ``unsat`` (``run_vnnlib(..., certificate=True)``)
+    certificate: object = None
 
     def render(self) -> str:
         if self.status != "sat" or self.witness_x is None or self.witness_y is None:
@@ -370,8 +372,9 @@ class VnnlibAnswer:
         return "sat\n(" + "\n ".join(parts) + ")"
 
 
-def run_vnnlib(net_path: Path, prop_path: Path, timeout: float) -> VnnlibAnswer:
-    """Answer one instance: ``sat`` (with a replayed witness), ``unsat``, ``unknown`` or ``timeout``."""
+def run_vnnlib(net_path: Path, prop_path: Path, timeout: float, certificate: bool = False) -> VnnlibAnswer:
+    """Answer one instance: ``sat`` (with a replayed witness), ``unsat``, ``unknown`` or ``timeout``;
+    with ``certificate``, an ``unsat`` of a file with one property carries its proof certificate."""
     from msl.engines.formal.crosscheck import ReaderMismatch
     from msl.engines.formal.network import PLNetwork
     from msl.engines.formal.verify import verify
@@ -387,7 +390,7 @@ def run_vnnlib(net_path: Path, prop_path: Path, timeout: float) -> VnnlibAnswer:
             statuses.append("timeout")
             break
         try:
-            result = verify(net, prop, remaining)
+            result = verify(net, prop, remaining, record=certificate)
         except ReaderMismatch as exc:  # the reading of the network cannot be trusted: no answer
             return VnnlibAnswer("unknown", seconds=time.monotonic() - start, reason=exc.message)
         last_stats = result.stats
@@ -395,4 +398,9 @@ def run_vnnlib(net_path: Path, prop_path: Path, timeout: float) -> VnnlibAnswer:
             return VnnlibAnswer("sat", result.witness_x, result.witness_y, time.monotonic() - start, result.stats)
         statuses.append(result.status)
     status = "unsat" if all(s == "unsat" for s in statuses) else "timeout" if "timeout" in statuses else "unknown"
-    return VnnlibAnswer(status, seconds=time.monotonic() - start, stats=last_stats)
+    cert = None
+    if certificate and status == "unsat" and len(props) == 1 and result.proof_tree is not None:
+        from msl.engines.formal.certificate import build
+
+        cert = build(result.proof_tree[0], props[0], result.proof_tree[1], net_path)
+    return VnnlibAnswer(status, seconds=time.monotonic() - start, stats=last_stats, certificate=cert)
