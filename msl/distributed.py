@@ -172,6 +172,7 @@ class Session:
 
             try:
                 if address:
+                    _probe(address)
                     ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
                 else:
                     ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
@@ -203,6 +204,24 @@ class Session:
         self.workers = []
         if self.owned and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+#: Seconds to wait for a cluster's head to accept a connection (Ray itself retries for ever).
+PROBE_TIMEOUT_S = 5.0
+
+
+def _probe(address: str) -> None:
+    """Fail fast where nothing listens at ``address`` (``host:port`` or ``ray://host:port``);
+    ``auto`` and other forms are left to Ray."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc})") from None
 
 
 _SESSION: Session | None = None
