@@ -102,7 +102,9 @@ class Worker:
         if key not in self._models:
             from msl.models import open_model
 
-            model = open_model(recipe.source, recipe.kind, dtype=recipe.dtype, device=recipe.device)
+            # A worker placed on a GPU sees it as its only one (Ray sets CUDA_VISIBLE_DEVICES).
+            device = "cuda" if recipe.device.startswith("cuda") else recipe.device
+            model = open_model(recipe.source, recipe.kind, dtype=recipe.dtype, device=device)
             if model.fingerprint != recipe.fingerprint:
                 raise ModelLoadError(
                     f"the worker's copy of '{recipe.source.ref}' has fingerprint {model.fingerprint}, "

@@ -19,7 +19,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -43,6 +43,8 @@ from msl.models.fingerprint import (
 from msl.models.sites import ForwardContext, ResolvedOp, SiteMap, hooked, resolve_ops
 from msl.types import with_article
 from msl.queries import Capture, Intervention, Patch, Query, QueryError, QueryFailed, Result
+
+T = TypeVar("T")
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -92,7 +94,7 @@ def out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def backing_off(group: list[Row], run: Callable[[list[Row]], None]) -> None:
+def backing_off(group: list[T], run: Callable[[list[T]], None]) -> None:
     """``run(group)``; where the device runs out of memory, halve the batch and run each
     half (again halving as needed) instead of failing the run. A single row that does not
     fit raises. The halves are batches of another composition: their results equal the
