@@ -175,7 +175,10 @@ class Session:
             try:
                 if address:
                     _probe(address)
-                    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+                    # The model cache (and its fingerprint memo) where the driver has it: a shared folder.
+                    shared = {k: os.environ[k] for k in ("MSL_CACHE_DIR",) if os.environ.get(k)}
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                             runtime_env={"env_vars": shared} if shared else None)
                 else:
                     ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                              logging_level=logging.ERROR)
@@ -187,8 +190,9 @@ class Session:
                 ) from None
         resources = ray.cluster_resources()
         self.gpus = gpus and resources.get("GPU", 0) >= 1
-        count = workers or int(resources.get("GPU", 0) if self.gpus else resources.get("CPU", 1))
-        self.size = max(1, count)
+        # More workers than GPUs (or CPUs) would wait for ever for their place.
+        available = max(1, int(resources.get("GPU", 0) if self.gpus else resources.get("CPU", 1)))
+        self.size = min(workers or available, available)
         self._actor = ray.remote(
             num_cpus=0 if self.gpus else 1, num_gpus=1 if self.gpus else 0,
             max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,

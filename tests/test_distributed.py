@@ -18,6 +18,7 @@ import torch
 from tiny_models import tiny_gpt2
 
 from msl.models import load_model
+from msl.progress import RunProgress
 from msl.queries import Capture, ClassProbs, Generate, LogProb, NetOutput, NextLogProbs, QueryFailed, Site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,13 +171,28 @@ verify class_zero_never_wins_right_half {
 """
 
 
-def check(spec: Path, **options: Any) -> list[dict[str, Any]]:
+class Recorder(RunProgress):
+    """Counts the model work reported: labels started, queries started and answered."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self.started = self.answered = 0
+
+    def work_started(self, model: str, queries: int, intervened: bool) -> None:
+        self.labels.append(model)
+        self.started += queries
+
+    def advance(self, n: int) -> None:
+        self.answered += n
+
+
+def check(spec: Path, progress: RunProgress | None = None, **options: Any) -> list[dict[str, Any]]:
     from msl.check import check_paths
     from msl.run import Runner, RunOptions
 
     specs, problems = check_paths([spec])
     assert specs, problems
-    doc = Runner(RunOptions(cache=False, progress=False, **options)).check(specs)
+    doc = Runner(RunOptions(cache=False, progress=False, **options), progress=progress).check(specs)
     return [json.loads(f.model_dump_json()) for f in doc.findings]
 
 
@@ -214,7 +230,11 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dic
 def test_two_workers_give_the_findings_of_one_process(local_ray: Path, in_process: Any) -> None:
     spec, expected = in_process
     assert [f["verdict"] for f in expected] == ["violated", "holds", "refuted", "refuted"]
-    assert identity(check(spec, workers=2)) == identity(expected)
+    progress = Recorder()
+    assert identity(check(spec, progress, workers=2)) == identity(expected)
+    # the progress display counts every query answered by either worker, once
+    assert progress.answered == progress.started > 0
+    assert all(label.endswith("on 2 workers") for label in progress.labels)
 
 
 @pytest.mark.slow
