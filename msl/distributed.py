@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from msl.errors import RuntimeFailure
 from msl.models.base import Model, ModelLoadError, ModelSource, describe
-from msl.plan import GroupKey, Planner
+from msl.plan import PENDING, GroupKey, Planner
 from msl.queries import Intervention, Query, QueryFailed, Result
 
 if TYPE_CHECKING:
@@ -113,6 +113,13 @@ class Worker:
                 )
             self._models[key] = model
         return self._models[key]
+
+    def preload(self, recipe: Recipe) -> None:
+        """Load a model ahead of its first batch (a failure is reported by that batch)."""
+        try:
+            self._model(recipe)
+        except Exception:  # noqa: BLE001 - the batch that needs the model says why it failed
+            pass
 
     def plan_or_run(self, recipe: Recipe, queries: Sequence[Query], intervention: Intervention | None) -> Ran | Failure | list[list[int]]:
         """Run the group when the adapter makes one batch of it; else return its parts."""
@@ -275,6 +282,19 @@ class RayPlanner(Planner):
     ) -> None:
         super().__init__(cache, progress=progress)
         self.session = session(workers, address, device != "cpu")
+        self._preloaded: set[int] = set()
+
+    def get(self, model: Model, query: Query, intervention: Intervention | None = None) -> Any:
+        """As :meth:`Planner.get`; the first query a model cannot answer from the caches
+        has every worker load it, while the claims' round goes on in the driver."""
+        result = super().get(model, query, intervention)
+        if result is PENDING and id(model) not in self._preloaded:
+            self._preloaded.add(id(model))
+            recipe = recipe_of(model)
+            if recipe is not None:
+                for worker in self.session.workers:
+                    worker.preload.remote(recipe)
+        return result
 
     def _execute(
         self, groups: dict[GroupKey, dict[Query, set[object]]]

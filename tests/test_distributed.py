@@ -108,7 +108,7 @@ def test_out_of_memory_halves_the_batch_and_retries() -> None:
     assert not any(isinstance(v, QueryFailed) for v in got)
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    assert max(s for s in sizes if s <= 3) <= 3 and any(s > 3 for s in sizes)
+    assert any(s > 3 for s in sizes)  # the back-off was needed
     assert clf.stats.batches - before.batches > plain_batches
     assert clf.stats.rows - before.rows == len({clf.encode(q.text) for q in queries})  # each row counted once
 
