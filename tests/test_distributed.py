@@ -19,7 +19,21 @@ from tiny_models import tiny_gpt2
 
 from msl.models import load_model
 from msl.progress import RunProgress
-from msl.queries import Capture, ClassProbs, Generate, LogProb, NetOutput, NextLogProbs, QueryFailed, Site
+from msl.queries import (
+    Add,
+    Capture,
+    ClassProbs,
+    Generate,
+    Intervention,
+    LogProb,
+    NetOutput,
+    NextLogProbs,
+    Patch,
+    QueryFailed,
+    Site,
+    TokenSel,
+    Vector,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,14 +50,14 @@ def equal(a: Any, b: Any) -> bool:
     return bool(np.array_equal(np.asarray(a), np.asarray(b)))
 
 
-def check_parts(model: Any, queries: list[Any]) -> list[list[int]]:
+def check_parts(model: Any, queries: list[Any], intervention: Intervention | None = None) -> list[list[int]]:
     """Every query in exactly one part; each part run alone gives, bit for bit, what the
     whole run gives (one forward batch per part, the whole run's)."""
-    whole = model.run(queries)
-    parts = model.batch_plan(queries)
+    whole = model.run(queries, intervention)
+    parts = model.batch_plan(queries, intervention)
     assert sorted(i for p in parts for i in p) == list(range(len(queries)))
     for part in parts:
-        alone = model.run([queries[i] for i in part])
+        alone = model.run([queries[i] for i in part], intervention)
         assert all(equal(whole[i], v) for i, v in zip(part, alone, strict=True)), part
     return parts
 
@@ -57,7 +71,8 @@ def test_classifier_parts_rerun_alone_give_identical_results() -> None:
     assert len(queries) - 1 in parts[0]  # out of range, answered without a forward pass: in the first part
 
 
-def test_causal_lm_parts_cover_scoring_and_generation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("op", ["none", "add", "patch"])
+def test_causal_lm_parts_cover_scoring_and_generation(tmp_path: Path, op: str) -> None:
     lm = load_model(str(tiny_gpt2(tmp_path)), "causal_lm", progress=False)
     lm.batch_tokens, lm.max_batch = 24, 4
     words = ["the cat sat", "a dog ran fast", "the movie was very good", "it", "the mat", "red blue cat dog sat"]
@@ -67,7 +82,14 @@ def test_causal_lm_parts_cover_scoring_and_generation(tmp_path: Path) -> None:
         + [Generate(w, 3) for w in words]
         + [Generate(w, 5) for w in words[:3]]
     )
-    parts = check_parts(lm, queries)
+    site = Site("resid_post", 0)
+    intervention = {
+        "none": None,
+        "add": Intervention((Add(site, Vector(np.linspace(-1, 1, lm.hidden_size, dtype=np.float32)), 3.0),)),
+        "patch": Intervention((Patch(site, "the dog", TokenSel.last()),)),
+    }[op]
+    parts = check_parts(lm, queries, intervention)
+    assert len(parts) >= 4
     generating = [p for p in parts if any(isinstance(queries[i], Generate) for i in p)]
     assert generating and all(all(isinstance(queries[i], Generate) for i in p) for p in generating)
 
