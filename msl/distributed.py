@@ -24,6 +24,7 @@ runtime that cannot be started or joined, is a :class:`~msl.errors.RuntimeFailur
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -206,10 +207,14 @@ class Session:
         )(Worker)
         self.workers = [self._actor.remote() for _ in range(self.size)]
 
-    def replace(self, index: int) -> None:
-        """A fresh worker in place of one that died for good."""
-        self.ray.kill(self.workers[index], no_restart=True)
-        self.workers[index] = self._actor.remote()
+    def replace(self, dead: Any) -> None:
+        """A fresh worker in place of ``dead``, which died for good (once: the other calls
+        it was running fail too, after it has been replaced)."""
+        for index, worker in enumerate(self.workers):
+            if worker is dead:
+                with contextlib.suppress(Exception):
+                    self.ray.kill(dead, no_restart=True)
+                self.workers[index] = self._actor.remote()
 
     def close(self) -> None:
         for worker in self.workers:
@@ -266,6 +271,7 @@ class _Call:
     key: GroupKey
     part: list[int] | None
     worker: int
+    handle: Any
 
 
 class RayPlanner(Planner):
@@ -343,7 +349,7 @@ class RayPlanner(Planner):
                 worker = self.session.workers[index]
                 batch = remote[key] if part is None else [remote[key][i] for i in part]
                 ref = (worker.plan_or_run if part is None else worker.run).remote(recipes[key], batch, key[1])
-                flying[ref] = _Call(key, part, index)
+                flying[ref] = _Call(key, part, index, worker)
                 load[index] += 1
             [done], _ = ray.wait(list(flying), num_returns=1)
             call = flying.pop(done)
@@ -351,9 +357,10 @@ class RayPlanner(Planner):
             part = call.part if call.part is not None else list(range(len(remote[call.key])))
             try:
                 answer = ray.get(done)
-            except ray.exceptions.RayActorError as exc:  # dead after every restart Ray allows
-                self.session.replace(call.worker)
-                answer = Failure(f"{self._models[call.key[0]].ref}: a Ray worker died: {describe(exc)}")
+            except ray.exceptions.RayError as exc:
+                if isinstance(exc, ray.exceptions.RayActorError):  # dead after every restart Ray allows
+                    self.session.replace(call.handle)
+                answer = Failure(f"{self._models[call.key[0]].ref}: the Ray worker failed: {describe(exc)}")
             if isinstance(answer, list):
                 todo.extend((call.key, [part[i] for i in sub]) for sub in answer)
                 continue

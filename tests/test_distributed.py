@@ -300,3 +300,35 @@ def test_ray_missing_is_a_runtime_error_and_one_process_imports_no_ray() -> None
     assert "pip install 'msl[ray]'" in proc.stderr
     default = "import sys\nfrom msl.run import Runner, RunOptions\nRunner(RunOptions(progress=False))\nprint('ray' in sys.modules)"
     assert run_msl(default).stdout.strip() == "False"  # the single-process path never imports Ray
+
+
+@pytest.mark.slow
+def test_a_worker_dead_for_good_fails_its_queries_and_is_replaced(
+    local_ray: Path, in_process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no restarts allowed, the crashed call's queries end as `error` verdicts (no
+    hang, no wrong verdict), and a fresh worker takes the dead one's place."""
+    import ray
+
+    from msl import distributed
+
+    spec, expected = in_process
+    distributed.shutdown()  # a session made with the restart settings below
+    monkeypatch.setattr(distributed, "MAX_RESTARTS", 0)
+    monkeypatch.setattr(distributed, "MAX_TASK_RETRIES", 0)
+    local_ray.unlink()
+    try:
+        got = check(spec, workers=2)
+        assert local_ray.exists()
+        verdicts = {f["claim"]["name"]: f["verdict"] for f in got}
+        assert "error" in verdicts.values()
+        for f, want in zip(got, expected, strict=True):
+            if f["verdict"] == "error":
+                assert "the Ray worker failed" in f["error"]["message"]
+            else:
+                assert f["id"] == want["id"]
+        workers = distributed._SESSION.workers  # type: ignore[union-attr]
+        assert len(workers) == 2
+        ray.get([w.__ray_ready__.remote() for w in workers], timeout=60)
+    finally:
+        distributed.shutdown()
