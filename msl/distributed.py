@@ -201,11 +201,11 @@ class Session:
         # More workers than GPUs (or CPUs) would wait for ever for their place.
         available = max(1, int(resources.get("GPU", 0) if self.gpus else resources.get("CPU", 1)))
         self.size = min(workers or available, available)
-        self._actor = ray.remote(
+        self._actor: Any = ray.remote(
             num_cpus=0 if self.gpus else 1, num_gpus=1 if self.gpus else 0,
             max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
         )(Worker)
-        self.workers = [self._actor.remote() for _ in range(self.size)]
+        self.workers: list[Any] = [self._actor.remote() for _ in range(self.size)]  # actor handles
 
     def replace(self, dead: Any) -> None:
         """A fresh worker in place of ``dead``, which died for good (once: the other calls
