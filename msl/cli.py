@@ -516,6 +516,10 @@ def _binding(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the result cache.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Run model batches on N Ray workers (a local Ray runtime, or N workers on the --ray cluster).")
+@click.option("--ray", "ray_address", envvar="RAY_ADDRESS", default=None, metavar="ADDRESS",
+              help="Join the Ray cluster at ADDRESS (default: $RAY_ADDRESS) and run model batches on its workers.")
 @click.option("--vectors", "vectors_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Use the steering vectors saved by an earlier run (FILE.vectors.safetensors) instead of computing them.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; only the final table.")
@@ -524,7 +528,8 @@ def _binding(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 def check(
     paths: tuple[Path, ...], fmt: str | None, output: Path | None, bindings: dict[str, str], seed: int,
     select: tuple[str, ...], strict: bool, baseline_file: Path | None, record: bool, catalog_file: Path | None,
-    dtype: str, device: str, no_cache: bool, vectors_file: Path | None, quiet: bool, verbose: bool,
+    dtype: str, device: str, no_cache: bool, workers: int | None, ray_address: str | None,
+    vectors_file: Path | None, quiet: bool, verbose: bool,
 ) -> int:
     """Check every claim of the specs against the real models.
 
@@ -551,6 +556,7 @@ def check(
       msl check specs/ --format sarif -o msl.sarif --select tag:fairness
       msl check specs/steer_lm.msl --model lm=./my-finetune --seed 3
       msl check specs/steer_lm.msl --vectors findings.vectors.safetensors
+      msl check specs/ --workers 4            # model batches on 4 local Ray workers
     """
     from rich.console import Console
 
@@ -580,7 +586,8 @@ def check(
     pinned = VectorFile.load(vectors_file) if vectors_file is not None else None
     console = Console(stderr=True, quiet=quiet)
     runner = Runner(RunOptions(seed=seed, select=select, bindings=bindings, dtype=dtype, device=device,
-                               cache=not no_cache, progress=not quiet, verbose=verbose, vectors=pinned))
+                               cache=not no_cache, progress=not quiet, verbose=verbose, vectors=pinned,
+                               workers=workers, ray_address=ray_address or None))
     doc = runner.check(specs)
     if accepted is not None:
         doc = apply_baseline(doc, accepted)

@@ -163,6 +163,28 @@ class Planner:
         start = time.perf_counter()
         groups, self._pending = self._pending, {}
         ran = 0
+        for (mid, intervention), queries, results, seconds in self._execute(groups):
+            model = self._models[mid]
+            batch = list(queries)
+            for query, value in zip(batch, results, strict=True):
+                self._memory[(mid, query, intervention)] = value
+            if self.cache is not None:
+                self.cache.put_many(
+                    (self._disk_key(model, q, intervention), self._fingerprint(model), v)
+                    for q, v in zip(batch, results, strict=True)
+                )
+            ran += len(batch)
+            self._share(queries, seconds)
+        self.stats.executed += ran
+        self.stats.seconds += time.perf_counter() - start
+        return ran
+
+    def _execute(
+        self, groups: dict[GroupKey, dict[Query, set[object]]]
+    ) -> Iterator[tuple[GroupKey, dict[Query, set[object]], list[Any], float]]:
+        """Run each group in this process, one after the other: ``(group key, its queries,
+        one result per query in order, seconds it took)``. :mod:`msl.distributed`
+        overrides this to run the groups' batches on Ray workers."""
         for (mid, intervention), queries in groups.items():
             model = self._models[mid]
             batch = list(queries)
@@ -181,21 +203,10 @@ class Planner:
                 results = [QueryFailed(f"{model.ref}: {describe(exc)}")] * len(batch)
             self.stats.forward_passes += model.stats.rows - rows
             self.stats.batches += model.stats.batches - batches
-            for query, value in zip(batch, results, strict=True):
-                self._memory[(mid, query, intervention)] = value
-            if self.cache is not None:
-                self.cache.put_many(
-                    (self._disk_key(model, q, intervention), self._fingerprint(model), v)
-                    for q, v in zip(batch, results, strict=True)
-                )
-            ran += len(batch)
             seconds = time.perf_counter() - group_start
-            self._share(queries, seconds)
             if self.progress is not None:
                 self.progress.work_done(model.ref, len(batch), model.stats.batches - batches, seconds)
-        self.stats.executed += ran
-        self.stats.seconds += time.perf_counter() - start
-        return ran
+            yield (mid, intervention), queries, results, seconds
 
     def _share(self, queries: dict[Query, set[object]], seconds: float) -> None:
         """Split a group's ``seconds`` over its queries, and each query's over its requesters."""

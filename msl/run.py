@@ -65,6 +65,10 @@ class RunOptions:
     search_examples: int = MAX_EXAMPLES
     #: Saved vectors to use instead of computing them (``--vectors``; :mod:`msl.vectors`).
     vectors: VectorFile | None = None
+    #: Model batches on this many Ray workers (``--workers``), on a cluster when
+    #: ``ray_address`` is set (``--ray``); neither: in this process (:mod:`msl.distributed`).
+    workers: int | None = None
+    ray_address: str | None = None
 
 
 def selected(claim: CheckedClaim, patterns: tuple[str, ...]) -> bool:
@@ -100,7 +104,15 @@ class Runner:
         self.progress = progress if progress is not None else for_stream(
             quiet=not options.progress, verbose=options.verbose
         )
-        self.planner = Planner(ResultCache.default() if options.cache else None, progress=self.progress)
+        cache = ResultCache.default() if options.cache else None
+        if options.workers is not None or options.ray_address:
+            from msl.distributed import RayPlanner
+
+            self.planner: Planner = RayPlanner(
+                cache, progress=self.progress, workers=options.workers, address=options.ray_address, device=options.device
+            )
+        else:
+            self.planner = Planner(cache, progress=self.progress)
         self._models: dict[tuple[str, str], Any] = {}
         #: (spec file, label, vector) of every vector the checked claims made or read.
         self.vectors: list[tuple[str, str, Any]] = []

@@ -35,6 +35,7 @@ __all__ = [
     "UnknownModelError",
     "UnsupportedArchitecture",
     "load_model",
+    "open_model",
 ]
 
 
@@ -56,8 +57,7 @@ def load_model(ref: str, kind: str, *, dtype: str = "float32", device: str = "cp
     """
     import torch
 
-    from msl.models.fingerprint import FingerprintMemo
-    from msl.models.registry import ModelStore, cache_dir, resolve
+    from msl.models.registry import ModelStore, resolve
 
     if kind not in ADAPTERS:
         raise UnknownModelError(f"unknown model kind '{kind}'", hint=f"kinds are {', '.join(ADAPTERS.names())}")
@@ -68,5 +68,16 @@ def load_model(ref: str, kind: str, *, dtype: str = "float32", device: str = "cp
     if not (device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
         raise UnknownModelError(f"unknown device '{device}'", hint="use cpu, cuda, cuda:N or auto")
     source = resolve(ref, store=ModelStore(progress=progress))
+    return open_model(source, kind, dtype=dtype, device=device)
+
+
+def open_model(source: ModelSource, kind: str, *, dtype: str, device: str) -> Model:
+    """The ``kind`` adapter on an already resolved ``source`` (what a Ray worker makes
+    its replica of the driver's model from; :mod:`msl.distributed`)."""
+    from msl.models.fingerprint import FingerprintMemo
+    from msl.models.registry import cache_dir
+
+    for module in _ADAPTER_MODULES.values():
+        importlib.import_module(module)  # registers the adapter of each kind
     memo = FingerprintMemo(cache_dir() / "fingerprints")
     return ADAPTERS.get(kind)(source, dtype=dtype, device=device, memo=memo)  # type: ignore[call-arg]

@@ -117,6 +117,12 @@ class Model(ABC):
         :class:`~msl.queries.QueryFailed`; ``progress`` is called with the number of inputs
         finished after every batch."""
 
+    def batch_plan(self, queries: Sequence[Query], intervention: Intervention | None = None) -> list[list[int]]:
+        """The indices of ``queries`` in parts that may run apart (in other processes) and
+        give the results :meth:`run` gives for all of them together: by default one part.
+        Adapters whose results depend on batch composition split at their own batches."""
+        return [list(range(len(queries)))] if queries else []
+
     def supports(self, query: Query) -> bool:
         return self.kind in type(query).kinds
 

@@ -18,7 +18,7 @@ import torch
 
 from msl.models.base import ProgressFn, UnsupportedArchitecture, adapter
 from msl.models.sites import ForwardContext, ResolvedOp, hooked
-from msl.models.text import Batch, Row, TransformerModel, buckets
+from msl.models.text import Batch, Row, TransformerModel, _parts, backing_off, buckets
 from msl.queries import (
     Generate,
     Intervention,
@@ -183,15 +183,32 @@ class CausalLM(TransformerModel):
             results[i] = value
         return results  # type: ignore[return-value]
 
-    def _generate(
-        self, queries: list[Generate], intervention: Intervention | None, progress: ProgressFn | None
-    ) -> list[Result]:
-        """Greedy decoding with a key/value cache, batched like scoring (left padding)."""
+    def batch_plan(self, queries: Sequence[Query], intervention: Intervention | None = None) -> list[list[int]]:
+        """As :meth:`TransformerModel.batch_plan`: scoring batches first, then each
+        generation batch (of one number of new tokens), as :meth:`run` runs them."""
+        gen = [i for i, q in enumerate(queries) if isinstance(q, Generate)]
+        gen_set = set(gen)
+        rest = [i for i in range(len(queries)) if i not in gen_set]
+        parts = [[rest[j] for j in part] for part in super().batch_plan([queries[i] for i in rest], intervention)]
+        if gen:
+            prepared = self._gen_rows([queries[i] for i in gen], intervention)  # type: ignore[misc]
+            if isinstance(prepared, QueryFailed):
+                return [*parts, gen]
+            _, by_steps, results = prepared
+            groups = [g for _, rows in sorted(by_steps.items()) for g in buckets(rows, self.batch_tokens, self.max_batch)]
+            parts += [[gen[j] for j in part] for part in _parts(groups, results)]
+        return parts
+
+    def _gen_rows(
+        self, queries: list[Generate], intervention: Intervention | None
+    ) -> QueryFailed | tuple[list[ResolvedOp], dict[int, list[Row]], list[Result | None]]:
+        """The bound intervention, the unique prompts by number of new tokens, and the
+        results of queries that fail before decoding; or one failure for all."""
         results: list[Result | None] = [None] * len(queries)
         try:
             ops = self._ops(intervention)
         except (QueryError, UnsupportedArchitecture) as exc:
-            return [QueryFailed(exc.message)] * len(queries)
+            return QueryFailed(exc.message)
         rows: dict[tuple[tuple[int, ...], int], Row] = {}
         for slot, query in enumerate(queries):
             try:
@@ -204,17 +221,30 @@ class CausalLM(TransformerModel):
         by_steps: dict[int, list[Row]] = {}
         for (_, steps), row in rows.items():
             by_steps.setdefault(steps, []).append(row)
+        return ops, by_steps, results
+
+    def _generate(
+        self, queries: list[Generate], intervention: Intervention | None, progress: ProgressFn | None
+    ) -> list[Result]:
+        """Greedy decoding with a key/value cache, batched like scoring (left padding)."""
+        prepared = self._gen_rows(queries, intervention)
+        if isinstance(prepared, QueryFailed):
+            return [prepared] * len(queries)
+        ops, by_steps, results = prepared
         stops = self._stop_ids()
         with hooked(self.sites, ops, set(), self._context) if ops else contextlib.nullcontext():
             for steps, group_rows in sorted(by_steps.items()):
                 for group in buckets(group_rows, self.batch_tokens, self.max_batch):
-                    for row, new in zip(group, self._decode_batch(group, steps, stops), strict=True):
-                        text = self.decode(new)
-                        for slot, _ in row.queries:
-                            results[slot] = text
+                    backing_off(group, lambda part, steps=steps: self._decode_into(part, steps, stops, results))  # type: ignore[misc]
                     if progress is not None:
                         progress(sum(len(r.queries) for r in group))
         return results  # type: ignore[return-value]
+
+    def _decode_into(self, group: list[Row], steps: int, stops: set[int], results: list[Result | None]) -> None:
+        for row, new in zip(group, self._decode_batch(group, steps, stops), strict=True):
+            text = self.decode(new)
+            for slot, _ in row.queries:
+                results[slot] = text
 
     def _stop_ids(self) -> set[int]:
         stops: set[int] = set()

@@ -29,6 +29,8 @@ from msl.queries import Intervention, NetOutput, Query, QueryFailed, Result
 
 #: Inputs per onnxruntime call.
 NETWORK_BATCH = 4096
+#: Queries per part of a network run one input at a time (any split gives the same results).
+PART_UNBATCHED = 256
 
 
 @adapter("network")
@@ -86,6 +88,27 @@ class OnnxNetwork(Model):
         structure = "sha256:" + hashlib.sha256(bare.SerializeToString(deterministic=True)).hexdigest()
         return model_fingerprint(f"{self.kind}/{self.code_version}", {"weights": weights, "graph": structure})
 
+    def batch_plan(self, queries: Sequence[Query], intervention: Intervention | None = None) -> list[list[int]]:
+        """The valid inputs' indices in the batches :meth:`run` makes of them (with the
+        invalid ones, answered without running, in the first part); a network run one
+        input at a time is cut into parts of :data:`PART_UNBATCHED`."""
+        if intervention is not None and intervention.ops:
+            return [list(range(len(queries)))] if queries else []
+        slots = [i for i, q in enumerate(queries) if self._invalid(q) is None]
+        step = NETWORK_BATCH if self.batched else PART_UNBATCHED
+        parts = [slots[s : s + step] for s in range(0, len(slots), step)] or [[]]
+        valid = set(slots)
+        parts[0] = [i for i in range(len(queries)) if i not in valid] + parts[0]
+        return [p for p in parts if p]
+
+    def _invalid(self, query: Query) -> QueryFailed | None:
+        """Why the network cannot run ``query``, or None when it can."""
+        if not isinstance(query, NetOutput):
+            return self.unsupported(query)
+        if len(query.x) != self.num_inputs:
+            return QueryFailed(f"network '{self.ref}' takes {self.num_inputs} inputs, not {len(query.x)}")
+        return None
+
     def run(
         self,
         queries: Sequence[Query],
@@ -99,13 +122,12 @@ class OnnxNetwork(Model):
         slots: list[int] = []
         rows: list[tuple[float, ...]] = []
         for slot, query in enumerate(queries):
-            if not isinstance(query, NetOutput):
-                results[slot] = self.unsupported(query)
-            elif len(query.x) != self.num_inputs:
-                results[slot] = QueryFailed(f"network '{self.ref}' takes {self.num_inputs} inputs, not {len(query.x)}")
+            invalid = self._invalid(query)
+            if invalid is not None:
+                results[slot] = invalid
             else:
                 slots.append(slot)
-                rows.append(query.x)
+                rows.append(query.x)  # type: ignore[attr-defined]
         step = NETWORK_BATCH if self.batched else 1
         for s in range(0, len(rows), step):
             x = np.asarray(rows[s : s + step], dtype=np.float32).reshape(-1, *self.input_shape)

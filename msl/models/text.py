@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -43,6 +43,8 @@ from msl.models.fingerprint import (
 from msl.models.sites import ForwardContext, ResolvedOp, SiteMap, hooked, resolve_ops
 from msl.types import with_article
 from msl.queries import Capture, Intervention, Patch, Query, QueryError, QueryFailed, Result
+
+T = TypeVar("T")
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -83,6 +85,37 @@ def buckets(rows: Sequence[Row], batch_tokens: int, max_batch: int) -> list[list
         else:
             out.append([row])
     return out
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the device ran out of memory (CUDA, MPS or the CPU allocator)."""
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def backing_off(group: list[T], run: Callable[[list[T]], None]) -> None:
+    """``run(group)``; where the device runs out of memory, halve the batch and run each
+    half (again halving as needed) instead of failing the run. A single row that does not
+    fit raises. The halves are batches of another composition: their results equal the
+    whole batch's to float32 rounding (left padding, position ids from the mask)."""
+    try:
+        run(group)
+    except Exception as exc:
+        if len(group) < 2 or not out_of_memory(exc):
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(group) // 2
+        backing_off(group[:half], run)
+        backing_off(group[half:], run)
+
+
+def _parts(groups: list[list[Row]], results: Sequence[Result | None]) -> list[list[int]]:
+    """Query indices per batch of ``groups``, with the already answered ``results`` in the first."""
+    parts = [[slot for row in group for slot, _ in row.queries] for group in groups] or [[]]
+    parts[0] = [i for i, r in enumerate(results) if r is not None] + parts[0]
+    return [p for p in parts if p]
 
 
 class TransformerModel(Model):
@@ -375,11 +408,36 @@ class TransformerModel(Model):
         *,
         progress: ProgressFn | None = None,
     ) -> list[Result]:
+        prepared = self._prepare(queries, intervention)
+        if isinstance(prepared, QueryFailed):
+            return [prepared] * len(queries)
+        ops, rows, captures, results = prepared
+        self._run_rows(rows, ops, captures, results, progress)
+        return results  # type: ignore[return-value]
+
+    def batch_plan(self, queries: Sequence[Query], intervention: Intervention | None = None) -> list[list[int]]:
+        """The indices of ``queries`` that :meth:`run` puts in each forward batch, in the
+        order it runs them; queries answered without a forward pass join the first part.
+        Running one part's queries alone makes exactly that batch again (a bucket of
+        :func:`buckets` re-bucketed is itself), so results do not depend on how the parts
+        are spread over processes (:mod:`msl.distributed`)."""
+        prepared = self._prepare(queries, intervention)
+        if isinstance(prepared, QueryFailed):
+            return [list(range(len(queries)))]
+        _, rows, _, results = prepared
+        return _parts(buckets(rows, self.batch_tokens, self.max_batch), results)
+
+    def _prepare(
+        self, queries: Sequence[Query], intervention: Intervention | None
+    ) -> QueryFailed | tuple[list[ResolvedOp], list[Row], set[tuple[str, int]], list[Result | None]]:
+        """The bound intervention, the unique token sequences to run, the sites to capture,
+        and the results already known (queries that fail before any forward pass); or one
+        failure for all queries when the intervention does not fit the model."""
         results: list[Result | None] = [None] * len(queries)
         try:
             ops = self._ops(intervention)
         except (QueryError, UnsupportedArchitecture) as exc:
-            return [QueryFailed(exc.message)] * len(queries)
+            return QueryFailed(exc.message)
         rows: dict[tuple[int, ...], Row] = {}
         captures: set[tuple[str, int]] = set()
         for slot, query in enumerate(queries):
@@ -398,8 +456,7 @@ class TransformerModel(Model):
                 continue
             fed = self._fed(query, ids, ops)
             rows.setdefault(fed, Row(fed)).queries.append((slot, query))
-        self._run_rows(list(rows.values()), ops, captures, results, progress)
-        return results  # type: ignore[return-value]
+        return ops, list(rows.values()), captures, results
 
     def _run_rows(
         self,
@@ -414,17 +471,23 @@ class TransformerModel(Model):
         touched = ops or captures
         with hooked(self.sites, ops, captures, self._context) if touched else contextlib.nullcontext():
             for group in buckets(rows, self.batch_tokens, self.max_batch):
-                batch = self._collate(group)
-                self._ctx = ForwardContext(batch.real_index, batch.lengths)
-                with torch.inference_mode():
-                    output = self._forward(batch)
-                    self._answer(batch, output, self._ctx, results)
-                self._ctx = None
-                self.stats.rows += len(group)
-                self.stats.batches += 1
-                self.stats.padded_tokens += int(batch.input_ids.numel())
+                backing_off(group, lambda part: self._run_batch(part, results))
                 if progress is not None:
                     progress(sum(len(r.queries) for r in group))
+
+    def _run_batch(self, group: list[Row], results: list[Result | None]) -> None:
+        """One forward pass over ``group``, its answers written into ``results``."""
+        batch = self._collate(group)
+        self._ctx = ForwardContext(batch.real_index, batch.lengths)
+        try:
+            with torch.inference_mode():
+                output = self._forward(batch)
+                self._answer(batch, output, self._ctx, results)
+        finally:
+            self._ctx = None
+        self.stats.rows += len(group)
+        self.stats.batches += 1
+        self.stats.padded_tokens += int(batch.input_ids.numel())
 
     def _context(self) -> ForwardContext:
         if self._ctx is None:
