@@ -77,7 +77,5 @@ def open_model(source: ModelSource, kind: str, *, dtype: str, device: str) -> Mo
     from msl.models.fingerprint import FingerprintMemo
     from msl.models.registry import cache_dir
 
-    for module in _ADAPTER_MODULES.values():
-        importlib.import_module(module)  # registers the adapter of each kind
     memo = FingerprintMemo(cache_dir() / "fingerprints")
     return ADAPTERS.get(kind)(source, dtype=dtype, device=device, memo=memo)  # type: ignore[call-arg]
