@@ -440,14 +440,19 @@ class _Bounds:
             s_lo, l_hi = self._concretize(eqs[0], eqs[1])
             u_lo, s_hi = self._concretize(eqs[2], eqs[3])
             z_lo, z_hi = np.maximum(z_lo, s_lo), np.minimum(z_hi, s_hi)
-            for rule in HIDDEN_SLOPES if k > 0 else ():
-                # back-substitution for each box's neurons still unstable, rule by rule
+            relaxed = k > 0 and any(bool(((lo_ < 0) & (hi_ > 0)).any()) for lo_, hi_ in zip(self.pre_lo, self.pre_hi))
+            for r_i, rule in enumerate(HIDDEN_SLOPES if relaxed else ()):
+                # back-substitution, rule by rule, for each box's neurons still unstable; the
+                # first rule also tightens the stable ones (as the engine does for a neuron
+                # unstable on any box of its batch): their bounds set the rounding bounds and
+                # the interval arithmetic of the layers above
                 unstable = (z_lo < 0) & (z_hi > 0)
-                width = int(unstable.sum(axis=1).max())
+                target = np.ones_like(unstable) if r_i == 0 else unstable
+                width = int(target.sum(axis=1).max())
                 if width == 0:
                     break
-                order = np.argsort(~unstable, axis=1, kind="stable")[:, :width]  # (N, R): unstable first
-                valid = np.take_along_axis(unstable, order, axis=1)
+                order = np.argsort(~target, axis=1, kind="stable")[:, :width]  # (N, R): targets first
+                valid = np.take_along_axis(target, order, axis=1)
                 n_box, n_out = z_lo.shape
                 rows = np.zeros((n_box, 2 * width, n_out))
                 np.put_along_axis(rows[:, :width], order[:, :, None], 1.0, axis=2)
