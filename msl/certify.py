@@ -21,15 +21,19 @@ gzip-compressed as ``HEX.json.gz`` (HEX: the sha256 of the uncompressed JSON) in
   ``sum_r w_r (c_r . y - rhs_r) > 0`` on the node's whole box, so no point of it meets every row.
   A leaf ``bounds`` is closed when every disjunct is refuted at it or an ancestor; ``outside``
   names a region constraint that no point of the box meets; ``lp`` carries the Farkas
-  multipliers of its linear pieces (:class:`LpEvidence`); ``smt`` and ``empty`` leaves carry no
+  multipliers of its linear pieces (:class:`LpEvidence`; a piece is a phase pattern of the
+  network as executed, each of its rows relaxed by its own float32 margin, see
+  :func:`_piece_rows`); ``smt`` and ``empty`` leaves carry no
   checkable evidence (z3, an empty region): the certificate then does not certify, and says
   which leaf.
 
 **The check.** On each refuting node's box the checker computes, with its own code, bounds on
 every hidden pre-activation of the network *as executed in float32*: interval arithmetic and
-symbolic intervals (ReluVal/Neurify), then back-substitution with the triangle relaxation for
-the neurons still unstable, with each lower-slope rule of :data:`HIDDEN_SLOPES` in turn (the
-tightest bound is kept); each affine layer's own rounding
+symbolic intervals (ReluVal/Neurify), then back-substitution with the triangle relaxation,
+of every neuron with the first lower-slope rule of :data:`HIDDEN_SLOPES` (tighter bounds on the
+stable ones shrink the rounding bounds and the interval arithmetic above them) and of the
+neurons still unstable with each of the others (the tightest bound is kept); each affine
+layer's own rounding
 ``|e| <= gamma_{n+1} (|W| |h| + |b|) + (n+1) 2^-126`` (``gamma_n = n 2^-24 / (1 - n 2^-24)``,
 any summation order) is charged at its coefficients, and elementwise ops before the first
 layer (Sub, Div, Add, Mul by constants) widen the input box by their own rounding. Each row is
@@ -133,11 +137,14 @@ class Refutation(_Model):
 
 class LpCase(_Model):
     """One linear piece and disjunct of an ``lp`` leaf: ``phases`` (1 active, 0 inactive) of the
-    leaf's unstable ReLUs in order, and multipliers ``mu >= 0`` of the rows ``f_i(x) <= 0`` in
-    order: the disjunct's output rows ``c . y(x) - rhs - shift`` (``shift``: how far float32
-    execution can move the row on the box), then ``+-z(x)`` of the unstable ReLUs (``-z`` where
-    active), then the region's constraints ``a . x - rhs``; ``sum_i mu_i f_i(x) > 0`` on the
-    whole box shows that no x of the box meets them all."""
+    leaf's unstable ReLUs in order, as the network executes in float32, and multipliers
+    ``mu >= 0`` of the rows ``f_i(x) <= 0`` in order, over the piece's affine map (the
+    network over the reals with those phases): the disjunct's output rows
+    ``c . y(x) - rhs - shift``, then ``+-z(x) - shift`` of the unstable ReLUs (``-z`` where
+    active), then the region's constraints ``a . x - rhs``; each ``shift`` bounds how far
+    float32 execution can move that row on the piece (its rounding errors carried through the
+    piece's phases). ``sum_i mu_i f_i(x) > 0`` on the whole box shows that no x of the box
+    whose executed phases are ``phases`` meets the disjunct."""
 
     phases: list[Annotated[int, Field(ge=0, le=1)]]
     disjunct: int = Field(ge=0)
@@ -440,7 +447,7 @@ class _Bounds:
             s_lo, l_hi = self._concretize(eqs[0], eqs[1])
             u_lo, s_hi = self._concretize(eqs[2], eqs[3])
             z_lo, z_hi = np.maximum(z_lo, s_lo), np.minimum(z_hi, s_hi)
-            relaxed = k > 0 and any(bool(((lo_ < 0) & (hi_ > 0)).any()) for lo_, hi_ in zip(self.pre_lo, self.pre_hi))
+            relaxed = k > 0 and any(bool(((lo_ < 0) & (hi_ > 0)).any()) for lo_, hi_ in zip(self.pre_lo, self.pre_hi, strict=True))
             for r_i, rule in enumerate(HIDDEN_SLOPES if relaxed else ()):
                 # back-substitution, rule by rule, for each box's neurons still unstable; the
                 # first rule also tightens the stable ones (as the engine does for a neuron
