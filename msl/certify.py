@@ -21,15 +21,19 @@ gzip-compressed as ``HEX.json.gz`` (HEX: the sha256 of the uncompressed JSON) in
   ``sum_r w_r (c_r . y - rhs_r) > 0`` on the node's whole box, so no point of it meets every row.
   A leaf ``bounds`` is closed when every disjunct is refuted at it or an ancestor; ``outside``
   names a region constraint that no point of the box meets; ``lp`` carries the Farkas
-  multipliers of its linear pieces (:class:`LpEvidence`); ``smt`` and ``empty`` leaves carry no
+  multipliers of its linear pieces (:class:`LpEvidence`; a piece is a phase pattern of the
+  network as executed, each of its rows relaxed by its own float32 margin, see
+  :func:`_piece_rows`); ``smt`` and ``empty`` leaves carry no
   checkable evidence (z3, an empty region): the certificate then does not certify, and says
   which leaf.
 
 **The check.** On each refuting node's box the checker computes, with its own code, bounds on
 every hidden pre-activation of the network *as executed in float32*: interval arithmetic and
-symbolic intervals (ReluVal/Neurify), then back-substitution with the triangle relaxation for
-the neurons still unstable, with each lower-slope rule of :data:`HIDDEN_SLOPES` in turn (the
-tightest bound is kept); each affine layer's own rounding
+symbolic intervals (ReluVal/Neurify), then back-substitution with the triangle relaxation,
+of every neuron with the first lower-slope rule of :data:`HIDDEN_SLOPES` (tighter bounds on the
+stable ones shrink the rounding bounds and the interval arithmetic above them) and of the
+neurons still unstable with each of the others (the tightest bound is kept); each affine
+layer's own rounding
 ``|e| <= gamma_{n+1} (|W| |h| + |b|) + (n+1) 2^-126`` (``gamma_n = n 2^-24 / (1 - n 2^-24)``,
 any summation order) is charged at its coefficients, and elementwise ops before the first
 layer (Sub, Div, Add, Mul by constants) widen the input box by their own rounding. Each row is
@@ -133,11 +137,14 @@ class Refutation(_Model):
 
 class LpCase(_Model):
     """One linear piece and disjunct of an ``lp`` leaf: ``phases`` (1 active, 0 inactive) of the
-    leaf's unstable ReLUs in order, and multipliers ``mu >= 0`` of the rows ``f_i(x) <= 0`` in
-    order: the disjunct's output rows ``c . y(x) - rhs - shift`` (``shift``: how far float32
-    execution can move the row on the box), then ``+-z(x)`` of the unstable ReLUs (``-z`` where
-    active), then the region's constraints ``a . x - rhs``; ``sum_i mu_i f_i(x) > 0`` on the
-    whole box shows that no x of the box meets them all."""
+    leaf's unstable ReLUs in order, as the network executes in float32, and multipliers
+    ``mu >= 0`` of the rows ``f_i(x) <= 0`` in order, over the piece's affine map (the
+    network over the reals with those phases): the disjunct's output rows
+    ``c . y(x) - rhs - shift``, then ``+-z(x) - shift`` of the unstable ReLUs (``-z`` where
+    active), then the region's constraints ``a . x - rhs``; each ``shift`` bounds how far
+    float32 execution can move that row on the piece (its rounding errors carried through the
+    piece's phases). ``sum_i mu_i f_i(x) > 0`` on the whole box shows that no x of the box
+    whose executed phases are ``phases`` meets the disjunct."""
 
     phases: list[Annotated[int, Field(ge=0, le=1)]]
     disjunct: int = Field(ge=0)
@@ -386,9 +393,9 @@ def _gamma32(n: int) -> float:
     return n * U32 / (1.0 - n * U32) * (1.0 + 2.0**-40)
 
 
-def _input_box(net: CheckNet, lo: np.ndarray, hi: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The box holding the executed (float32) result of the elementwise prelude (the exact
-    result with ``exact``), and ``dev``: how far the executed result can be from the exact one
+def _input_box(net: CheckNet, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The box holding the executed (float32) result of the elementwise prelude, and ``dev``:
+    how far the executed result can be from the exact one
     (each op rounds by at most ``2^-24`` of its result, plus ``2^-126``)."""
     dev = np.zeros_like(lo)
     for e in net.prelude:
@@ -406,8 +413,6 @@ def _input_box(net: CheckNet, lo: np.ndarray, hi: np.ndarray, exact: bool = Fals
         moved = _up(scale * dev)
         dev = _up((moved + U32 * (np.maximum(np.abs(a), np.abs(b)) + moved) + TINY32) * (1 + 2.0**-40))
         lo, hi = a, b
-    if exact:
-        return lo, hi, dev
     return _down(lo - dev), _up(hi + dev), dev
 
 
@@ -417,14 +422,12 @@ class _Bounds:
 
     def __init__(
         self, net: CheckNet, lo: np.ndarray, hi: np.ndarray, stated: list[tuple[np.ndarray, np.ndarray]] | None = None,
-        exact: bool = False,
     ) -> None:
         """``stated`` (per hidden layer, (N, n_k) arrays, NaN where none): the certificate's
         bounds; where given, the bound used is the hull of the stated and the derived one (sound
         because the derived one is; the stated one makes the relaxation the engine's)."""
         self.net = net
-        self.exact = exact
-        self.u_lo, self.u_hi, self.u_dev = _input_box(net, lo, hi, exact)
+        self.u_lo, self.u_hi, self.u_dev = _input_box(net, lo, hi)
         self.center = 0.5 * (self.u_lo + self.u_hi)
         self.radius = _up(np.maximum(self.u_hi - self.center, self.center - self.u_lo))
         self.absu = np.maximum(np.abs(self.u_lo), np.abs(self.u_hi))
@@ -436,8 +439,6 @@ class _Bounds:
         for k, layer in enumerate(net.layers):
             absw = np.abs(layer.weight)
             err = _up(_gamma32(layer.roundings) * (self.hmax[k] @ absw.T + np.abs(layer.bias)) * (1 + 2.0**-40) + layer.roundings * TINY32)
-            if exact:  # the network over the reals: no rounding
-                err = np.zeros_like(err)
             self.err.append(err)
             if k == len(net.layers) - 1:
                 break
@@ -446,14 +447,19 @@ class _Bounds:
             s_lo, l_hi = self._concretize(eqs[0], eqs[1])
             u_lo, s_hi = self._concretize(eqs[2], eqs[3])
             z_lo, z_hi = np.maximum(z_lo, s_lo), np.minimum(z_hi, s_hi)
-            for rule in HIDDEN_SLOPES if k > 0 else ():
-                # back-substitution for each box's neurons still unstable, rule by rule
+            relaxed = k > 0 and any(bool(((lo_ < 0) & (hi_ > 0)).any()) for lo_, hi_ in zip(self.pre_lo, self.pre_hi, strict=True))
+            for r_i, rule in enumerate(HIDDEN_SLOPES if relaxed else ()):
+                # back-substitution, rule by rule, for each box's neurons still unstable; the
+                # first rule also tightens the stable ones (as the engine does for a neuron
+                # unstable on any box of its batch): their bounds set the rounding bounds and
+                # the interval arithmetic of the layers above
                 unstable = (z_lo < 0) & (z_hi > 0)
-                width = int(unstable.sum(axis=1).max())
+                target = np.ones_like(unstable) if r_i == 0 else unstable
+                width = int(target.sum(axis=1).max())
                 if width == 0:
                     break
-                order = np.argsort(~unstable, axis=1, kind="stable")[:, :width]  # (N, R): unstable first
-                valid = np.take_along_axis(unstable, order, axis=1)
+                order = np.argsort(~target, axis=1, kind="stable")[:, :width]  # (N, R): targets first
+                valid = np.take_along_axis(target, order, axis=1)
                 n_box, n_out = z_lo.shape
                 rows = np.zeros((n_box, 2 * width, n_out))
                 np.put_along_axis(rows[:, :width], order[:, :, None], 1.0, axis=2)
@@ -481,7 +487,7 @@ class _Bounds:
     def take(self, idx: np.ndarray) -> _Bounds:
         """The bounds of boxes ``idx`` (repeats allowed), without recomputing them."""
         out = object.__new__(_Bounds)
-        out.net, out.exact = self.net, self.exact
+        out.net = self.net
         for name in ("u_lo", "u_hi", "u_dev", "center", "radius", "absu"):
             setattr(out, name, getattr(self, name)[idx])
         for name in ("pre_lo", "pre_hi", "err", "hmax"):
@@ -766,21 +772,25 @@ def _walk(
 
 def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi: np.ndarray, node: Node, region: Region,
               open_dis: list[int]) -> None:
-    """An ``lp`` leaf: every ReLU it does not list is stable on the box (over the reals), every
+    """An ``lp`` leaf: every ReLU it does not list is stable on the box *as executed*, every
     phase pattern of the listed ones has a case for every open disjunct, and each case's
-    multipliers combine its rows into a function positive on the whole box."""
+    multipliers combine its rows into a function positive on the whole box.
+
+    A piece is a phase pattern of the executed network: on it the executed network is affine
+    in the input and in the rounding errors (:func:`_piece_rows`), so each row (unsafe and
+    phase) is relaxed by its own margin. Every x of the box has some executed pattern, and
+    meets that piece's relaxed rows, so the pieces cover the box."""
     import itertools
 
     ev = node.lp
     assert ev is not None
     executed = _Bounds(net, lo[None], hi[None])
-    real = _Bounds(net, lo[None], hi[None], exact=True)
     hidden = [lay.weight.shape[0] for lay in net.layers[:-1]]
     if len(ev.unstable) != len(hidden) or any(j >= h for u, h in zip(ev.unstable, hidden) for j in u):
         raise NotCertified(f"{where} (LP leaf): its unstable ReLUs do not match the network's hidden layers")
     fixed_active = []
     for k, u in enumerate(ev.unstable):
-        lk, uk = real.pre_lo[k][0], real.pre_hi[k][0]
+        lk, uk = executed.pre_lo[k][0], executed.pre_hi[k][0]
         free = np.ones(hidden[k], dtype=bool)
         free[u] = False
         bad = np.nonzero(free & (lk < 0) & (uk > 0))[0]
@@ -796,14 +806,16 @@ def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi:
                 raise NotCertified(f"{where} (LP leaf): no case for phases {list(bits)} and disjunct {j}")
     gain, offset = _prelude_affine(net)
     xabs = np.maximum(np.abs(lo), np.abs(hi))
+    err = np.concatenate([executed.u_dev[0]] + [e[0] for e in executed.err])
     for bits in itertools.product((0, 1), repeat=n_unstable):
-        phase_rows, (ya, yc, yma, ymc) = _piece_rows(net, gain, offset, ev.unstable, bits, fixed_active)
+        phase_rows, (ya, yc, yma, ymc), (g_out, m_out) = _piece_rows(
+            net, gain, offset, ev.unstable, bits, fixed_active, err)
         for j in open_dis:
             case = cases[(bits, j)]
             out_rows = []
             for c in prop.unsafe[j]:
                 cv, ca = np.array(c.coeffs), np.abs(c.coeffs)
-                shift = _row_shift(net, cv, executed, real)
+                shift = _margin(cv @ g_out, ca @ m_out, err)
                 out_rows.append((cv @ ya, float(cv @ yc) - c.rhs - shift, ca @ yma, float(ca @ ymc) + abs(c.rhs) + shift))
             all_rows = out_rows + phase_rows + [(np.array(c.coeffs), -c.rhs, np.abs(c.coeffs), abs(c.rhs)) for c in region.constraints]
             if len(case.multipliers) != len(all_rows):
@@ -823,32 +835,14 @@ def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi:
                                    f" has minimum {low:.6g} on the box, not > 0")
 
 
-def _row_shift(net: CheckNet, row: np.ndarray, executed: _Bounds, real: _Bounds) -> float:
-    """A bound on how far float32 execution can move ``row . y`` on the box (one box each).
-
-    ``y_e - y_r = e_L + W_L S_{L-1} (e_{L-1} + W_{L-1} S_{L-2} (...))`` where ``e_k`` is layer k's
-    own rounding and ``S_k`` the ReLU's difference quotients between the executed and the real
-    pre-activation: 1 where both are >= 0 on the box, 0 where both are <= 0, somewhere in [0, 1]
-    otherwise. Each ``e_k``'s coefficient is carried back as an interval, with its sign."""
-    lam_lo = lam_hi = np.asarray(row, dtype=np.float64)
-    last = len(net.layers) - 1
-    chain = np.abs(lam_lo)  # |row| |W_L| |W_{L-1}| ...: the magnitude of every term, for the rounding
-    total = float(np.abs(lam_lo) @ executed.err[last][0])
-    mag = float(chain @ executed.err[last][0])
-    for k in range(last - 1, -1, -1):
-        w = net.layers[k + 1].weight
-        wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-        h_lo, h_hi = lam_lo @ wp + lam_hi @ wn, lam_hi @ wp + lam_lo @ wn
-        both_on = (executed.pre_lo[k][0] >= 0) & (real.pre_lo[k][0] >= 0)
-        both_off = (executed.pre_hi[k][0] <= 0) & (real.pre_hi[k][0] <= 0)
-        lam_lo = np.where(both_on, h_lo, np.where(both_off, 0.0, np.minimum(h_lo, 0.0)))
-        lam_hi = np.where(both_on, h_hi, np.where(both_off, 0.0, np.maximum(h_hi, 0.0)))
-        chain = np.where(both_off, 0.0, chain @ np.abs(w))
-        total += float(np.maximum(np.abs(lam_lo), np.abs(lam_hi)) @ executed.err[k][0])
-        mag += float(chain @ executed.err[k][0])
-    chain = chain @ np.abs(net.layers[0].weight)
-    total += float(chain @ executed.u_dev[0])  # the prelude's rounding, through |W_0| (rarely any)
-    return float(_up(np.float64(total + REL * (mag + total))))
+def _margin(coef: np.ndarray, chain: np.ndarray, err: np.ndarray) -> float:
+    """How far float32 execution can move a row of one piece: ``|coef| . err`` over the
+    rounding errors on its way (``err``: bounds on the prelude's, then each layer's own, in the
+    order of :func:`_piece_rows`' columns), outward-rounded; ``chain`` are the magnitudes of the
+    terms that made ``coef``."""
+    err = err[: len(coef)]
+    total = float(np.abs(coef) @ err)
+    return float(_up(np.float64(total + REL * (float(chain @ err) + total))))
 
 
 def _prelude_affine(net: CheckNet) -> tuple[np.ndarray, np.ndarray]:
@@ -868,31 +862,49 @@ def _prelude_affine(net: CheckNet) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _piece_rows(
-    net: CheckNet, gain: np.ndarray, offset: np.ndarray, unstable: list[list[int]], bits: tuple[int, ...], fixed_active: list[np.ndarray]
-) -> tuple[list[tuple[np.ndarray, float, np.ndarray, float]], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """On one phase pattern the network over the reals is affine in x. Returns the phase rows
-    ``(coef, const, coef magnitude, const magnitude)``, each meaning ``coef . x + const <= 0``,
-    and the output map ``y = A x + a`` with its magnitudes ``(A, a, |A| terms, |a| terms)``."""
+    net: CheckNet, gain: np.ndarray, offset: np.ndarray, unstable: list[list[int]], bits: tuple[int, ...],
+    fixed_active: list[np.ndarray], err: np.ndarray,
+) -> tuple[list[tuple[np.ndarray, float, np.ndarray, float]], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+           tuple[np.ndarray, np.ndarray]]:
+    """One phase pattern ``D`` of the executed network (the listed ReLUs' ``bits``, the others
+    ``fixed_active``). On it the executed network is affine in x and in the rounding errors:
+    ``z_k = W_k D_{k-1} z_{k-1} + b_k + e_k`` (``z_0 = W_0 (u + e_u) + b_0 + e_0``, ``u`` the
+    prelude over the reals), exactly, since a ReLU of known phase does not round.
+
+    Returns the phase rows ``(coef, const, coef magnitude, const magnitude)``, each meaning
+    ``coef . x + const <= 0`` and relaxed by its own margin ``|G_i| . err`` (``G``: the row's
+    coefficients on every error, carried forward with their signs through the piece's phases,
+    so errors that cancel through the weights are not counted twice): a point whose executed
+    phases are ``bits`` meets them. Then the output map over the reals ``y = A x + a`` with
+    its magnitudes ``(A, a, |A| terms, |a| terms)``, and the outputs' error coefficients ``G``
+    with their magnitudes, for :func:`_margin`."""
     a_map = np.diag(gain)  # (n, d)
     c_map = offset.copy()
     m_a, m_c = np.abs(a_map), np.abs(c_map)
+    g = np.eye(len(gain))  # the previous layer's output's coefficients on the errors so far
+    m_g = g.copy()
     phase_rows: list[tuple[np.ndarray, float, np.ndarray, float]] = []
     pos = 0
     for k, layer in enumerate(net.layers):
         w, b = layer.weight, layer.bias
         za, zc = w @ a_map, w @ c_map + b
         zma, zmc = np.abs(w) @ (m_a + np.abs(a_map)), np.abs(w) @ (m_c + np.abs(c_map)) + np.abs(b)
+        n = w.shape[0]
+        zg = np.hstack([w @ g, np.eye(n)])  # the errors so far through W_k, then e_k itself
+        zmg = np.hstack([np.abs(w) @ (m_g + np.abs(g)), np.eye(n)])
         if k == len(net.layers) - 1:
-            return phase_rows, (za, zc, zma, zmc)
+            return phase_rows, (za, zc, zma, zmc), (zg, zmg)
         active = fixed_active[k].copy()
         for j in unstable[k]:
             on = bits[pos] == 1
             pos += 1
             active[j] = on
             sign = -1.0 if on else 1.0  # on: -z <= 0; off: z <= 0
-            phase_rows.append((sign * za[j], float(sign * zc[j]), zma[j], float(zmc[j])))
+            shift = _margin(zg[j], zmg[j], err)
+            phase_rows.append((sign * za[j], float(sign * zc[j]) - shift, zma[j], float(zmc[j]) + shift))
         mask = active.astype(np.float64)
         a_map, c_map, m_a, m_c = za * mask[:, None], zc * mask, zma * mask[:, None], zmc * mask
+        g, m_g = zg * mask[:, None], zmg * mask[:, None]
     raise AssertionError("unreachable")
 
 

@@ -409,3 +409,84 @@ def test_lp_leaves_carry_farkas_multipliers(tmp_path: Path, monkeypatch: pytest.
     dropped["trees"][0][i]["lp"]["cases"].pop()
     report = certify.check(certify.Certificate.model_validate(dropped), path)
     assert not report.certified and "no case for phases" in report.reason
+
+
+# ── LP leaves: per-piece float32 margins ─────────────────────────────────────────────────
+
+#: A point where float32 summation switches a ReLU on that is off over the reals (see
+#: tests/test_formal_float32_pieces.py): z = sum(x) + BIAS is about -2^-22, and y = 2^24 relu(z).
+S = 2.0**-24 + 2.0**-30
+SWITCH_X = [1.0, S, S, S, S, 2.0**-26]
+SWITCH_BIAS = -(1.0 + 2.0**-21)
+
+
+def _switch_net(path: Path) -> Path:
+    nodes = [node("Gemm", ["x", "w1", "b1"], "h", transB=1), node("Relu", ["h"], "r"), node("Gemm", ["r", "w2", "b2"], "y", transB=1)]
+    consts = {"w1": f32(np.ones((1, 6))), "b1": f32([SWITCH_BIAS]), "w2": f32([[2.0**24]]), "b2": f32([0.0])}
+    return onnx_net(path, nodes, consts, [1, 6], [1, 1])
+
+
+def _executed_outputs() -> list[float]:
+    """y at SWITCH_X run in float32, the hidden sum in every order of its 7 terms (the bias
+    one of them): the truth the certificates below are judged by."""
+    import itertools
+
+    terms = [np.float32(v) for v in [*SWITCH_X, SWITCH_BIAS]]
+    out = []
+    for perm in itertools.permutations(range(7)):
+        z = np.float32(0.0)
+        for i in perm:
+            z = np.float32(z + terms[i])
+        out.append(float(np.float32(2.0**24) * max(z, np.float32(0.0))))
+    return out
+
+
+def _switch_cert(path: Path, threshold: float, on_case: list[float]) -> certify.Certificate:
+    """An LP leaf on the single point SWITCH_X for "y >= threshold is unsafe": the ReLU's off
+    piece refuted by the output row, its on piece by the multipliers ``on_case`` (output row,
+    phase row)."""
+    lp = certify.LpEvidence(unstable=[[0]], cases=[
+        certify.LpCase(phases=[0], disjunct=0, multipliers=[1.0, 0.0]),
+        certify.LpCase(phases=[1], disjunct=0, multipliers=on_case),
+    ])
+    return certify.Certificate(
+        network=certify.NetworkRef(sha256=certify_sha(path)),
+        property=certify.PropertyText(inputs=6, regions=[certify.Region(lower=SWITCH_X, upper=SWITCH_X)],
+                                      unsafe=[[certify.Constraint(coeffs=[-1.0], rhs=-threshold)]]),
+        trees=[[certify.Node(leaf="lp", lp=lp)]],
+    )
+
+
+def test_lp_leaf_margins_are_per_piece_and_relax_the_phase_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the reals the ReLU is off at SWITCH_X and y = 0; float32 execution reaches y = 0.25.
+    A certificate that y >= 0.125 is unreachable is false, whichever row refutes the on piece:
+    the output row only looks positive without the piece's output margin, the phase row only
+    without its relaxation. y >= 16 is unreachable in float32 (every summation order is
+    tried; Higham's bound says < 11) and certifies with the on piece's own margin."""
+    path = _switch_net(tmp_path / "switch.onnx")
+    reached = _executed_outputs()
+    assert max(reached) >= 0.25 and max(reached) < 16.0
+    assert sum(Fraction(v) for v in SWITCH_X) + Fraction(SWITCH_BIAS) < 0  # off over the reals
+    report = certify.check(_switch_cert(path, 16.0, [1.0, 0.0]), path)
+    assert report.certified, report.reason
+    false_certs = [_switch_cert(path, 0.125, [1.0, 0.0]), _switch_cert(path, 0.125, [0.0, 1.0])]
+    for cert in false_certs:
+        report = certify.check(cert, path)
+        assert not report.certified and "LP leaf): phases [1]" in report.reason
+    # The margins are what rejects them: without them (the checker's old flaw) both pass.
+    monkeypatch.setattr(certify, "_margin", lambda coef, chain, err: 0.0)
+    assert all(certify.check(cert, path).certified for cert in false_certs)
+
+
+@pytest.mark.skipif(not ACAS.is_dir(), reason="the ACAS Xu benchmark is not here")
+def test_acasxu_1_1_prop_5_lp_leaves_certify(tmp_path: Path) -> None:
+    """The engine proves 1_1 prop 5 with LP leaves whose pieces need per-piece margins."""
+    net = ACAS / "ACASXU_run2a_1_1_batch_2000.onnx"
+    prop = ACAS / "prop_5.vnnlib"
+    cert = tmp_path / "proof.json.gz"
+    runner = CliRunner()
+    out = runner.invoke(cli, ["vnnlib", str(net), str(prop), "--timeout", "116", "--certificate", str(cert)])
+    assert out.exit_code == 0 and out.output.splitlines()[0] == "unsat"
+    assert any(nd.leaf == "lp" for nd in certify.load(cert).trees[0])
+    out = runner.invoke(cli, ["certify", str(cert), "--network", str(net), "--vnnlib", str(prop)])
+    assert out.exit_code == 0 and "not certified" not in out.output, out.output
