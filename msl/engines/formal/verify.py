@@ -39,6 +39,10 @@ INEXACT_SLACK = 1e-7
 
 SOLVER = "msl input-split branch and bound (numpy bounds), HiGHS LPs with checked certificates, z3 on exact leaves"
 
+#: Input values sampled at most per falsification round (8 M: 64 MB of float64, whatever the
+#: input size; 100,000 samples of a 784-pixel image would take 630 MB and more in the forward pass).
+FALSIFY_VALUES = 8_000_000
+
 #: Seconds of branch and bound before the second falsification round (then doubling).
 FIRST_SLICE = 1.0
 
@@ -166,7 +170,7 @@ def _verify(
             rows,
             deadline if work else min(deadline, t0 + budget),
             rng,
-            samples=min(2000 * 4**level, 100_000),
+            samples=min(2000 * 4**level, 100_000, max(2000, FALSIFY_VALUES // net.input_dim)),
             starts=min(32 * 2**level, 1024),
             steps=min(60 + 40 * level, 200),
         )

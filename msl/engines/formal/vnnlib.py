@@ -15,6 +15,7 @@ checked within 1e-4 anyway); on outputs they stay strict.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
@@ -361,6 +362,8 @@ class VnnlibAnswer:
     seconds: float = 0.0
     stats: dict[str, object] = field(default_factory=dict)
     reason: str | None = None
+    #: the peak resident memory of the search (bytes), when it ran under :func:`answer_by`
+    peak_rss_bytes: int | None = None
 
     def render(self) -> str:
         if self.status != "sat" or self.witness_x is None or self.witness_y is None:
@@ -396,3 +399,27 @@ def run_vnnlib(net_path: Path, prop_path: Path, timeout: float) -> VnnlibAnswer:
         statuses.append(result.status)
     status = "unsat" if all(s == "unsat" for s in statuses) else "timeout" if "timeout" in statuses else "unknown"
     return VnnlibAnswer(status, seconds=time.monotonic() - start, stats=last_stats)
+
+
+#: Seconds before the timeout at which the search stops by its own clock checks.
+SOFT_MARGIN = 0.5
+#: Seconds past the timeout at which the search is killed; VNN-COMP scores an answer given
+#: within the timeout + 1 s, measured from outside the process.
+HARD_MARGIN = 0.6
+
+
+def answer_by(net_path: Path, prop_path: Path, timeout: float, spent: float = 0.0) -> VnnlibAnswer:
+    """:func:`run_vnnlib` under a hard deadline of ``timeout`` seconds, of which ``spent`` are
+    gone already (the process's start-up, as a harness timing the command sees it): the
+    search runs in a child process (:func:`~msl.engines.formal.runtime.run_bounded`) that
+    stops itself :data:`SOFT_MARGIN` s before the timeout and is killed :data:`HARD_MARGIN` s
+    after it, whatever it is busy with (a long bound batch, an LP, z3), answering ``timeout``."""
+    from msl.engines.formal.runtime import run_bounded
+
+    left = timeout - spent
+    start = time.monotonic()
+    out = run_bounded(lambda: run_vnnlib(net_path, prop_path, max(0.0, left - SOFT_MARGIN)), left + HARD_MARGIN)
+    if out.value is None:
+        reason = f"the search was stopped by the hard deadline of {timeout:g} s"
+        return VnnlibAnswer("timeout", seconds=time.monotonic() - start, reason=reason, peak_rss_bytes=out.peak_rss_bytes)
+    return dataclasses.replace(out.value, peak_rss_bytes=out.peak_rss_bytes)
