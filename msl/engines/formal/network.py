@@ -164,6 +164,41 @@ class PLNetwork:
             )
         return out[0] if np.asarray(x).ndim == 1 else out
 
+    def with_inputs_as_outputs(self, lower: np.ndarray) -> PLNetwork:
+        """This network with its inputs appended to its outputs (``[y; x]``), for properties
+        that compare inputs with outputs. Each hidden layer carries ``relu(x - lower)``, which
+        is ``x - lower`` for every ``x >= lower`` (``lower``: the regions' lower corner), and the
+        output adds ``lower`` back. The carried rows get the default float32 error terms, so
+        bounds allow for rounding the model never does on them (sound, a little loose); the
+        replayed model appends the input it was given, exactly."""
+        if self.has_normalisation:
+            raise UsageError(f"{self.name}: a property comparing inputs with outputs on a network with an input normalisation is not supported")
+        low = np.asarray(lower, dtype=np.float64)
+        d = self.input_dim
+        layers = []
+        for k, layer in enumerate(self.layers):
+            n_out, n_in = layer.shape
+            last = k + 1 == len(self.layers)
+            carried_in = d if k > 0 else 0  # layer 0 reads x itself
+            weight = np.zeros((n_out + d, n_in + carried_in))
+            weight[:n_out, :n_in] = layer.weight
+            weight[n_out:, n_in + carried_in - d :] = np.eye(d)
+            carried = (-low if k == 0 else 0.0) + (low if last else 0.0)
+            bias = np.concatenate([layer.bias, np.broadcast_to(carried, (d,))])
+            abs_w, abs_b, roundings = layer.error_terms
+            abs_weight = np.zeros_like(weight)
+            abs_weight[:n_out, :n_in] = abs_w
+            abs_weight[n_out:] = np.abs(weight[n_out:])
+            abs_bias = np.concatenate([abs_b, np.abs(bias[n_out:])])
+            layers.append(AffineLayer(weight, bias, abs_weight, abs_bias, max(roundings, 2)))
+        orig = self.replayer
+
+        def replay(x: np.ndarray) -> np.ndarray:
+            return np.hstack([np.asarray(orig(x), dtype=np.float64).reshape(len(x), -1), x])
+
+        return PLNetwork(tuple(layers), self.input_shift, self.input_gain, self.exact, self.name, replay,
+                         (*self.notes, "inputs appended to the outputs"))
+
     # ------------------------------------------------------------ statistics
     @property
     def num_relus(self) -> int:

@@ -2,10 +2,12 @@
 
 Accepted: comments (``;`` to the end of the line), ``(declare-const X_i Real)`` and
 ``(declare-const Y_j Real)``, and ``(assert F)`` where ``F`` is ``and``/``or`` over comparisons
-``<= >= < > =`` of linear terms (numbers, variables, ``+``, ``-``, ``*`` by a constant, ``/`` by
-a constant). Every assert is over the inputs only, the outputs only, or (rarely) both; input
+``<= >= < > =`` of linear terms (numbers, variables, negated variables ``-Y_0``, ``+``, ``-``
+(also unary, ``(- Y_0)``), ``*`` by a constant, ``/`` by a constant). Every assert is over the inputs only, the outputs only, or (rarely) both; input
 asserts give the input regions (a disjunction of boxes with linear constraints, as in ACAS Xu
-properties 6-10), output asserts the unsafe condition. Anything else is refused with a
+properties 6-10), output asserts the unsafe condition. A comparison that mixes inputs and
+outputs (``(<= Y_0 (+ X_0 1))``) is a constraint on ``[Y; X]``: the network is then read with
+its inputs appended to its outputs (:meth:`~msl.engines.formal.network.PLNetwork.with_inputs_as_outputs`). Anything else is refused with a
 :class:`~msl.errors.UsageError` carrying the span (line, column) of the offending text. Nothing
 is evaluated: the reader is a tokenizer and an iterative parser with size and depth limits.
 
@@ -127,7 +129,7 @@ class _Reader:
         for node in asserts:
             dnf = self._formula(node.items[1], 0)
             kinds = {self._kind(c) for clause in dnf for c in clause} - {"const"}
-            target = mixed_dnf if len(kinds) > 1 else output_dnf if kinds == {"Y"} else input_dnf
+            target = output_dnf if kinds == {"Y"} else input_dnf if kinds <= {"X"} else mixed_dnf
             target[:] = _product(target, dnf, node.span)
         props: list[Property] = []
         for mixed in mixed_dnf:
@@ -139,7 +141,10 @@ class _Reader:
             if not regions:
                 continue
             outs = [clause + [c for c in mixed if self._kind(c) != "X"] for clause in output_dnf]
-            unsafe = Condition(tuple(tuple(self._constraint(c, "Y", n_out) for c in clause) for clause in outs))
+            # A comparison of inputs with outputs constrains [Y; X]: the outputs, then the inputs
+            # (the network is read with its inputs appended to its outputs, see run_vnnlib).
+            width = n_out + n_in if any(self._kind(c) == "XY" for clause in outs for c in clause) else n_out
+            unsafe = Condition(tuple(tuple(self._output_constraint(c, n_out, width) for c in clause) for clause in outs))
             props.append(Property(tuple(regions), unsafe, name=self.name))
         return props
 
@@ -199,8 +204,6 @@ class _Reader:
                 atoms = [_compare(rhs, lhs, head == ">", node.span)]
             else:
                 atoms = [_compare(lhs, rhs, False, node.span), _compare(rhs, lhs, False, node.span)]
-            if self._kind(atoms[0]) == "XY":
-                raise _error("a comparison that mixes inputs and outputs is not supported", node.span)
             return [atoms]
         raise _error(f"unsupported operator {head!r}", node.items[0].span, hint="supported: and, or, <=, >=, <, >, =")
 
@@ -211,10 +214,11 @@ class _Reader:
                 if not np.isfinite(value):
                     raise _error(f"number {node.text!r} is out of range", node.span)
                 return {}, value
-            if node.text in self.declared:
-                return {node.text: 1.0}, 0.0
-            if _NAME.match(node.text):
-                raise _error(f"{node.text} is used but not declared", node.span)
+            sign, name = (-1.0, node.text[1:]) if node.text[:1] == "-" else (1.0, node.text)
+            if name in self.declared:
+                return {name: sign}, 0.0  # -Y_0 as (- Y_0), as some generators write it
+            if _NAME.match(name):
+                raise _error(f"{name} is used but not declared", node.span)
             raise _error(f"expected a number or a declared variable, found {node.text!r}", node.span)
         if not node.items or not isinstance(node.items[0], Atom):
             raise _error("expected a term", node.span)
@@ -256,6 +260,14 @@ class _Reader:
         for var, coef in c[0].items():
             if var[0] == prefix:
                 coeffs[int(var[2:])] += coef
+        return LinearConstraint(tuple(coeffs), c[1], c[2])
+
+    @staticmethod
+    def _output_constraint(c: Cmp, n_out: int, width: int) -> LinearConstraint:
+        """``c`` over ``[Y_0 .. Y_{n_out-1}, X_0 ...]`` (``width`` values)."""
+        coeffs = [0.0] * width
+        for var, coef in c[0].items():
+            coeffs[int(var[2:]) + (0 if var[0] == "Y" else n_out)] += coef
         return LinearConstraint(tuple(coeffs), c[1], c[2])
 
     def _region(self, clause: list[Cmp], n: int) -> InputRegion | None:
@@ -389,13 +401,17 @@ def run_vnnlib(net_path: Path, prop_path: Path, timeout: float) -> VnnlibAnswer:
         if remaining <= 0:
             statuses.append("timeout")
             break
+        mixed = prop.unsafe.dims == {net.output_dim + net.input_dim}
+        target = net.with_inputs_as_outputs(np.array([r.lower for r in prop.regions]).min(axis=0)) if mixed else net
         try:
-            result = verify(net, prop, remaining)
+            result = verify(target, prop, remaining)
         except ReaderMismatch as exc:  # the reading of the network cannot be trusted: no answer
             return VnnlibAnswer("unknown", seconds=time.monotonic() - start, reason=exc.message)
         last_stats = result.stats
         if result.status == "sat":
-            return VnnlibAnswer("sat", result.witness_x, result.witness_y, time.monotonic() - start, result.stats)
+            assert result.witness_y is not None
+            y = result.witness_y[: net.output_dim]
+            return VnnlibAnswer("sat", result.witness_x, y, time.monotonic() - start, result.stats)
         statuses.append(result.status)
     status = "unsat" if all(s == "unsat" for s in statuses) else "timeout" if "timeout" in statuses else "unknown"
     return VnnlibAnswer(status, seconds=time.monotonic() - start, stats=last_stats)
