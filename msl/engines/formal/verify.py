@@ -24,6 +24,8 @@ from msl.engines.formal.bounds import SpecBounder
 from msl.engines.formal.crosscheck import bounding_box, crosscheck
 from msl.engines.formal.falsify import SpecRows, falsify
 from msl.engines.formal.network import PLNetwork
+from msl.engines.formal.neuronsplit import MIN_INPUTS as NEURON_SPLIT_INPUTS
+from msl.engines.formal.neuronsplit import NeuronSplitSearch
 from msl.engines.formal.pieces import quiet_highs
 from msl.engines.formal.property import InputRegion, Property
 from msl.engines.formal.runtime import fast_numpy
@@ -189,10 +191,15 @@ def _verify(
         return _sat(w, stats, start, "falsification")
     slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
     spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
-    search = InputSplitSearch(
-        net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
-        leaf_rlimit=work.leaf_rlimit if work else None,
-    )
+    search: InputSplitSearch | NeuronSplitSearch
+    if net.input_dim > NEURON_SPLIT_INPUTS and bounder is None:
+        # Halving one of hundreds of inputs gains almost nothing: split ReLUs instead.
+        search = NeuronSplitSearch(net, prop.regions, rows, accept, deadline, spec_bounder)
+    else:
+        search = InputSplitSearch(
+            net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
+            leaf_rlimit=work.leaf_rlimit if work else None,
+        )
     # Branch and bound in growing slices (of time, or of boxes under a work budget), with a
     # larger falsification round after each: most instances end in the first slice; on hard
     # ones a quarter of the effort goes to search for counterexamples, whose pockets can be too
