@@ -48,6 +48,12 @@ FALSIFY_VALUES = 8_000_000
 #: Seconds of branch and bound before the second falsification round (then doubling).
 FIRST_SLICE = 1.0
 
+NEURON_SOLVER = "msl ReLU-split branch and bound: numpy back-substituted bounds, HiGHS triangle LPs with float64-checked dual bounds"
+NEURON_METHOD = (
+    "falsification (random + PGD), then (many inputs) ReLU-split branch and bound over the triangle"
+    " LP relaxation of the float32-executed network, each subproblem closed by a checked dual bound"
+)
+
 METHOD = (
     "falsification (random + PGD), then input-split branch and bound (symbolic-interval and"
     " back-substituted linear bounds); exact leaves: linear pieces by LP with checked"
@@ -195,6 +201,7 @@ def _verify(
     if net.input_dim > NEURON_SPLIT_INPUTS and bounder is None:
         # Halving one of hundreds of inputs gains almost nothing: split ReLUs instead.
         search = NeuronSplitSearch(net, prop.regions, rows, accept, deadline, spec_bounder)
+        stats.update(method=NEURON_METHOD, solver=NEURON_SOLVER)
     else:
         search = InputSplitSearch(
             net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
