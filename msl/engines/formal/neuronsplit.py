@@ -19,7 +19,8 @@ to a phase:
 The LP's answer is not trusted: a subproblem is closed by a bound recomputed in float64 from
 the LP's row multipliers ``y`` alone (any ``y`` gives a valid bound: ``c.v >= min over the
 variables' box of (c - A^T y).v + sum_i y_i (L_i or U_i)``), widened for float64 rounding, and
-it must clear the proof margin. A subproblem the LP leaves open is split on the unstable ReLU
+it must clear the proof margin; an infeasible one is closed only by a Farkas ray checked the
+same way. A subproblem the LP leaves open is split on the unstable ReLU
 whose relaxation the LP's optimum exploits most (``h - relu(z)``, a BaBSR-like score), and the
 LP's ``x`` is offered as a counterexample candidate (replayed through the original model).
 Intermediate bounds are the root's (splits tighten through the LP, not by re-bounding).
@@ -198,14 +199,21 @@ class _RegionLP:
         self.h.run()
         status = self.h.getModelStatus()
         if status == highspy.HighsModelStatus.kInfeasible:
-            # Infeasible relaxations still need a certificate; a dual ray is not read here, so
-            # fall back to the row duals HiGHS leaves (often a valid, large bound) below.
-            pass
-        elif status != highspy.HighsModelStatus.kOptimal:
+            # Empty only with a checked Farkas certificate: the dual ray, recomputed like a
+            # dual bound with zero cost, must be positive (then no point meets the rows).
+            _, has_ray, ray = self.h.getDualRay()
+            if has_ray:
+                zero = np.zeros_like(self.cost)
+                for sign in (1.0, -1.0):
+                    bound, mag = _dual_bound(sign * np.asarray(ray, dtype=np.float64), self.a, self.abs_a_t, zero, lo, hi, rlo, rhi)
+                    if bound - DUAL_REL_SLACK * mag > proof_margin(np.array([abs(bound)]))[0]:
+                        return np.inf, 0.0, None
+            return -np.inf, 0.0, None
+        if status != highspy.HighsModelStatus.kOptimal:
             return -np.inf, 0.0, None
         sol = self.h.getSolution()
         y = np.asarray(sol.row_dual, dtype=np.float64)
-        x = np.asarray(sol.col_value, dtype=np.float64) if status == highspy.HighsModelStatus.kOptimal else None
+        x = np.asarray(sol.col_value, dtype=np.float64)
         best, best_mag = -np.inf, 0.0
         for sign in (1.0, -1.0):  # valid for any multipliers: try both sign conventions
             bound, mag = _dual_bound(sign * y, self.a, self.abs_a_t, self.cost, lo, hi, rlo, rhi)
@@ -213,25 +221,26 @@ class _RegionLP:
                 best, best_mag = bound, mag
         return best, DUAL_REL_SLACK * best_mag, x
 
-    def branch(self, x: np.ndarray, fixes: tuple[Fix, ...]) -> tuple[int, int] | None:
-        """The unstable, unfixed ReLU whose relaxation the LP solution uses most."""
+    def branch(self, x: np.ndarray | None, fixes: tuple[Fix, ...]) -> tuple[int, int] | None:
+        """The unstable, unfixed ReLU whose relaxation the LP solution uses most; without a
+        solution (the LP did not solve), or where it uses none, the one with the widest
+        relaxation (``min(-l, u)``)."""
         fixed = {(k, j) for k, j, _ in fixes}
         best, choice = 0.0, None
         fallback, fb_choice = -1.0, None
         for k, unstable in enumerate(self.unstable):
             if not len(unstable):
                 continue
-            z = x[self.z_at[k] + unstable]
-            h = x[self.h_at[k] + unstable]
-            gap = h - np.maximum(z, 0.0)
             width = np.minimum(-self.col_lo[self.z_at[k] + unstable], self.col_hi[self.z_at[k] + unstable])
-            for i in np.argsort(-gap)[:64]:
-                if (k, int(unstable[i])) in fixed:
-                    continue
-                if gap[i] > best:
-                    best, choice = float(gap[i]), (k, int(unstable[i]))
-                break
-            for i in np.argsort(-width)[:64]:
+            if x is not None:
+                gap = x[self.h_at[k] + unstable] - np.maximum(x[self.z_at[k] + unstable], 0.0)
+                for i in np.argsort(-gap):
+                    if (k, int(unstable[i])) in fixed:
+                        continue
+                    if gap[i] > best:
+                        best, choice = float(gap[i]), (k, int(unstable[i]))
+                    break
+            for i in np.argsort(-width):
                 if (k, int(unstable[i])) not in fixed:
                     if width[i] > fallback:
                         fallback, fb_choice = float(width[i]), (k, int(unstable[i]))
@@ -351,7 +360,7 @@ class NeuronSplitSearch:
                     return SearchOutcome("sat", w, st)
             if time.monotonic() > self.deadline:
                 return SearchOutcome("timeout", None, st)
-            choice = lp.branch(x, node.fixes) if x is not None else None
+            choice = lp.branch(x, node.fixes)
             if choice is None or len(node.fixes) >= MAX_SPLITS:
                 self.undecided += 1
                 continue
