@@ -113,7 +113,7 @@ def test_cli_answers_with_a_witness(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(cli, ["vnnlib", str(net), str(prop), "--timeout", "20"])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()  # stderr says the peak memory
+    lines = result.stdout.splitlines()
     assert lines[0] == "sat" and lines[1].startswith("((X_0 ") and lines[-1].startswith(" (Y_1 ") and lines[-1].endswith("))")
     prop.write_text(prop.read_text().replace("(>= Y_0 -1000)", "(>= Y_0 1000)"))
     result = CliRunner().invoke(cli, ["vnnlib", str(net), str(prop), "--timeout", "20"])

@@ -418,20 +418,25 @@ def run_vnnlib(net_path: Path, prop_path: Path, timeout: float) -> VnnlibAnswer:
 
 
 #: Seconds before the timeout at which the search stops by its own clock checks.
-SOFT_MARGIN = 0.5
+SOFT_MARGIN = 0.8
 #: Seconds past the timeout at which the search is killed; VNN-COMP scores an answer given
 #: within the timeout + 1 s, measured from outside the process.
 HARD_MARGIN = 0.6
 
 
-def answer_by(net_path: Path, prop_path: Path, timeout: float, spent: float = 0.0) -> VnnlibAnswer:
+def answer_by(net_path: Path, prop_path: Path, timeout: float, spent: float = 0.0, hard: bool = True) -> VnnlibAnswer:
     """:func:`run_vnnlib` under a hard deadline of ``timeout`` seconds, of which ``spent`` are
     gone already (the process's start-up, as a harness timing the command sees it): the
     search runs in a child process (:func:`~msl.engines.formal.runtime.run_bounded`) that
     stops itself :data:`SOFT_MARGIN` s before the timeout and is killed :data:`HARD_MARGIN` s
-    after it, whatever it is busy with (a long bound batch, an LP, z3), answering ``timeout``."""
+    after it, whatever it is busy with (a long bound batch, an LP, z3), answering ``timeout``.
+
+    ``hard=False`` runs the search here with its own clock checks only: for callers (a test's
+    CliRunner) whose process has threads of its own, which a fork would copy locked."""
     from msl.engines.formal.runtime import run_bounded
 
+    if not hard:
+        return run_vnnlib(net_path, prop_path, timeout)
     left = timeout - spent
     start = time.monotonic()
     out = run_bounded(lambda: run_vnnlib(net_path, prop_path, max(0.0, left - SOFT_MARGIN)), left + HARD_MARGIN)
