@@ -149,6 +149,42 @@ def _broadcast_then_matmul(path: Path) -> Path:
     return onnx_net(path, nodes, {"C": f32([[0], [1], [2], [3]]), "W": _w(4, 2)}, [1, 4])
 
 
+def _conv_chain(conv: dict[str, object], kernel: tuple[int, ...], middle: list[object], consts: dict[str, np.ndarray], flat: int) -> Builder:
+    """Conv on a (1, 2, 2, 3) image, ``middle`` nodes from ``c`` to ``r``, then Flatten and a
+    MatMul with non-negative weights (so each output is convex in x: its maximum is at a corner)."""
+
+    def build(path: Path) -> Path:
+        nodes = [
+            node("Conv", ["x", "K", "kb"], "c", **conv),
+            *middle,
+            node("Flatten", ["r"], "f", axis=1),
+            node("MatMul", ["f", "V"], "y"),
+        ]
+        return onnx_net(path, nodes, {"K": _w(*kernel), "kb": _w(kernel[0]), "V": _w(flat, 2, positive=True), **consts}, [1, 2, 2, 3])
+
+    return build
+
+
+# Groups, asymmetric pads and strides, a BatchNormalization over the channels, a Transpose.
+CONV_GROUPS = _conv_chain(
+    {"group": 2, "pads": [1, 0, 0, 1], "strides": [1, 2], "kernel_shape": [2, 2]},
+    (4, 1, 2, 2),
+    [
+        node("BatchNormalization", ["c", "s", "bb", "m", "v"], "n", epsilon=1e-3),
+        node("Relu", ["n"], "t"),
+        node("Transpose", ["t"], "r", perm=[0, 2, 3, 1]),
+    ],
+    {"s": _w(4), "bb": _w(4), "m": _w(4), "v": np.abs(_w(4)) + 0.5},
+    16,
+)
+# Dilation and padding on every side.
+CONV_DILATED = _conv_chain(
+    {"dilations": [2, 1], "pads": [1, 1, 1, 1]}, (3, 2, 2, 2), [node("Relu", ["c"], "r")], {}, 24
+)
+CONV_MAXPOOL = _conv_chain(
+    {}, (3, 2, 2, 2), [node("MaxPool", ["c"], "r", name="pool", kernel_shape=[1, 2])], {}, 3
+)
+
 CASES = [
     Case("identity", IDENTITY, (-1, -1, -1), (1, 1, 1), output=2),
     Case("ties", TIES, (-1, -1), (1, 1), output=1),
@@ -167,6 +203,9 @@ CASES = [
         float32_loss=True,
         properties=((">=", -1e-3, "sat"), ("<=", 0.5, "sat")),  # onnxruntime gives 0 everywhere
     ),
+    Case("conv_groups_pads_strides_batchnorm_transpose", CONV_GROUPS, (-1,) * 12, (1,) * 12, output=1),
+    Case("conv_dilated_padded", CONV_DILATED, (0,) * 6 + (-1,) * 6, (1,) * 12, output=0),
+    Case("conv_then_maxpool", CONV_MAXPOOL, (-1,) * 12, (1,) * 12, refused_at="'pool' (MaxPool)"),
     Case("batch_mixing_reduce_sum", _reduce_over_batch, (-1,), (1,), refused_at="'sum_batch' (ReduceSum)"),
     Case("broadcast_then_row_matmul", _broadcast_then_matmul, (-1, -1, -1, -1), (1, 1, 1, 1), refused_at="'rows_matmul' (MatMul)"),
 ]

@@ -28,7 +28,6 @@ GOLDEN = [
     (HEAD + b"(assert (<= X_0 1.0))\n(assert (<= Y_0 1.0))\n", "p.vnnlib:1:16: error: input X_0 has no lower bound"),
     (b"(declare-const X_0 Int)\n", "p.vnnlib:1:20: error: unsupported sort 'Int'; only Real is supported"),
     (b"(declare-const foo Real)\n", "p.vnnlib:1:16: error: unsupported variable name 'foo'; expected X_i (inputs) or Y_j (outputs)"),
-    (HEAD + b"(assert (<= X_0 Y_0))\n", "p.vnnlib:3:9: error: a comparison that mixes inputs and outputs is not supported"),
     (HEAD + b"(check-sat)\n", "p.vnnlib:3:2: error: unsupported command 'check-sat'"),
     (HEAD + b"(assert (<= (/ X_0 0) 1))\n", "p.vnnlib:3:13: error: division is supported only by a nonzero constant"),
     (b"hello", "p.vnnlib:1:1: error: unexpected 'hello' outside parentheses"),
@@ -114,8 +113,59 @@ def test_cli_answers_with_a_witness(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(cli, ["vnnlib", str(net), str(prop), "--timeout", "20"])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0] == "sat" and lines[1].startswith("((X_0 ") and lines[-1].startswith(" (Y_1 ") and lines[-1].endswith("))")
     prop.write_text(prop.read_text().replace("(>= Y_0 -1000)", "(>= Y_0 1000)"))
     result = CliRunner().invoke(cli, ["vnnlib", str(net), str(prop), "--timeout", "20"])
-    assert result.output.strip() == "unsat"
+    assert result.stdout.strip() == "unsat"
+
+
+def test_negated_terms() -> None:
+    """``-Y_0`` (an atom, as the SoundnessBench generator writes it) and ``(- Y_0)`` both mean
+    the negation; ``-X_1`` bounds an input from below."""
+    text = HEAD.replace(b"(declare-const Y_0 Real)", b"(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)") + (
+        b"(assert (<= X_0 1))(assert (>= X_0 0))(assert (<= -X_1 2))(assert (<= X_1 3))\n"
+        b"(assert (or (<= -Y_0 -1.5) (>= (- Y_1) Y_0)))\n"
+    )
+    (prop,) = parse_vnnlib(text, "p.vnnlib")
+    assert prop.regions[0].lower == (0.0, -2.0) and prop.regions[0].upper == (1.0, 3.0)
+    first, second = prop.unsafe.disjuncts
+    assert first[0].coeffs == (-1.0, 0.0) and first[0].rhs == -1.5  # -y0 <= -1.5
+    assert second[0].coeffs == (1.0, 1.0) and second[0].rhs == 0.0  # y0 - (-y1) <= 0
+    y = np.array([[2.0, 0.0], [1.0, -3.0], [1.0, 0.0]])
+    assert list(prop.unsafe.holds(y)) == [True, True, False]
+
+
+def _mixed_prop(path: Path, threshold: float) -> Path:
+    path.write_text(
+        "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)\n"
+        "(assert (>= X_0 -1))(assert (<= X_0 1))(assert (>= X_1 -1))(assert (<= X_1 1))\n"
+        f"(assert (>= (- Y_0 (* 2 X_0) -X_1) {threshold!r}))\n"
+    )
+    return path
+
+
+def test_comparisons_mixing_inputs_and_outputs_follow_onnxruntime(tmp_path: Path) -> None:
+    """``Y_0 - 2 X_0 + X_1 >= t`` on a random net: sat below the largest value onnxruntime
+    finds on a fine grid, unsat above it (with the grid's error as margin); every witness is
+    replayed through onnxruntime and checked against the mixed constraint itself."""
+    import onnxruntime as ort
+
+    net = export_onnx(random_mlp(np.random.default_rng(3), 2, [8, 8], 2), 2, tmp_path / "n.onnx")
+    g = np.linspace(-1, 1, 801)
+    xs = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2).astype(np.float32)
+    sess = ort.InferenceSession(str(net), providers=["CPUExecutionProvider"])
+    ys = sess.run(None, {"x": xs})[0].astype(np.float64)
+    values = ys[:, 0] - 2 * xs[:, 0] + xs[:, 1]
+    top = float(values.max())
+    margin = 0.05 * (1.0 + abs(top))  # the grid step is 0.0025; the net's slopes are far below 20
+    result = CliRunner().invoke(cli, ["vnnlib", str(net), str(_mixed_prop(tmp_path / "s.vnnlib", top - margin)), "--timeout", "30"])
+    lines = result.stdout.splitlines()
+    assert lines[0] == "sat", result.output
+    vals = [float(line.strip(" ()").split()[1]) for line in lines[1:]]
+    assert len(vals) == 4  # X_0, X_1, Y_0, Y_1: the appended inputs are not printed as outputs
+    x = np.array(vals[:2], dtype=np.float32)
+    y = sess.run(None, {"x": x[None]})[0][0].astype(np.float64)
+    assert y[0] - 2 * x[0] + x[1] >= top - margin
+    result = CliRunner().invoke(cli, ["vnnlib", str(net), str(_mixed_prop(tmp_path / "u.vnnlib", top + margin)), "--timeout", "30"])
+    assert result.stdout.strip() == "unsat", result.output

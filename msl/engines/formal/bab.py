@@ -133,6 +133,7 @@ class InputSplitSearch:
         self.witness: Witness | None = None
         #: the split tree and each box's evidence, for a proof certificate (when ``record``)
         self.recorder = TreeRecorder(len(regions), rows.member) if record else None
+        self.step_seconds = 0.0  # wall time of every batch so far, for the batch size
 
         n_regions = len(regions)
         lo = np.array([r.lower for r in regions], dtype=np.float64)
@@ -158,8 +159,9 @@ class InputSplitSearch:
                 return SearchOutcome("timeout", None, self.stats)
             if now > until or (until_boxes is not None and self.stats.boxes >= until_boxes):
                 return SearchOutcome("paused", None, self.stats)
-            lo, hi, rid, open_, depth, node = _pop(self.stack, BATCH)
+            lo, hi, rid, open_, depth, node = _pop(self.stack, self._batch_size(now))
             witness, children = self._step(lo, hi, rid, open_, depth, node)
+            self.step_seconds += time.monotonic() - now
             if witness is not None:
                 return SearchOutcome("sat", witness, self.stats)
             if children is not None and len(children[0]):
@@ -167,6 +169,17 @@ class InputSplitSearch:
         if time.monotonic() > self.deadline:
             return SearchOutcome("timeout", None, self.stats)
         return SearchOutcome("unknown" if self.undecided else "unsat", None, self.stats)
+
+    def _batch_size(self, now: float) -> int:
+        """:data:`BATCH` boxes, or fewer when the seconds per box measured so far say that a
+        full batch would end past half the time left: the deadline is checked between batches,
+        so a batch must not outlast it (on 784-input networks one box costs 10-100 ms)."""
+        if self.stats.boxes == 0:
+            return BATCH
+        per_box = self.step_seconds / self.stats.boxes
+        if per_box <= 0.0:
+            return BATCH
+        return int(min(BATCH, max(1.0, 0.5 * (self.deadline - now) / per_box)))
 
     # ------------------------------------------------------------------------------
     def _step(
@@ -208,6 +221,8 @@ class InputSplitSearch:
         few = unstable <= PIECE_UNSTABLE
         exact = few | (depth >= MAX_DEPTH) | (rel_width.max(axis=1) < MIN_WIDTH)
         for i in np.nonzero(exact)[0]:
+            if time.monotonic() > self.deadline:
+                return None, None
             box_pre_lo = [a[i] for a in pre_lo]
             box_pre_hi = [b[i] for b in pre_hi]
             # Each layer's own rounding on this leaf, for its exact deciders (only leaves need it).
@@ -229,8 +244,6 @@ class InputSplitSearch:
                 return witness, None
             if self.recorder is not None:
                 self.recorder.leaf(node[i], "smt")  # unsat, or undecided (the answer is then not unsat)
-            if time.monotonic() > self.deadline:
-                return None, None
         split = np.nonzero(~exact)[0]
         if len(split) == 0:
             return None, None

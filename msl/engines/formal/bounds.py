@@ -15,7 +15,7 @@ For a batch of N boxes this computes, vectorised with numpy:
    share of that neuron's symbolic range.
 
 The back-substitution arrays are (boxes, rows, neurons) and memory-bound; boxes are processed
-in chunks of :data:`CHUNK` so they stay in cache.
+in chunks of :data:`CHUNK` so they stay in cache (fewer where a box's arrays are large).
 
 Floating point: every array here is float64 and the network's float32 parameters are exact in
 it, so the only error is float64 rounding, at most about ``n * 2**-53`` relative to the sum of
@@ -40,6 +40,8 @@ from msl.engines.formal.rounding import layer_errors
 
 #: Boxes bounded together in one numpy pass (see :meth:`SpecBounder.bound`).
 CHUNK = 64
+#: Memory one numpy pass over a chunk of boxes may take (see :meth:`SpecBounder.chunk`).
+CHUNK_BYTES = 512 * 1024 * 1024
 #: Lower-slope choices for unstable ReLUs tried when bounding the spec rows (see ``_backward``).
 SPEC_SLOPES = ("area", "zero", "one", "chord")
 #: Relative widening of every concrete bound (float64 rounding is ~1e-16 per operation).
@@ -226,6 +228,14 @@ class SpecBounder:
         z_lo[:, cols] = np.maximum(z_lo[:, cols], low[:, :n])
         z_hi[:, cols] = np.minimum(z_hi[:, cols], -low[:, n:])
 
+    def chunk(self, inputs: int) -> int:
+        """Boxes per numpy pass: :data:`CHUNK`, or fewer where one box's equations (neurons x
+        inputs, for every hidden layer, and the widest layer's back-substitution) would make a
+        pass exceed :data:`CHUNK_BYTES` (a CIFAR-10 convolutional net: ~200 MB a box)."""
+        widths = [lay.shape[0] for lay in self.hidden]
+        per_box = 8 * (inputs + 1) * (sum(widths) + 2 * max(widths, default=0))
+        return int(max(1, min(CHUNK, CHUNK_BYTES // max(per_box, 1))))
+
     # ------------------------------------------------------------------ spec rows
     def bound(self, lo: np.ndarray, hi: np.ndarray) -> BoxBounds:
         """Bounds of every hidden neuron and every spec row over boxes ``lo``/``hi`` (N, d).
@@ -234,9 +244,10 @@ class SpecBounder:
         (boxes, rows, neurons) and are memory-bound, so keeping them in cache matters more
         than making each numpy call large.
         """
-        if len(lo) <= CHUNK:
+        chunk = self.chunk(lo.shape[1])
+        if len(lo) <= chunk:
             return self._bound(lo, hi)
-        parts = [self._bound(lo[i : i + CHUNK], hi[i : i + CHUNK]) for i in range(0, len(lo), CHUNK)]
+        parts = [self._bound(lo[i : i + chunk], hi[i : i + chunk]) for i in range(0, len(lo), chunk)]
         return BoxBounds(
             [np.concatenate([p.pre_lower[k] for p in parts]) for k in range(len(parts[0].pre_lower))],
             [np.concatenate([p.pre_upper[k] for p in parts]) for k in range(len(parts[0].pre_upper))],

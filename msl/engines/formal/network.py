@@ -37,6 +37,8 @@ MAX_ONNX_BYTES = 512 * 1024 * 1024
 #: least n), or this wide when the file has fewer: declared sizes cannot make the reader
 #: allocate beyond what the file really holds.
 MIN_WIDTH_LIMIT = 4096
+#: Entries of the dense matrix a convolution becomes (a CIFAR-10 layer: 4,096 x 3,072).
+MAX_DENSE_ENTRIES = 1 << 25
 #: Entries of the 0/1 matrix a broadcast that repeats activations may add to a layer.
 MAX_BROADCAST_ENTRIES = 1 << 24
 
@@ -164,6 +166,41 @@ class PLNetwork:
             )
         return out[0] if np.asarray(x).ndim == 1 else out
 
+    def with_inputs_as_outputs(self, lower: np.ndarray) -> PLNetwork:
+        """This network with its inputs appended to its outputs (``[y; x]``), for properties
+        that compare inputs with outputs. Each hidden layer carries ``relu(x - lower)``, which
+        is ``x - lower`` for every ``x >= lower`` (``lower``: the regions' lower corner), and the
+        output adds ``lower`` back. The carried rows get the default float32 error terms, so
+        bounds allow for rounding the model never does on them (sound, a little loose); the
+        replayed model appends the input it was given, exactly."""
+        if self.has_normalisation:
+            raise UsageError(f"{self.name}: a property comparing inputs with outputs on a network with an input normalisation is not supported")
+        low = np.asarray(lower, dtype=np.float64)
+        d = self.input_dim
+        layers = []
+        for k, layer in enumerate(self.layers):
+            n_out, n_in = layer.shape
+            last = k + 1 == len(self.layers)
+            carried_in = d if k > 0 else 0  # layer 0 reads x itself
+            weight = np.zeros((n_out + d, n_in + carried_in))
+            weight[:n_out, :n_in] = layer.weight
+            weight[n_out:, n_in + carried_in - d :] = np.eye(d)
+            carried = (-low if k == 0 else 0.0) + (low if last else 0.0)
+            bias = np.concatenate([layer.bias, np.broadcast_to(carried, (d,))])
+            abs_w, abs_b, roundings = layer.error_terms
+            abs_weight = np.zeros_like(weight)
+            abs_weight[:n_out, :n_in] = abs_w
+            abs_weight[n_out:] = np.abs(weight[n_out:])
+            abs_bias = np.concatenate([abs_b, np.abs(bias[n_out:])])
+            layers.append(AffineLayer(weight, bias, abs_weight, abs_bias, max(roundings, 2)))
+        orig = self.replayer
+
+        def replay(x: np.ndarray) -> np.ndarray:
+            return np.hstack([np.asarray(orig(x), dtype=np.float64).reshape(len(x), -1), x])
+
+        return PLNetwork(tuple(layers), self.input_shift, self.input_gain, self.exact, self.name, replay,
+                         (*self.notes, "inputs appended to the outputs"))
+
     # ------------------------------------------------------------ statistics
     @property
     def num_relus(self) -> int:
@@ -186,8 +223,9 @@ class PLNetwork:
     def from_onnx(cls, path: str | Path) -> PLNetwork:
         """Read a feed-forward ReLU network from an ONNX file (weights only, no code runs).
 
-        Supported nodes: Gemm, MatMul, Add, Sub, Mul, Div (by constants), Relu, Flatten, Reshape,
-        Identity, Dropout, BatchNormalization and Constant, forming a single chain. Anything
+        Supported nodes: Gemm, MatMul, Conv (2-D, as a dense matrix), Add, Sub, Mul, Div (by
+        constants), Relu, Flatten, Reshape, Transpose, Identity, Dropout, BatchNormalization
+        and Constant, forming a single chain. Anything
         else raises :class:`~msl.errors.UsageError` naming the operator and node.
         """
         return _OnnxReader(Path(path)).read()
@@ -325,8 +363,10 @@ class _ChainBuilder:
         self.gain = [Fraction(1)] * self.width
         self.last_was_relu = False
 
-    def matmul(self, weight: np.ndarray, bias: np.ndarray | None = None) -> None:
-        """h -> weight @ h (+ bias); ``weight`` is (out, in)."""
+    def matmul(self, weight: np.ndarray, bias: np.ndarray | None = None, terms: int | None = None) -> None:
+        """h -> weight @ h (+ bias); ``weight`` is (out, in). ``terms``: the most nonzero
+        entries in a row when the model computes only those (a convolution's kernel), for the
+        rounding count; by default every input is a term."""
         w = np.asarray(weight, dtype=np.float64)
         if w.ndim != 2 or w.shape[1] != self.width:
             raise UsageError(f"{self.name}: a weight of shape {w.shape} does not fit an input of size {self.width}")
@@ -337,7 +377,7 @@ class _ChainBuilder:
         else:
             assert self.abs_b is not None
             self.abs_w, self.abs_b = np.abs(w) @ self.abs_w, np.abs(w) @ self.abs_b + abs_bias
-        self.roundings += w.shape[1] + 1
+        self.roundings += (w.shape[1] if terms is None else terms) + 1
         trivial_pre = all(s == 0 for s in self.shift) and all(g == 1 for g in self.gain)
         if self.weight is None and not self.layers and self.input_shift is None:
             # The elementwise map before the first matrix is the network's input normalisation.
@@ -537,12 +577,24 @@ class _OnnxReader:
                     raise self.fail(f"{label} takes an activation of shape {cur_shape}; expected (1, n)")
                 self._gemm(builder, node, consts, current, label)
                 cur_shape = (1, builder.width)
+            elif op == "Conv":
+                cur_shape = self._conv(builder, node, consts, cur_shape, label)
+            elif op == "Transpose":
+                perm = [int(p) for p in self._attr(node, "perm", list(range(len(cur_shape)))[::-1])]
+                if sorted(perm) != list(range(len(cur_shape))) or (perm[0] != 0 and cur_shape[0] != 1):
+                    raise self.fail(f"{label} permutes {cur_shape} by {perm}", hint="the batch axis must stay first")
+                # An exact copy map: the activations in the permuted row-major order.
+                builder.gather(np.arange(builder.width).reshape(cur_shape).transpose(perm).ravel())
+                cur_shape = tuple(cur_shape[p] for p in perm)
             elif op == "BatchNormalization":
-                if len(cur_shape) < 2 or math.prod(cur_shape) != cur_shape[1]:
-                    raise self.fail(f"{label} normalises an activation of shape {cur_shape}; expected (1, channels)")
+                if len(cur_shape) < 2 or cur_shape[0] != 1:
+                    raise self.fail(f"{label} normalises an activation of shape {cur_shape}; expected (1, channels, ...)")
                 scale, bias, mean, var = (self._float(consts[n], label).ravel() for n in node.input[1:5])
                 if any(v.size != cur_shape[1] for v in (scale, bias, mean, var)):
                     raise self.fail(f"{label} has parameters that are not one per channel of {cur_shape}")
+                # One value per channel, repeated over the channel's positions (row-major).
+                per = math.prod(cur_shape[2:])
+                scale, bias, mean, var = (np.repeat(v, per) for v in (scale, bias, mean, var))
                 eps = float(self._attr(node, "epsilon", 1e-5))
                 mult = scale / np.sqrt(var + eps)
                 if builder.weight is None:
@@ -555,7 +607,7 @@ class _OnnxReader:
             else:
                 raise self.fail(
                     f"unsupported ONNX operator {op!r} in {label}",
-                    hint="the formal engine reads Gemm/MatMul/Add/Sub/Mul/Div/Relu/Flatten/Reshape/Identity/BatchNormalization chains",
+                    hint="the formal engine reads Gemm/MatMul/Conv/Add/Sub/Mul/Div/Relu/Flatten/Reshape/Transpose/Identity/BatchNormalization chains",
                 )
             current = node.output[0]
         if graph.output[0].name != current:
@@ -672,6 +724,70 @@ class _OnnxReader:
                 raise self.fail(f"{label} divides a constant by the activation, which is not piecewise linear")
             builder.divide(vec)
         return out_shape
+
+    def _conv(
+        self, builder: _ChainBuilder, node: Any, consts: dict[str, np.ndarray], shape: tuple[int, ...], label: str
+    ) -> tuple[int, ...]:
+        """A 2-D convolution (pads, strides, dilations, groups) as the dense matrix it is.
+
+        Built by index arithmetic: the entry (output ``(m, oh, ow)``, input ``(c, ih, iw)``)
+        is the kernel weight ``W[m, c - g*C/G, kh, kw]`` where ``ih = oh*stride - pad + kh*dilation``
+        (likewise for w) lies inside the image; padded positions contribute nothing. Row-major
+        order matches ONNX's flattening. Exact (entries are copied weights), and each row has
+        at most ``C/G * KH * KW`` terms, which is what float32 rounding counts."""
+        if len(shape) != 4 or shape[0] != 1:
+            raise self.fail(f"{label} takes an activation of shape {shape}; only 2-D convolutions of one image (1, C, H, W) are supported")
+        if len(node.input) < 2 or node.input[1] not in consts:
+            raise self.fail(f"{label} has no constant kernel")
+        w = self._float(consts[node.input[1]], label)
+        if w.ndim != 4:
+            raise self.fail(f"{label} has a kernel of rank {w.ndim}; expected 4 (a 2-D convolution)")
+        _, c_in, h, wd = shape
+        m_out, c_group, kh, kw = (int(v) for v in w.shape)
+        groups = int(self._attr(node, "group", 1))
+        if groups < 1 or c_in % groups or m_out % groups or c_in // groups != c_group:
+            raise self.fail(f"{label}: a kernel of shape {w.shape} in {groups} groups does not fit {c_in} input channels")
+        strides = [int(v) for v in self._attr(node, "strides", [1, 1])]
+        dil = [int(v) for v in self._attr(node, "dilations", [1, 1])]
+        pads = [int(v) for v in self._attr(node, "pads", [0, 0, 0, 0])]
+        auto_pad = self._attr(node, "auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+        if auto_pad not in ("NOTSET", "VALID"):
+            raise self.fail(f"{label} uses auto_pad {auto_pad}, which is not supported", hint="export with explicit pads")
+        if auto_pad == "VALID":
+            pads = [0, 0, 0, 0]
+        ks = self._attr(node, "kernel_shape", [kh, kw])
+        if [int(v) for v in ks] != [kh, kw] or len(strides) != 2 or len(dil) != 2 or len(pads) != 4:
+            raise self.fail(f"{label} has attributes that do not describe a 2-D convolution of its kernel")
+        if min(strides) < 1 or min(dil) < 1 or min(pads) < 0:
+            raise self.fail(f"{label} has a stride, dilation or pad out of range")
+        oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
+        ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
+        if oh < 1 or ow < 1:
+            raise self.fail(f"{label} has no output positions for an input of shape {shape}")
+        n_out, n_in = m_out * oh * ow, c_in * h * wd
+        if n_out > self.max_width or n_out * n_in > MAX_DENSE_ENTRIES:
+            raise self.fail(f"{label} maps {n_in} values to {n_out}: too large for a dense layer")
+        # Every (output position, kernel tap) pair, vectorised.
+        m, y, x, c, i, j = np.meshgrid(
+            np.arange(m_out), np.arange(oh), np.arange(ow), np.arange(c_group), np.arange(kh), np.arange(kw), indexing="ij"
+        )
+        ih = y * strides[0] - pads[0] + i * dil[0]
+        iw = x * strides[1] - pads[1] + j * dil[1]
+        ok = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < wd)
+        channel = (m // (m_out // groups)) * c_group + c
+        rows = ((m * oh + y) * ow + x)[ok]
+        cols = ((channel * h + ih) * wd + iw)[ok]
+        dense = np.zeros((n_out, n_in))
+        dense[rows, cols] = w[m[ok], c[ok], i[ok], j[ok]]
+        bias = None
+        if len(node.input) > 2 and node.input[2]:
+            b = self._float(consts[node.input[2]], label).ravel()
+            if b.size != m_out:
+                raise self.fail(f"{label} has {b.size} biases for {m_out} output channels")
+            bias = np.repeat(b, oh * ow)
+        builder.matmul(dense, bias, terms=c_group * kh * kw)
+        return (1, m_out, oh, ow)
 
     def _gemm(self, builder: _ChainBuilder, node: Any, consts: dict[str, np.ndarray], current: str, label: str) -> None:
         if node.input[0] != current or self._attr(node, "transA", 0):

@@ -24,6 +24,8 @@ from msl.engines.formal.bounds import SpecBounder
 from msl.engines.formal.crosscheck import bounding_box, crosscheck
 from msl.engines.formal.falsify import SpecRows, falsify
 from msl.engines.formal.network import PLNetwork
+from msl.engines.formal.neuronsplit import MIN_INPUTS as NEURON_SPLIT_INPUTS
+from msl.engines.formal.neuronsplit import NeuronSplitSearch
 from msl.engines.formal.pieces import quiet_highs
 from msl.engines.formal.property import InputRegion, Property
 from msl.engines.formal.runtime import fast_numpy
@@ -39,8 +41,18 @@ INEXACT_SLACK = 1e-7
 
 SOLVER = "msl input-split branch and bound (numpy bounds), HiGHS LPs with checked certificates, z3 on exact leaves"
 
+#: Input values sampled at most per falsification round (8 M: 64 MB of float64, whatever the
+#: input size; 100,000 samples of a 784-pixel image would take 630 MB and more in the forward pass).
+FALSIFY_VALUES = 8_000_000
+
 #: Seconds of branch and bound before the second falsification round (then doubling).
 FIRST_SLICE = 1.0
+
+NEURON_SOLVER = "msl ReLU-split branch and bound: numpy back-substituted bounds, HiGHS triangle LPs with float64-checked dual bounds"
+NEURON_METHOD = (
+    "falsification (random + PGD), then (many inputs) ReLU-split branch and bound over the triangle"
+    " LP relaxation of the float32-executed network, each subproblem closed by a checked dual bound"
+)
 
 METHOD = (
     "falsification (random + PGD), then input-split branch and bound (symbolic-interval and"
@@ -174,7 +186,7 @@ def _verify(
             rows,
             deadline if work else min(deadline, t0 + budget),
             rng,
-            samples=min(2000 * 4**level, 100_000),
+            samples=min(2000 * 4**level, 100_000, max(2000, FALSIFY_VALUES // net.input_dim)),
             starts=min(32 * 2**level, 1024),
             steps=min(60 + 40 * level, 200),
         )
@@ -193,10 +205,16 @@ def _verify(
         return _sat(w, stats, start, "falsification")
     slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
     spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
-    search = InputSplitSearch(
-        net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
-        leaf_rlimit=work.leaf_rlimit if work else None, record=record and bounder is None,
-    )
+    search: InputSplitSearch | NeuronSplitSearch
+    if net.input_dim > NEURON_SPLIT_INPUTS and bounder is None:
+        # Halving one of hundreds of inputs gains almost nothing: split ReLUs instead.
+        search = NeuronSplitSearch(net, prop.regions, rows, accept, deadline, spec_bounder)
+        stats.update(method=NEURON_METHOD, solver=NEURON_SOLVER)
+    else:
+        search = InputSplitSearch(
+            net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
+            leaf_rlimit=work.leaf_rlimit if work else None, record=record and bounder is None,
+        )
     # Branch and bound in growing slices (of time, or of boxes under a work budget), with a
     # larger falsification round after each: most instances end in the first slice; on hard
     # ones a quarter of the effort goes to search for counterexamples, whose pockets can be too
@@ -226,7 +244,8 @@ def _verify(
         return _sat(outcome.witness, stats, start, "branch and bound")
     stats["time_s"] = time.monotonic() - start
     stats["decided_by"] = "branch and bound" if outcome.status == "unsat" else None
-    tree = (search.recorder, prop.regions) if record and search.recorder is not None and outcome.status == "unsat" else None
+    recorder = search.recorder if isinstance(search, InputSplitSearch) else None  # ReLU splitting records no tree yet
+    tree = (recorder, prop.regions) if record and recorder is not None and outcome.status == "unsat" else None
     return FormalResult(outcome.status, stats=stats, proof_tree=tree)  # type: ignore[arg-type]
 
 

@@ -2,10 +2,12 @@
 
 Accepted: comments (``;`` to the end of the line), ``(declare-const X_i Real)`` and
 ``(declare-const Y_j Real)``, and ``(assert F)`` where ``F`` is ``and``/``or`` over comparisons
-``<= >= < > =`` of linear terms (numbers, variables, ``+``, ``-``, ``*`` by a constant, ``/`` by
-a constant). Every assert is over the inputs only, the outputs only, or (rarely) both; input
+``<= >= < > =`` of linear terms (numbers, variables, negated variables ``-Y_0``, ``+``, ``-``
+(also unary, ``(- Y_0)``), ``*`` by a constant, ``/`` by a constant). Every assert is over the inputs only, the outputs only, or (rarely) both; input
 asserts give the input regions (a disjunction of boxes with linear constraints, as in ACAS Xu
-properties 6-10), output asserts the unsafe condition. Anything else is refused with a
+properties 6-10), output asserts the unsafe condition. A comparison that mixes inputs and
+outputs (``(<= Y_0 (+ X_0 1))``) is a constraint on ``[Y; X]``: the network is then read with
+its inputs appended to its outputs (:meth:`~msl.engines.formal.network.PLNetwork.with_inputs_as_outputs`). Anything else is refused with a
 :class:`~msl.errors.UsageError` carrying the span (line, column) of the offending text. Nothing
 is evaluated: the reader is a tokenizer and an iterative parser with size and depth limits.
 
@@ -15,6 +17,7 @@ checked within 1e-4 anyway); on outputs they stay strict.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
@@ -126,7 +129,7 @@ class _Reader:
         for node in asserts:
             dnf = self._formula(node.items[1], 0)
             kinds = {self._kind(c) for clause in dnf for c in clause} - {"const"}
-            target = mixed_dnf if len(kinds) > 1 else output_dnf if kinds == {"Y"} else input_dnf
+            target = output_dnf if kinds == {"Y"} else input_dnf if kinds <= {"X"} else mixed_dnf
             target[:] = _product(target, dnf, node.span)
         props: list[Property] = []
         for mixed in mixed_dnf:
@@ -138,7 +141,10 @@ class _Reader:
             if not regions:
                 continue
             outs = [clause + [c for c in mixed if self._kind(c) != "X"] for clause in output_dnf]
-            unsafe = Condition(tuple(tuple(self._constraint(c, "Y", n_out) for c in clause) for clause in outs))
+            # A comparison of inputs with outputs constrains [Y; X]: the outputs, then the inputs
+            # (the network is read with its inputs appended to its outputs, see run_vnnlib).
+            width = n_out + n_in if any(self._kind(c) == "XY" for clause in outs for c in clause) else n_out
+            unsafe = Condition(tuple(tuple(self._output_constraint(c, n_out, width) for c in clause) for clause in outs))
             props.append(Property(tuple(regions), unsafe, name=self.name))
         return props
 
@@ -198,8 +204,6 @@ class _Reader:
                 atoms = [_compare(rhs, lhs, head == ">", node.span)]
             else:
                 atoms = [_compare(lhs, rhs, False, node.span), _compare(rhs, lhs, False, node.span)]
-            if self._kind(atoms[0]) == "XY":
-                raise _error("a comparison that mixes inputs and outputs is not supported", node.span)
             return [atoms]
         raise _error(f"unsupported operator {head!r}", node.items[0].span, hint="supported: and, or, <=, >=, <, >, =")
 
@@ -210,10 +214,11 @@ class _Reader:
                 if not np.isfinite(value):
                     raise _error(f"number {node.text!r} is out of range", node.span)
                 return {}, value
-            if node.text in self.declared:
-                return {node.text: 1.0}, 0.0
-            if _NAME.match(node.text):
-                raise _error(f"{node.text} is used but not declared", node.span)
+            sign, name = (-1.0, node.text[1:]) if node.text[:1] == "-" else (1.0, node.text)
+            if name in self.declared:
+                return {name: sign}, 0.0  # -Y_0 as (- Y_0), as some generators write it
+            if _NAME.match(name):
+                raise _error(f"{name} is used but not declared", node.span)
             raise _error(f"expected a number or a declared variable, found {node.text!r}", node.span)
         if not node.items or not isinstance(node.items[0], Atom):
             raise _error("expected a term", node.span)
@@ -255,6 +260,14 @@ class _Reader:
         for var, coef in c[0].items():
             if var[0] == prefix:
                 coeffs[int(var[2:])] += coef
+        return LinearConstraint(tuple(coeffs), c[1], c[2])
+
+    @staticmethod
+    def _output_constraint(c: Cmp, n_out: int, width: int) -> LinearConstraint:
+        """``c`` over ``[Y_0 .. Y_{n_out-1}, X_0 ...]`` (``width`` values)."""
+        coeffs = [0.0] * width
+        for var, coef in c[0].items():
+            coeffs[int(var[2:]) + (0 if var[0] == "Y" else n_out)] += coef
         return LinearConstraint(tuple(coeffs), c[1], c[2])
 
     def _region(self, clause: list[Cmp], n: int) -> InputRegion | None:
@@ -363,6 +376,8 @@ class VnnlibAnswer:
     reason: str | None = None
     #: the proof certificate of an ``unsat`` (``run_vnnlib(..., certificate=True)``)
     certificate: object = None
+    #: the peak resident memory of the search (bytes), when it ran under :func:`answer_by`
+    peak_rss_bytes: int | None = None
 
     def render(self) -> str:
         if self.status != "sat" or self.witness_x is None or self.witness_y is None:
@@ -389,13 +404,17 @@ def run_vnnlib(net_path: Path, prop_path: Path, timeout: float, certificate: boo
         if remaining <= 0:
             statuses.append("timeout")
             break
+        mixed = prop.unsafe.dims == {net.output_dim + net.input_dim}
+        target = net.with_inputs_as_outputs(np.array([r.lower for r in prop.regions]).min(axis=0)) if mixed else net
         try:
-            result = verify(net, prop, remaining, record=certificate)
+            result = verify(target, prop, remaining, record=certificate and not mixed)
         except ReaderMismatch as exc:  # the reading of the network cannot be trusted: no answer
             return VnnlibAnswer("unknown", seconds=time.monotonic() - start, reason=exc.message)
         last_stats = result.stats
         if result.status == "sat":
-            return VnnlibAnswer("sat", result.witness_x, result.witness_y, time.monotonic() - start, result.stats)
+            assert result.witness_y is not None
+            y = result.witness_y[: net.output_dim]
+            return VnnlibAnswer("sat", result.witness_x, y, time.monotonic() - start, result.stats)
         statuses.append(result.status)
     status = "unsat" if all(s == "unsat" for s in statuses) else "timeout" if "timeout" in statuses else "unknown"
     cert = None
@@ -404,3 +423,34 @@ def run_vnnlib(net_path: Path, prop_path: Path, timeout: float, certificate: boo
 
         cert = build(result.proof_tree[0], props[0], result.proof_tree[1], net_path)
     return VnnlibAnswer(status, seconds=time.monotonic() - start, stats=last_stats, certificate=cert)
+
+
+#: Seconds before the timeout at which the search stops by its own clock checks.
+SOFT_MARGIN = 0.8
+#: Seconds past the timeout at which the search is killed; VNN-COMP scores an answer given
+#: within the timeout + 1 s, measured from outside the process.
+HARD_MARGIN = 0.6
+
+
+def answer_by(
+    net_path: Path, prop_path: Path, timeout: float, spent: float = 0.0, hard: bool = True, certificate: bool = False,
+) -> VnnlibAnswer:
+    """:func:`run_vnnlib` under a hard deadline of ``timeout`` seconds, of which ``spent`` are
+    gone already (the process's start-up, as a harness timing the command sees it): the
+    search runs in a child process (:func:`~msl.engines.formal.runtime.run_bounded`) that
+    stops itself :data:`SOFT_MARGIN` s before the timeout and is killed :data:`HARD_MARGIN` s
+    after it, whatever it is busy with (a long bound batch, an LP, z3), answering ``timeout``.
+
+    ``hard=False`` runs the search here with its own clock checks only: for callers (a test's
+    CliRunner) whose process has threads of its own, which a fork would copy locked."""
+    from msl.engines.formal.runtime import run_bounded
+
+    if not hard:
+        return run_vnnlib(net_path, prop_path, timeout, certificate)
+    left = timeout - spent
+    start = time.monotonic()
+    out = run_bounded(lambda: run_vnnlib(net_path, prop_path, max(0.0, left - SOFT_MARGIN), certificate), left + HARD_MARGIN)
+    if out.value is None:
+        reason = f"the search was stopped by the hard deadline of {timeout:g} s"
+        return VnnlibAnswer("timeout", seconds=time.monotonic() - start, reason=reason, peak_rss_bytes=out.peak_rss_bytes)
+    return dataclasses.replace(out.value, peak_rss_bytes=out.peak_rss_bytes)
