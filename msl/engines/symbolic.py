@@ -239,7 +239,8 @@ class SymbolicRun(SearchRun):
 
         self._certificate = None
         self._uncertified = ""
-        if cert is None:
+        if cert is None:  # the ReLU-splitting search (networks of many inputs) records no tree yet
+            self._uncertified = "proofs by ReLU splitting record none yet"
             return None
         report = certify.check(cert, Path(handle.model.path))
         if report.certified:
