@@ -16,8 +16,8 @@ Design decisions, so that readers of a findings file can rely on them:
   fingerprints) over the canonical JSON of what decides the result: the claim (name,
   kind, file, text), each model's role and fingerprint, the data hash and seeds, the
   verdict, method and the discrete part of the evidence (counts, texts, the shape of
-  tables and series, the solver and its answer, the hashes of the steering vectors used,
-  error). **No float is part of an id**: a model's outputs move in their last bits with the
+  tables and series, the solver and its answer, the labels of the steering vectors used,
+  error); vectors given with ``--vectors`` are data, and their hashes enter the data hash. **No float is part of an id**: a model's outputs move in their last bits with the
   batch they ran in, the BLAS kernel and the CPU, and rounding them to any number of digits
   still flips some of them (measured: 10 of the 56 findings of ``specs/`` changed ids at 6
   significant digits between two batchings of the same queries). So a float counts only as
@@ -447,7 +447,7 @@ def finding_id(finding: Finding) -> str:
         "proof": None if f["proof"] is None else {k: f["proof"][k] for k in ("solver", "result")},
         "tables": f["tables"],
         "series": f["series"],
-        "vectors": f["vectors"],
+        "vectors": sorted(f["vectors"]),  # labels: a computed vector's bytes vary as model outputs do
         "error": f["error"],
     }
     return sha256_of(canonical_json(_discrete(identity)).encode("utf-8"))

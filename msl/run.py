@@ -303,8 +303,11 @@ class Runner:
                 kind=decl.kind,
                 fingerprint=handle.fingerprint if handle is not None else None,
             ))
-        data = sorted((ctx.data_hashes if ctx else {}).items())
         vectors = claim_vectors(spec.symbols, claim.claim, ctx.vectors) if ctx else {}
+        # Vectors given with --vectors are data: their bytes count in the data hash (and so the
+        # id); vectors computed in the run count by label only (see msl.findings.finding_id).
+        pinned = [(f"vector {label}", d) for label, d in vectors.items() if ctx and label in ctx.pins]
+        data = sorted((ctx.data_hashes if ctx else {}).items()) + pinned
         spec_file = Path(display_path(spec.path)).as_posix()
         self.vectors.extend((spec_file, label, ctx.vectors[label][1]) for label in vectors if ctx)
         if outcome.certificate is not None:

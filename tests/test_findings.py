@@ -195,6 +195,16 @@ def test_no_float_is_part_of_the_id(mean: float, delta: float, interval: list[fl
     assert finding.statistics.values["mean_delta"] == mean  # the finding keeps every digit
 
 
+def test_a_computed_vector_counts_by_its_label_not_its_bytes() -> None:
+    """A steering vector computed in the run is a model output (its bytes move with batching:
+    8 of the steer spec's ids changed between a cold and a warm run before); its label is part
+    of the id, its digest is not. Pinned vectors enter the data hash instead (run.py)."""
+    one = samples.violated(vectors={"love": "sha256:" + "1" * 64})
+    other = samples.violated(vectors={"love": "sha256:" + "2" * 64})
+    renamed = samples.violated(vectors={"hate": "sha256:" + "1" * 64})
+    assert one.id == other.id != renamed.id
+
+
 def test_six_digit_rounding_would_have_flipped_the_id() -> None:
     """The regression: two batchings of one steer query gave 1.13228499 and 1.13228501, which
     round to different 6-digit values; the ids are equal now."""
