@@ -24,6 +24,7 @@ from msl.engines.formal.bounds import SpecBounder
 from msl.engines.formal.crosscheck import bounding_box, crosscheck
 from msl.engines.formal.falsify import SpecRows, falsify
 from msl.engines.formal.network import PLNetwork
+from msl.engines.formal.neurons import NeuronSplitSearch, prefers_neuron_split
 from msl.engines.formal.pieces import quiet_highs
 from msl.engines.formal.property import InputRegion, Property
 from msl.engines.formal.runtime import fast_numpy
@@ -46,6 +47,12 @@ METHOD = (
     "falsification (random + PGD), then input-split branch and bound (symbolic-interval and"
     " back-substituted linear bounds); exact leaves: linear pieces by LP with checked"
     " certificates, z3 over exact rationals"
+)
+
+NEURON_SOLVER = "msl neuron-split branch and bound (torch, optimised linear bounds)"
+NEURON_METHOD = (
+    "falsification (random + PGD), then branch and bound by ReLU splitting with back-substituted"
+    " linear bounds, lower slopes and split multipliers optimised by gradient (alpha, beta)"
 )
 
 
@@ -87,6 +94,7 @@ def verify(
     bounder: BounderFactory | None = None,
     witness_margin: float = WITNESS_REL_MARGIN,
     work: WorkBudget | None = None,
+    device: str = "cpu",
 ) -> FormalResult:
     """Decide whether some input of ``prop.regions`` drives ``net`` into ``prop.unsafe``.
 
@@ -102,9 +110,12 @@ def verify(
     budget). With ``work`` every budget that decides the answer is counted in work (boxes,
     samples, z3 resource units), so the answer is the same on any machine; ``timeout`` is then
     only a safety net, whose ``timeout`` status says that the wall clock stopped the run.
+
+    Networks with many inputs are searched by neuron splitting
+    (:mod:`msl.engines.formal.neurons`, torch on ``device``), the others by input splitting.
     """
     with fast_numpy():
-        return _verify(net, prop, timeout, seed, bounder, witness_margin, work)
+        return _verify(net, prop, timeout, seed, bounder, witness_margin, work, device)
 
 
 def _verify(
@@ -115,6 +126,7 @@ def _verify(
     bounder: BounderFactory | None,
     witness_margin: float,
     work: WorkBudget | None,
+    device: str,
 ) -> FormalResult:
     start = time.monotonic()
     deadline = start + max(0.0, float(timeout))
@@ -184,11 +196,16 @@ def _verify(
     if w is not None:
         return _sat(w, stats, start, "falsification")
     slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
-    spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
-    search = InputSplitSearch(
-        net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
-        leaf_rlimit=work.leaf_rlimit if work else None,
-    )
+    search: InputSplitSearch | NeuronSplitSearch
+    if bounder is None and prefers_neuron_split(net, prop):
+        search = NeuronSplitSearch(net, prop.regions, rows, accept, deadline, device)
+        stats.update(method=NEURON_METHOD, solver=NEURON_SOLVER)
+    else:
+        spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
+        search = InputSplitSearch(
+            net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
+            leaf_rlimit=work.leaf_rlimit if work else None,
+        )
     # Branch and bound in growing slices (of time, or of boxes under a work budget), with a
     # larger falsification round after each: most instances end in the first slice; on hard
     # ones a quarter of the effort goes to search for counterexamples, whose pockets can be too
