@@ -63,6 +63,8 @@ NEURON_SPLIT_MIN_INPUTS = 64
 #: Adam steps on the root bound, and on each batch of children.
 ROOT_STEPS = 40
 BATCH_STEPS = 12
+#: Adam steps on each hidden layer's bounds at the root (see :meth:`NeuronBounder.tighten`).
+TIGHTEN_STEPS = 20
 #: Adam learning rates of the lower slopes and of the split multipliers.
 LR_ALPHA = 0.1
 LR_BETA = 0.05
@@ -191,6 +193,39 @@ class NeuronBounder:
         self.rows = int(spec.shape[0])
         self.sizes = [int(w.shape[0]) for w in self.weights]
 
+    def tighten(self, steps: int, deadline: float) -> bool:
+        """Tighten the root's hidden bounds layer by layer (alpha-CROWN's intermediate bounds):
+        each unstable neuron of layer k is bounded from both sides by the optimised
+        back-substitution through layers ``< k`` (already tightened), charged layer k's own
+        float32 error so that it bounds the executed value. False when the deadline passed."""
+        torch = self.torch
+        for k in range(1, len(self.weights)):
+            unstable = torch.nonzero((self.pre_lo[k] < 0) & (self.pre_hi[k] > 0)).flatten()
+            if len(unstable) == 0:
+                continue
+            w, b, e = self.weights[k][unstable], self.biases[k][unstable], self.local[k][unstable]
+            sub = copy.copy(self)
+            for name in ("weights", "weights_abs", "biases", "biases_abs", "local", "pre_lo", "pre_hi", "sizes"):
+                setattr(sub, name, getattr(self, name)[:k])
+            # z >= w h + b - e and -z >= -w h - b - e.
+            sub.last_w = torch.cat([w, -w])
+            sub.last_b = torch.cat([b - e, -b - e])
+            sub.last_w_abs = sub.last_w.abs()
+            sub.last_b_abs = torch.cat([b.abs() + e, b.abs() + e])
+            sub.rows = 2 * len(unstable)
+            split = [torch.zeros((1, n), dtype=torch.int8, device=self.device) for n in sub.sizes]
+            alpha = sub.initial_alpha(split)
+            beta = [torch.zeros_like(a) for a in alpha]
+            weight = torch.ones((1, sub.rows), dtype=torch.float64, device=self.device)
+            res = sub.optimise(split, alpha, beta, weight, steps, deadline, stop_at_zero=False)
+            if res is None:
+                return False
+            low = (res[0].lower - res[0].margin)[0]
+            n = len(unstable)
+            self.pre_lo[k][unstable] = torch.maximum(self.pre_lo[k][unstable], low[:n])
+            self.pre_hi[k][unstable] = torch.minimum(self.pre_hi[k][unstable], -low[n:])
+        return True
+
     def restrict(self, rows: list[int]) -> NeuronBounder:
         """The same bounder for a subset of the spec rows (the root's hidden bounds kept)."""
         out = copy.copy(self)
@@ -275,10 +310,12 @@ class NeuronBounder:
         weight: torch.Tensor,
         steps: int,
         deadline: float,
+        stop_at_zero: bool = True,
     ) -> tuple[_Bounds, list[torch.Tensor], list[torch.Tensor]] | None:
         """Adam on ``alpha`` and ``beta`` for ``steps`` steps, maximising the bounds of the rows
         with ``weight`` (N, K) > 0; each row keeps its best multipliers (the rows and
-        subproblems are independent). None when the deadline passed."""
+        subproblems are independent). With ``stop_at_zero`` it stops once every weighted row's
+        bound is positive. None when the deadline passed."""
         torch = self.torch
         a = [x.detach().to(torch.float64).clone().requires_grad_(True) for x in alpha]
         b = [x.detach().to(torch.float64).clone().requires_grad_(True) for x in beta]
@@ -302,7 +339,7 @@ class NeuronBounder:
                         bx.copy_(torch.where(better[:, :, None], x, bx))
                     for x, bx in zip(b, best_b):
                         bx.copy_(torch.where(better[:, :, None], x, bx))
-                if bool(((best > 0.0) | (weight <= 0.0)).all()):
+                if stop_at_zero and bool(((best > 0.0) | (weight <= 0.0)).all()):
                     break  # every row that matters is (very likely) proved: the final pass checks
             opt.zero_grad(set_to_none=True)
             (-(lower * weight).sum()).backward()
@@ -393,6 +430,8 @@ class NeuronSplitSearch:
         its own (its rows only: far cheaper to bound), the least refuted first."""
         torch = self.torch
         b = NeuronBounder(self.net, self.rows, region, self.device)
+        if not b.tighten(TIGHTEN_STEPS, self.deadline):
+            return SearchOutcome("timeout", None, self.stats)
         self.bounder, self.member, self.pool = b, self.full_member, None
         split = [torch.zeros((1, n), dtype=torch.int8, device=b.device) for n in b.sizes]
         alpha = b.initial_alpha(split)

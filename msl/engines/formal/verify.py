@@ -40,6 +40,10 @@ INEXACT_SLACK = 1e-7
 
 SOLVER = "msl input-split branch and bound (numpy bounds), HiGHS LPs with checked certificates, z3 on exact leaves"
 
+#: At most this many input values per falsification sample batch: 100,000 samples of a 784-pixel
+#: image are 600 MB and seconds of uninterruptible work.
+SAMPLE_ENTRIES = 20_000_000
+
 #: Seconds of branch and bound before the second falsification round (then doubling).
 FIRST_SLICE = 1.0
 
@@ -178,7 +182,7 @@ def _verify(
             rows,
             deadline if work else min(deadline, t0 + budget),
             rng,
-            samples=min(2000 * 4**level, 100_000),
+            samples=min(2000 * 4**level, 100_000, max(2000, SAMPLE_ENTRIES // net.input_dim)),
             starts=min(32 * 2**level, 1024),
             steps=min(60 + 40 * level, 200),
         )
