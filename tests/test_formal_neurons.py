@@ -158,3 +158,23 @@ def test_selection_threshold(tmp_path: Path) -> None:
     assert prefers_neuron_split(wide, Property((box,), unsafe))
     constrained = InputRegion(box.lower, box.upper, (LinearConstraint(tuple([1.0] * n_in), 1.0),))
     assert not prefers_neuron_split(wide, Property((constrained,), unsafe))
+
+
+def test_no_proof_where_float32_rounding_breaks_the_property(tmp_path: Path) -> None:
+    """relu(2^30 x0 + 40) - relu(2^30 x0) is 40 over the reals but 0 in float32 at x0 = 1 (40
+    is lost to an ulp of 128), a gap beyond the bound's float64 proof margin (~1e-8 of 2^31):
+    the bounds alone (no falsifier, every candidate rejected) must not prove ``Y_0 > 10``."""
+    from test_false_proofs import relu_chain, run_onnx
+
+    d = neurons.NEURON_SPLIT_MIN_INPUTS
+    first = np.zeros((2, d))
+    first[:, 0] = float(2**30)
+    onnx_path = relu_chain(tmp_path / "cancel.onnx", [(first.tolist(), [40.0, 0.0]), ([[1.0, -1.0]], [0.0])])
+    lower, upper = [0.5] + [0.0] * (d - 1), [1.0] * d
+    assert run_onnx(onnx_path, np.ones((1, d), dtype=np.float32))[0, 0] == 0.0  # the truth in float32
+    net = PLNetwork.from_onnx(onnx_path)
+    prop = Property((InputRegion.box(lower, upper),), Condition.of(LinearConstraint((1.0,), 10.0)))
+    assert prefers_neuron_split(net, prop)
+    search = NeuronSplitSearch(net, prop.regions, SpecRows.of(prop.unsafe, 1), lambda x: None, time.monotonic() + 30)
+    out = search.run(until=time.monotonic() + 30)
+    assert out.status != "unsat"
