@@ -69,7 +69,7 @@ TIGHTEN_STEPS = 20
 LR_ALPHA = 0.1
 LR_BETA = 0.05
 #: Spec rows x subproblems bounded together (the batch of parents is this over twice the rows).
-BATCH_ROWS = 2048
+BATCH_ROWS = 1024
 #: The open subproblems' multipliers are kept (float32) within this many bytes; beyond it the
 #: search stops with ``unknown``.
 POOL_BYTES = 1 << 30
@@ -98,6 +98,8 @@ class NeuronStats(SearchStats):
     root_lower: float = float("inf")
     undecided_leaves: int = 0
     max_open: int = 0
+    tasks_done: int = 0
+    tighten_seconds: float = 0.0
     device: str = "cpu"
 
 
@@ -192,6 +194,26 @@ class NeuronBounder:
         self.absx = torch.maximum(self.lo.abs(), self.hi.abs())
         self.rows = int(spec.shape[0])
         self.sizes = [int(w.shape[0]) for w in self.weights]
+        self._fast: NeuronBounder | None = None
+
+    #: Tensors cast to float32 for the optimisation steps (see :meth:`fast`).
+    _TENSORS = (
+        "last_w", "last_b", "last_w_abs", "last_b_abs", "lo", "hi", "center", "radius", "absx",
+    )
+    _LISTS = ("weights", "weights_abs", "biases", "biases_abs", "local", "pre_lo", "pre_hi")
+
+    def fast(self) -> NeuronBounder:
+        """This bounder in float32, for the optimisation steps only: they just choose the
+        multipliers (any choice is valid); the bound that is claimed is always recomputed in
+        float64 with its margin."""
+        if self._fast is None:
+            out = copy.copy(self)
+            for name in self._TENSORS:
+                setattr(out, name, getattr(self, name).to(self.torch.float32))
+            for name in self._LISTS:
+                setattr(out, name, [x.to(self.torch.float32) for x in getattr(self, name)])
+            self._fast = out
+        return self._fast
 
     def tighten(self, steps: int, deadline: float) -> bool:
         """Tighten the root's hidden bounds layer by layer (alpha-CROWN's intermediate bounds):
@@ -213,6 +235,7 @@ class NeuronBounder:
             sub.last_w_abs = sub.last_w.abs()
             sub.last_b_abs = torch.cat([b.abs() + e, b.abs() + e])
             sub.rows = 2 * len(unstable)
+            sub._fast = None
             split = [torch.zeros((1, n), dtype=torch.int8, device=self.device) for n in sub.sizes]
             alpha = sub.initial_alpha(split)
             beta = [torch.zeros_like(a) for a in alpha]
@@ -232,6 +255,7 @@ class NeuronBounder:
         out.last_w, out.last_b = self.last_w[rows], self.last_b[rows]
         out.last_w_abs, out.last_b_abs = self.last_w_abs[rows], self.last_b_abs[rows]
         out.rows = len(rows)
+        out._fast = None
         return out
 
     # ------------------------------------------------------------------ relaxation
@@ -317,8 +341,9 @@ class NeuronBounder:
         subproblems are independent). With ``stop_at_zero`` it stops once every weighted row's
         bound is positive. None when the deadline passed."""
         torch = self.torch
-        a = [x.detach().to(torch.float64).clone().requires_grad_(True) for x in alpha]
-        b = [x.detach().to(torch.float64).clone().requires_grad_(True) for x in beta]
+        fast = self.fast()
+        a = [x.detach().to(torch.float32).clone().requires_grad_(True) for x in alpha]
+        b = [x.detach().to(torch.float32).clone().requires_grad_(True) for x in beta]
         best_a = [x.detach().clone() for x in a]
         best_b = [x.detach().clone() for x in b]
         best = None
@@ -328,7 +353,7 @@ class NeuronBounder:
         for _ in range(steps):
             if time.monotonic() > deadline:
                 return None
-            lower = self.bound(split, a, b).lower
+            lower = fast.bound(split, a, b).lower
             with torch.no_grad():
                 if best is None:
                     best = lower.detach().clone()
@@ -352,7 +377,7 @@ class NeuronBounder:
         if time.monotonic() > deadline:
             return None
         with torch.no_grad():
-            out = self.bound(split, best_a, best_b, final=True)
+            out = self.bound(split, [x.to(torch.float64) for x in best_a], [x.to(torch.float64) for x in best_b], final=True)
         return out, best_a, best_b
 
 
@@ -410,6 +435,7 @@ class NeuronSplitSearch:
                     return SearchOutcome("paused", None, self.stats)
                 outcome = self._step()
             elif self.tasks:
+                self.stats.tasks_done += self.pool is not None
                 self.bounder, self.member, root = self.tasks.pop(0)
                 self.pool = None
                 outcome = self._bound_children(root, 1)
@@ -429,8 +455,11 @@ class NeuronSplitSearch:
         """Bound a region's root with every spec row; each disjunct left open becomes a task of
         its own (its rows only: far cheaper to bound), the least refuted first."""
         torch = self.torch
+        t0 = time.monotonic()
         b = NeuronBounder(self.net, self.rows, region, self.device)
-        if not b.tighten(TIGHTEN_STEPS, self.deadline):
+        done = b.tighten(TIGHTEN_STEPS, self.deadline)
+        self.stats.tighten_seconds += time.monotonic() - t0
+        if not done:
             return SearchOutcome("timeout", None, self.stats)
         self.bounder, self.member, self.pool = b, self.full_member, None
         split = [torch.zeros((1, n), dtype=torch.int8, device=b.device) for n in b.sizes]
