@@ -98,7 +98,7 @@ class NeuronStats(SearchStats):
     root_lower: float = float("inf")
     undecided_leaves: int = 0
     max_open: int = 0
-    tasks_done: int = 0
+    tasks: int = 0
     tighten_seconds: float = 0.0
     device: str = "cpu"
 
@@ -435,7 +435,6 @@ class NeuronSplitSearch:
                     return SearchOutcome("paused", None, self.stats)
                 outcome = self._step()
             elif self.tasks:
-                self.stats.tasks_done += self.pool is not None
                 self.bounder, self.member, root = self.tasks.pop(0)
                 self.pool = None
                 outcome = self._bound_children(root, 1)
@@ -486,6 +485,7 @@ class NeuronSplitSearch:
                 root.split, [a[:, rows] for a in root.alpha], [x[:, rows] for x in root.beta], root.lower[:, rows],
                 torch.ones((1, 1), dtype=torch.bool, device=b.device), root.depth,
             )
+            st.tasks += 1
             self.tasks.append((b.restrict(rows), torch.ones((1, len(rows)), dtype=torch.bool, device=b.device), task_root))
         return None
 
@@ -601,7 +601,8 @@ class NeuronSplitSearch:
             self.pool = _Pool.cat([self.pool, new])
             self._scores = _Scores.cat([self._scores, new_scores])
         st.max_open = max(st.max_open, len(self.pool))
-        per = sum(2 * 4 * b.rows * n + n for n in b.sizes)
+        # Bytes per open subproblem: multipliers (float32), split signs, branching information.
+        per = sum((8 * b.rows + 1 + 17) * n for n in b.sizes)
         if len(self.pool) * per > POOL_BYTES:
             self.undecided += len(self.pool)
             self.pool = None

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from msl.engines.formal.bab import InputSplitSearch, SearchStats, WorkBudget
+from msl.engines.formal.bab import InputSplitSearch, SearchOutcome, SearchStats, WorkBudget
 from msl.engines.formal.bounds import SpecBounder
 from msl.engines.formal.crosscheck import bounding_box, crosscheck
 from msl.engines.formal.falsify import SpecRows, falsify
@@ -202,37 +202,43 @@ def _verify(
     if w is not None:
         return _sat(w, stats, start, "falsification")
     slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
-    search: InputSplitSearch | NeuronSplitSearch
+    spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
+    search: InputSplitSearch | NeuronSplitSearch = InputSplitSearch(
+        net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
+        leaf_rlimit=work.leaf_rlimit if work else None,
+    )
+    outcome: SearchOutcome | None = None
     if bounder is None and prefers_neuron_split(net, prop):
-        search = NeuronSplitSearch(net, prop.regions, rows, accept, deadline, device)
-        stats.update(method=NEURON_METHOD, solver=NEURON_SOLVER)
-    else:
-        spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
-        search = InputSplitSearch(
-            net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
-            leaf_rlimit=work.leaf_rlimit if work else None,
-        )
+        # The root's numpy bounds first (cheap, and torch is not imported): easy instances end
+        # there; the others go on by neuron splitting.
+        first = search.run(until=float("inf"), until_boxes=1)
+        if first.status == "paused":
+            search = NeuronSplitSearch(net, prop.regions, rows, accept, deadline, device)
+            stats.update(method=NEURON_METHOD, solver=NEURON_SOLVER)
+        else:
+            outcome = first
     # Branch and bound in growing slices (of time, or of boxes under a work budget), with a
     # larger falsification round after each: most instances end in the first slice; on hard
     # ones a quarter of the effort goes to search for counterexamples, whose pockets can be too
     # small for the bounds to reach soon.
     slice_s, slice_boxes, level = FIRST_SLICE, (work.first_slice if work else 0), 0
-    while True:
+    while outcome is None:
         if work is None:
-            outcome = search.run(until=time.monotonic() + slice_s)
+            step = search.run(until=time.monotonic() + slice_s)
         else:
             limit = min(search.stats.boxes + slice_boxes, work.boxes)
-            outcome = search.run(until=float("inf"), until_boxes=limit)
-            if outcome.status == "paused" and search.stats.boxes >= work.boxes:
-                _record_search(stats, outcome.stats)
+            step = search.run(until=float("inf"), until_boxes=limit)
+            if step.status == "paused" and search.stats.boxes >= work.boxes:
+                _record_search(stats, step.stats)
                 stats.update(time_s=time.monotonic() - start, decided_by=f"the budget of {work.boxes} boxes was spent")
                 return FormalResult("unknown", stats=stats)
-        if outcome.status != "paused":
+        if step.status != "paused":
+            outcome = step
             break
         level += 1
         w = falsify_round(level, slice_s / 3)
         if w is not None:
-            _record_search(stats, outcome.stats)
+            _record_search(stats, step.stats)
             return _sat(w, stats, start, "falsification")
         slice_s *= 2
         slice_boxes *= 2
