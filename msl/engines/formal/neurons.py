@@ -4,7 +4,9 @@ Input splitting (:mod:`msl.engines.formal.bab`) stalls on a 784-pixel image: bis
 input of 784 barely moves a bound. The fast verifiers split ReLUs instead, as done here:
 
 * **bounds** (:class:`NeuronBounder`): CROWN-style back-substitution of the spec rows through
-  the network, batched in torch over many subproblems at once (float64, on the CPU or a GPU).
+  the network, batched in torch over many subproblems at once (on the CPU or a GPU; the
+  optimisation steps in float32, the bound that is claimed recomputed in float64). Before any
+  split, each hidden layer's bounds are tightened the same way (:meth:`NeuronBounder.tighten`).
   Each unstable ReLU is relaxed by its chord from above and by ``alpha * z`` from below; the
   lower slopes ``alpha`` (one per subproblem, spec row and neuron) are optimised by a few steps
   of gradient ascent (Adam) on the bound, as alpha-CROWN does — every ``alpha`` in [0, 1] gives
