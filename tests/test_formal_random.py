@@ -4,7 +4,6 @@ replayed through torch, independently of the engine."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 
@@ -118,29 +117,3 @@ def test_result_carries_method_and_encoding_statistics(tmp_path: Path) -> None:
     assert result.status == "unsat" and result.proved
     for key in ("method", "branches", "leaves_smt", "encoding", "time_s", "network", "falsify"):
         assert key in result.stats
-
-
-def _relu_splitting_agrees_with_milp(seed: int, folder: Path) -> None:
-    """The ReLU-splitting search (used for many-input networks), forced on small ones: every
-    proof holds by the MILP, every witness replays, and clear-cut instances are answered."""
-    rng, model, net, n_in, n_out = _instance(seed, folder)
-    prop = random_property(rng, model, n_in, n_out)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sys.modules["msl.engines.formal.verify"], "NEURON_SPLIT_INPUTS", 0)
-        result = verify(net, prop, timeout=30)
-    if "search" in result.stats:
-        assert result.stats["search"]["batches"] == 0  # no input-split batch: ReLUs were split
-    _check_against_milp(model, prop, result)
-
-
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1))
-def test_relu_splitting_agrees_with_milp(seed: int, tmp_path_factory: pytest.TempPathFactory) -> None:
-    _relu_splitting_agrees_with_milp(seed, tmp_path_factory.mktemp("nets"))
-
-
-@pytest.mark.slow
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1))
-def test_relu_splitting_agrees_with_milp_many(seed: int, tmp_path_factory: pytest.TempPathFactory) -> None:
-    _relu_splitting_agrees_with_milp(seed, tmp_path_factory.mktemp("nets"))

@@ -11,8 +11,9 @@ Stages, one module each:
   :mod:`~msl.engines.formal.falsify` (random + PGD), :mod:`~msl.engines.formal.bab` (input
   splitting with the bounds of :mod:`~msl.engines.formal.bounds`), exact leaves by
   :mod:`~msl.engines.formal.pieces` (LPs with checked certificates) and
-  :mod:`~msl.engines.formal.smt` (z3 over exact rationals), witnesses accepted only by the rule
-  of :mod:`~msl.engines.formal.witness`;
+  :mod:`~msl.engines.formal.smt` (z3 over exact rationals), or for many inputs
+  :mod:`~msl.engines.formal.neurons` (ReLU splitting with optimised linear bounds, in torch);
+  witnesses accepted only by the rule of :mod:`~msl.engines.formal.witness`;
 * :mod:`~msl.engines.formal.equivalence`: epsilon-equivalence of two networks;
 * :mod:`~msl.engines.formal.vnnlib`: VNN-LIB files and the ``msl vnnlib`` command.
 """

@@ -2,7 +2,9 @@
 
 The order is the one the fast verifiers share: falsify first (random sampling, then PGD), then
 branch and bound by input splitting with symbolic/back-substituted bounds, and z3 over exact
-rationals on the boxes the bounds leave open. A ``sat`` answer always carries a witness that
+rationals on the boxes the bounds leave open. Networks with many inputs (an image) on plain boxes
+are searched by ReLU splitting with optimised linear bounds instead
+(:mod:`msl.engines.formal.neurons`), since bisecting one input of hundreds barely moves a bound. A ``sat`` answer always carries a witness that
 passed :func:`msl.engines.formal.witness.confirm` (replayed through the original model); an
 ``unsat`` answer holds for the network as it executes in float32, in any summation order: on
 every box of the branch and bound each unsafe constraint is proved with the margin of
@@ -19,13 +21,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from msl.engines.formal.bab import InputSplitSearch, SearchStats, WorkBudget
+from msl.engines.formal.bab import InputSplitSearch, SearchOutcome, SearchStats, WorkBudget
 from msl.engines.formal.bounds import SpecBounder
 from msl.engines.formal.crosscheck import bounding_box, crosscheck
 from msl.engines.formal.falsify import SpecRows, falsify
 from msl.engines.formal.network import PLNetwork
-from msl.engines.formal.neuronsplit import MIN_INPUTS as NEURON_SPLIT_INPUTS
-from msl.engines.formal.neuronsplit import NeuronSplitSearch
+from msl.engines.formal.neurons import NeuronSplitSearch, prefers_neuron_split
 from msl.engines.formal.pieces import quiet_highs
 from msl.engines.formal.property import InputRegion, Property
 from msl.engines.formal.runtime import fast_numpy
@@ -48,16 +49,16 @@ FALSIFY_VALUES = 8_000_000
 #: Seconds of branch and bound before the second falsification round (then doubling).
 FIRST_SLICE = 1.0
 
-NEURON_SOLVER = "msl ReLU-split branch and bound: numpy back-substituted bounds, HiGHS triangle LPs with float64-checked dual bounds"
-NEURON_METHOD = (
-    "falsification (random + PGD), then (many inputs) ReLU-split branch and bound over the triangle"
-    " LP relaxation of the float32-executed network, each subproblem closed by a checked dual bound"
-)
-
 METHOD = (
     "falsification (random + PGD), then input-split branch and bound (symbolic-interval and"
     " back-substituted linear bounds); exact leaves: linear pieces by LP with checked"
     " certificates, z3 over exact rationals"
+)
+
+NEURON_SOLVER = "msl neuron-split branch and bound (torch, optimised linear bounds)"
+NEURON_METHOD = (
+    "falsification (random + PGD), then branch and bound by ReLU splitting with back-substituted"
+    " linear bounds, lower slopes and split multipliers optimised by gradient (alpha, beta)"
 )
 
 
@@ -104,6 +105,7 @@ def verify(
     witness_margin: float = WITNESS_REL_MARGIN,
     work: WorkBudget | None = None,
     record: bool = False,
+    device: str = "cpu",
 ) -> FormalResult:
     """Decide whether some input of ``prop.regions`` drives ``net`` into ``prop.unsafe``.
 
@@ -121,9 +123,11 @@ def verify(
     only a safety net, whose ``timeout`` status says that the wall clock stopped the run.
 
     ``record`` keeps what a proof certificate needs (:attr:`FormalResult.proof_tree`).
+    Networks with many inputs are searched by neuron splitting
+    (:mod:`msl.engines.formal.neurons`, torch on ``device``), the others by input splitting.
     """
     with fast_numpy():
-        return _verify(net, prop, timeout, seed, bounder, witness_margin, work, record)
+        return _verify(net, prop, timeout, seed, bounder, witness_margin, work, record, device)
 
 
 def _verify(
@@ -134,7 +138,8 @@ def _verify(
     bounder: BounderFactory | None,
     witness_margin: float,
     work: WorkBudget | None,
-    record: bool = False,
+    record: bool,
+    device: str,
 ) -> FormalResult:
     start = time.monotonic()
     deadline = start + max(0.0, float(timeout))
@@ -205,37 +210,42 @@ def _verify(
         return _sat(w, stats, start, "falsification")
     slack = 0.0 if net.exact else INEXACT_SLACK * (1.0 + float(np.abs(rows.offset).max()))
     spec_bounder = bounder(rows.matrix, rows.offset) if bounder else SpecBounder(net.folded, rows.matrix, rows.offset)
-    search: InputSplitSearch | NeuronSplitSearch
-    if net.input_dim > NEURON_SPLIT_INPUTS and bounder is None:
-        # Halving one of hundreds of inputs gains almost nothing: split ReLUs instead.
-        search = NeuronSplitSearch(net, prop.regions, rows, accept, deadline, spec_bounder)
-        stats.update(method=NEURON_METHOD, solver=NEURON_SOLVER)
-    else:
-        search = InputSplitSearch(
-            net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
-            leaf_rlimit=work.leaf_rlimit if work else None, record=record and bounder is None,
-        )
+    search: InputSplitSearch | NeuronSplitSearch = InputSplitSearch(
+        net, prop.regions, rows, accept, LeafSolver(net, rows), deadline, slack, spec_bounder,
+        leaf_rlimit=work.leaf_rlimit if work else None, record=record and bounder is None,
+    )
+    outcome: SearchOutcome | None = None
+    if bounder is None and prefers_neuron_split(net, prop):
+        # The root's numpy bounds first (cheap, and torch is not imported): easy instances end
+        # there; the others go on by neuron splitting.
+        first = search.run(until=float("inf"), until_boxes=1)
+        if first.status == "paused":
+            search = NeuronSplitSearch(net, prop.regions, rows, accept, deadline, device)
+            stats.update(method=NEURON_METHOD, solver=NEURON_SOLVER)
+        else:
+            outcome = first
     # Branch and bound in growing slices (of time, or of boxes under a work budget), with a
     # larger falsification round after each: most instances end in the first slice; on hard
     # ones a quarter of the effort goes to search for counterexamples, whose pockets can be too
     # small for the bounds to reach soon.
     slice_s, slice_boxes, level = FIRST_SLICE, (work.first_slice if work else 0), 0
-    while True:
+    while outcome is None:
         if work is None:
-            outcome = search.run(until=time.monotonic() + slice_s)
+            step = search.run(until=time.monotonic() + slice_s)
         else:
             limit = min(search.stats.boxes + slice_boxes, work.boxes)
-            outcome = search.run(until=float("inf"), until_boxes=limit)
-            if outcome.status == "paused" and search.stats.boxes >= work.boxes:
-                _record_search(stats, outcome.stats)
+            step = search.run(until=float("inf"), until_boxes=limit)
+            if step.status == "paused" and search.stats.boxes >= work.boxes:
+                _record_search(stats, step.stats)
                 stats.update(time_s=time.monotonic() - start, decided_by=f"the budget of {work.boxes} boxes was spent")
                 return FormalResult("unknown", stats=stats)
-        if outcome.status != "paused":
+        if step.status != "paused":
+            outcome = step
             break
         level += 1
         w = falsify_round(level, slice_s / 3)
         if w is not None:
-            _record_search(stats, outcome.stats)
+            _record_search(stats, step.stats)
             return _sat(w, stats, start, "falsification")
         slice_s *= 2
         slice_boxes *= 2
