@@ -389,6 +389,9 @@ class Series:
     layers: tuple[int, ...]
     values: tuple[Any, ...]
     label: str = ""
+    #: when each value is a proportion of this many trials (a probe's test accuracy): what
+    #: its exact interval is computed from in reports; a mapped series is no proportion
+    trials: int | None = None
 
     def map(self, fn: Callable[[Any], Any]) -> Series:
         return Series(self.layers, tuple(fn(v) for v in self.values), self.label)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import binomtest
 import pytest
 from steer_helpers import SPECS, by_name, check, runner, table, write_spec
 
@@ -78,8 +79,16 @@ explore layers {
     assert curves["a"].reference == 0.8
     # one table, a column per let
     by_layer = table(first, "by layer")
-    assert by_layer.columns == ["layer", "a", "again", "other", "control"]
+    ci = [f"{side} 95% CI {end}" for side in ("a", "again", "other", "control") for end in ("low", "high")]
+    assert by_layer.columns == ["layer", "a", *ci[:2], "again", *ci[2:4], "other", *ci[4:6], "control", *ci[6:]]
     assert [row[0] for row in by_layer.rows] == [0, 6, 12]
+    # each accuracy with its exact interval over the test split (scipy's Clopper–Pearson)
+    n = len((tmp_path / "reviews.jsonl").read_text().splitlines())
+    n_test = n - min(max(1, round(0.7 * n)), n - 1)
+    for row in by_layer.rows:
+        acc, low, high = row[1], row[2], row[3]
+        exact = binomtest(round(acc * n_test), n_test).proportion_ci(confidence_level=0.95, method="exact")
+        assert (low, high) == pytest.approx((exact.low, exact.high), abs=1e-6) and low <= acc <= high
     # a fresh run (activations recomputed, nothing cached) gives the same accuracies
     rerun = by_name(check(runner(smollm2), spec))["layers"]
     assert {s.name: s.points for s in rerun.series} == {s.name: s.points for s in first.series}

@@ -168,7 +168,7 @@ def probe(
 
     def accuracies(features: np.ndarray) -> Series:
         fits = cached_fits(ctx, features, labels, train, test, key)
-        return Series(tuple(chosen), tuple(f.accuracy for f in fits), f"probe accuracy ({label})")
+        return Series(tuple(chosen), tuple(f.accuracy for f in fits), f"probe accuracy ({label})", trials=len(test))
 
     return _captures(ctx, at, chosen, texts, tokens, accuracies)
 

@@ -27,6 +27,7 @@ from msl.ir import CheckedExpect
 from msl.evaluate import Aggregation, iterate
 from msl.fmt import expr as show
 from msl.plan import PENDING
+from msl.stats import clopper_pearson
 from msl.values import Record, Series
 
 if TYPE_CHECKING:
@@ -55,10 +56,14 @@ def claim_reports(run: FiniteRun) -> tuple[list[Report], list[Report]]:
             series.append({"name": name, "x_label": "layer", "y_label": _axis(label), "points": points,
                            "reference": _reference(name, claim.expects)})
             by_layers.setdefault(value.layers, []).append((name, value))
+    level = f"{claim.confidence:.0%}"
     for layers, named in by_layers.items():  # one table per set of layers, a column per let
         title = ", ".join(f"{name}: {value.label}" if value.label else name for name, value in named)
-        tables.append({"title": f"by layer — {title}", "columns": ["layer", *(name for name, _ in named)],
-                       "rows": [[layer, *(round(float(v.values[j]), 6) for _, v in named)]
+        columns = ["layer"]
+        for name, value in named:
+            columns += [name, f"{name} {level} CI low", f"{name} {level} CI high"] if value.trials else [name]
+        tables.append({"title": f"by layer — {title}", "columns": columns,
+                       "rows": [[layer, *(c for _, v in named for c in _cells(v, j, claim.confidence))]
                                 for j, layer in enumerate(layers)]})
     for name in sorted(claim.instance_lets):
         summary = series_summary(run, name)
@@ -166,6 +171,16 @@ def instance_table(run: FiniteRun) -> Report | None:
 
 
 # ── helpers ──────────────────────────────────────────────────────────────────────────────
+
+
+def _cells(series: Series, j: int, confidence: float) -> list[float]:
+    """A series' value at its ``j``-th layer, with its exact (Clopper–Pearson) interval when
+    the value is a proportion of ``series.trials`` (a probe's accuracy on its test split)."""
+    value = float(series.values[j])
+    if not series.trials:
+        return [round(value, 6)]
+    low, high = clopper_pearson(round(value * series.trials), series.trials, confidence)
+    return [round(value, 6), round(low, 6), round(high, 6)]
 
 
 def _numeric_series(value: Any) -> bool:
