@@ -188,9 +188,9 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
     """
     import difflib
 
-    from msl.load import display_path, iter_specs
     from msl.fmt import format_parsed
     from msl.jsonio import write_text_atomic
+    from msl.load import display_path, iter_specs
     from msl.parse import parse_file
 
     check_only = check_only or diff
@@ -653,7 +653,6 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
     from msl.replay import replay as run_replay
     from msl.reporters.text import comparisons_table
     from msl.run import RunOptions
-
     from msl.vectors import VectorFile, vectors_path
 
     doc = load_findings(findings_file)

@@ -45,7 +45,6 @@ from msl.values import (
     as_text,
 )
 
-
 #: Expressions one evaluation an engine asks for (one expectation of one instance, a
 #: claim's `let`, a set) may evaluate, nested calls included: a limit on work, so that
 #: nested comprehensions over large sets end in an error, not a hang.

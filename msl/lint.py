@@ -31,10 +31,10 @@ from msl import ast
 from msl import types as T
 from msl.builtins import Bounds, lookup, receivers_of
 from msl.builtins.data import literal
-from msl.ir import CheckedClaim, CheckedSpec
 from msl.engines.statistical import ESTIMATES, witness_side
 from msl.errors import MslError, Severity, SpecError, UsageError
 from msl.fmt import expr as show
+from msl.ir import CheckedClaim, CheckedSpec
 from msl.models.base import UnknownModelError
 from msl.models.facts import ModelFacts, model_facts, spec_reference
 from msl.models.registry import REGISTRY

@@ -36,8 +36,8 @@ from msl.builtins import Builtin, functions, lookup, measurements
 from msl.builtins.data import resolve_data_path
 from msl.check import analyse_file
 from msl.errors import MslError, Severity, SpecError, SpecErrors
-from msl.ir import CheckedSpec, Symbol
 from msl.fmt import format_parsed, item_head, statement
+from msl.ir import CheckedSpec, Symbol
 from msl.lint import lint_models, lint_spec
 from msl.load import ParseCache, display_path
 from msl.parse import Parsed, keywords, parse_source

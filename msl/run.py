@@ -21,13 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from msl.ir import CheckedClaim, CheckedSpec
-from msl.load import display_path
 from msl.engines import ENGINES, ClaimRun, Outcome
 from msl.engines.search import MAX_EXAMPLES
 from msl.errors import MslError
-from msl.models.base import ModelLoadError
-from msl.models.facts import spec_reference
 from msl.evaluate import Evaluator, RunContext
 from msl.findings import (
     ClaimRef,
@@ -43,6 +39,10 @@ from msl.findings import (
     collect_provenance,
     make_finding,
 )
+from msl.ir import CheckedClaim, CheckedSpec
+from msl.load import display_path
+from msl.models.base import ModelLoadError
+from msl.models.facts import spec_reference
 from msl.plan import Planner
 from msl.progress import RunProgress, for_stream
 from msl.values import ModelHandle

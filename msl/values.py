@@ -21,7 +21,6 @@ import numpy as np
 
 from msl.errors import MslError
 
-
 #: Instances per claim, and items of any set a spec enumerates (`range`, a sample):
 #: larger sets are not built; a spec samples them instead.
 MAX_ENUMERATION = 20_000

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
+import findings_samples as samples
 from rich.console import Console
 
-import findings_samples as samples
 from msl.agreement import Agreement, compare, compare_all, replay_exit_code
 from msl.errors import ExitCode
 from msl.findings import make_finding

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from msl.cache import ResultCache, encode, result_key
 from msl.models.registry import ModelStore
 from msl.queries import (
-    canonical_json,
     Add,
     Capture,
     Intervention,
@@ -29,6 +28,7 @@ from msl.queries import (
     Site,
     TokenSel,
     Vector,
+    canonical_json,
 )
 
 FP = "sha256:" + "ab" * 32

@@ -12,10 +12,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import findings_samples as samples
 import pytest
 from click.testing import CliRunner
 
-import findings_samples as samples
 from msl.catalog import DEFAULT_PATH, ENV_VAR, Catalog, catalog_path
 from msl.cli import cli
 from msl.errors import UsageError

@@ -10,9 +10,9 @@ import pytest
 from msl import types as T
 from msl.builtins import functions, measurements
 from msl.check import check_file
-from msl.pipeline import check_paths
-from msl.ir import CheckedSpec
 from msl.errors import MslError, Severity, SpecErrors
+from msl.ir import CheckedSpec
+from msl.pipeline import check_paths
 
 MODELS = """msl 1.0
 model lm: causal_lm

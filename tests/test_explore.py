@@ -16,7 +16,6 @@ from msl.findings import FindingsDocument
 from msl.reporters import render_report
 
 
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A result cache the tests of this module share (the activations of the reviews)."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import findings_samples as samples
 import jsonschema
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-import findings_samples as samples
 from msl.baseline import Baseline, BaselineEntry, apply_baseline, load_baseline, update_baseline, write_baseline
 from msl.cli import cli
 from msl.errors import ExitCode, UsageError

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ast_strategies import modules
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from ast_strategies import modules
 from lang_helpers import CORPUS, assert_fmt_preserves, example_specs, run_cli
+
 from msl import ast
 from msl.fmt import WIDTH, format_module, format_parsed
 from msl.parse import parse_file, parse_text

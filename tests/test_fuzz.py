@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from lang_helpers import CORPUS, LOCATION, assert_well_formed, example_specs, run_cli, run_pipeline
+
 from msl.parse import keywords
 
 #: Seconds one mutant may take through the whole in-process pipeline.

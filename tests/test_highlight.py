@@ -8,12 +8,12 @@ import importlib
 import tomllib
 from pathlib import Path
 
+import findings_samples as samples
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pygments.token import Error, Keyword, Name
 
-import findings_samples as samples
 from msl.builtins import all_builtins, functions
 from msl.findings import FindingsDocument
 from msl.highlight import MslLexer

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from lang_helpers import LOCATION, run_cli
+
 from msl.check import MAX_PRESERVES_DEPTH
 from msl.load import MAX_IMPORTS
-from msl.source import MAX_SPEC_BYTES
 from msl.parse import MAX_DEPTH, MAX_ERRORS
+from msl.source import MAX_SPEC_BYTES
 
 #: Seconds one hostile file may take through the CLI, start-up included.
 BOUND_S = 20.0

@@ -19,11 +19,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import findings_samples as samples
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import findings_samples as samples
 from msl.findings import FindingsDocument, Series, Table, load_findings, make_finding
 from msl.reporters import ReportOptions, render_report
 from msl.reporters.describe import describe_proof

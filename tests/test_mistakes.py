@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from lang_helpers import run_cli
+
 from msl.models.registry import ORGANISMS_DIR
 
 SENTIMENT = ORGANISMS_DIR / "sentiment"
@@ -228,6 +228,7 @@ def test_pytest_plugin_checks_a_binding_s_kind(pytester: pytest.Pytester) -> Non
 
 def _document(tmp_path: Path, started_at: str | None = None) -> Path:
     import findings_samples as samples
+
     from msl.findings import FindingsDocument
 
     data = json.loads(FindingsDocument.of([samples.holds()]).model_dump_json())
@@ -293,9 +294,9 @@ def test_show_on_a_damaged_catalogue_is_a_usage_error_like_list(tmp_path: Path) 
     catalogue is damaged (exit 2), never an internal error."""
     import sqlite3
 
+    import findings_samples as samples
     from click.testing import CliRunner
 
-    import findings_samples as samples
     from msl.cli import cli as msl
 
     (tmp_path / "f.json").write_text(samples.sample_document().model_dump_json())
@@ -433,6 +434,7 @@ def test_saved_vectors_are_keyed_by_name_with_their_hash_in_the_metadata(tmp_pat
 
 def test_sarif_rules_are_per_claim_and_keep_the_baseline_reason(tmp_path: Path) -> None:
     import findings_samples as samples
+
     from msl.findings import FindingsDocument, finding_id
 
     def violated(file: str, description: str):  # type: ignore[no-untyped-def]
@@ -466,6 +468,7 @@ def test_html_report_details(tmp_path: Path) -> None:
     import re
 
     import findings_samples as samples
+
     from msl.findings import FindingsDocument, make_finding
 
     # a formal finding whose statistics hold nothing to show

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from msl.models import CausalLM, load_model
-from msl.models.fingerprint import weights_fingerprint
-from msl.models.registry import ModelStore, REGISTRY
 from msl.models.base import ModelSource
+from msl.models.fingerprint import weights_fingerprint
+from msl.models.registry import REGISTRY, ModelStore
 from msl.queries import (
     ALL,
     LAST,

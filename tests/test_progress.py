@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from lang_helpers import run_cli
 from rich.console import Console
 
-from lang_helpers import run_cli
 from msl.check import check_file
 from msl.models.base import Model, ModelStats, ProgressFn
 from msl.progress import BarProgress, LogProgress, RunProgress, for_stream

@@ -9,13 +9,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import findings_samples as samples
 import jsonschema
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import findings_samples as samples
 from msl.baseline import apply_baseline, update_baseline
 from msl.cli import cli
 from msl.errors import UsageError

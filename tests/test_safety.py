@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from lang_helpers import LOCATION, run_cli
+
 from msl.check import MAX_MEASURE_EXPANSION
 from msl.cli import cli
 from msl.evaluate import MAX_EVALUATIONS

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from steer_helpers import SPECS, by_name, check, runner, table, write_spec
 
-from msl.pipeline import any_errors, check_paths
 from msl.errors import UsageError
+from msl.pipeline import any_errors, check_paths
 from msl.queries import LAST, Capture, Site
 from msl.vectors import INDEX_KEY, VectorFile, claim_vectors, digest, vectors_path
 

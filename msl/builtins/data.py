@@ -21,7 +21,17 @@ from msl import ast
 from msl.builtins import builtin
 from msl.source import confined
 from msl.types import ANY, STR, Type, record, set_of
-from msl.values import MAX_ENUMERATION, Context, DataSet, EvalError, ListSet, Record, SampleSet, TemplateSet, sample_indices
+from msl.values import (
+    MAX_ENUMERATION,
+    Context,
+    DataSet,
+    EvalError,
+    ListSet,
+    Record,
+    SampleSet,
+    TemplateSet,
+    sample_indices,
+)
 
 #: Datasets larger than this are refused.
 MAX_DATASET_BYTES = 64 * 1024 * 1024

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
 from msl import ast
 from msl.builtins import builtin
 from msl.builtins.data import Report, literal

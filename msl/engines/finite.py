@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from msl import ast
-from msl.ir import CheckedClaim, CheckedExpect
 from msl.engines import ClaimRun, Outcome
 from msl.engines.reports import claim_reports
 from msl.engines.search import Found, search
 from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, MeasureValue, NotApplicable
 from msl.fmt import expr as show
+from msl.ir import CheckedClaim, CheckedExpect
 from msl.plan import PENDING
 from msl.stats import Interval, clopper_pearson, mean_interval, rate_verdict, samples_to_decide
 from msl.values import (

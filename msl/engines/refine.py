@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from msl import ast
-from msl.ir import CheckedSpec
 from msl.engines import ClaimRun, Outcome, worse
 from msl.evaluate import EMPTY, Evaluator
+from msl.ir import CheckedSpec
 from msl.plan import PENDING
 from msl.values import EvalError, ModelHandle
 

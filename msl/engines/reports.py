@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from msl import ast
-from msl.ir import CheckedExpect
 from msl.evaluate import Aggregation, iterate
 from msl.fmt import expr as show
+from msl.ir import CheckedExpect
 from msl.plan import PENDING
 from msl.values import Record, Series
 

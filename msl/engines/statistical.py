@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from msl import ast
-from msl.ir import CheckedClaim, CheckedExpect
 from msl.engines.finite import FiniteRun, _value
 from msl.evaluate import Aggregation, Env, Evaluator
 from msl.fmt import expr as show
+from msl.ir import CheckedClaim, CheckedExpect
 from msl.stats import looks, per_look_confidence, rate_verdict
 from msl.values import SampleSet
 

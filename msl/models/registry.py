@@ -13,8 +13,8 @@ or imported; the files are read out of the wheel).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import difflib
+import hashlib
 import io
 import json
 import os

@@ -41,8 +41,8 @@ from msl.models.fingerprint import (
     weights_fingerprint,
 )
 from msl.models.sites import ForwardContext, ResolvedOp, SiteMap, hooked, resolve_ops
-from msl.types import with_article
 from msl.queries import Capture, Intervention, Patch, Query, QueryError, QueryFailed, Result
+from msl.types import with_article
 
 T = TypeVar("T")
 

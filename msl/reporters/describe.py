@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from msl.findings import Counterexample, Finding, InputValue, Proof, Statistics, Verdict
 
+
 def clean(text: str, *, keep_newlines: bool = True) -> str:
     """Escape control, bidi-override and other non-printable characters as ``\\xNN``.
 
