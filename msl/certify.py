@@ -363,7 +363,7 @@ def read_onnx(path: Path) -> CheckNet:
         raise UsageError(f"{path}: the chain does not end at the graph's output")
     if not layers or relu_after[-1] or not all(relu_after[:-1]):
         raise UsageError(f"{path}: the checker reads affine layers with a Relu between each two")
-    for a, b in zip(layers, layers[1:]):
+    for a, b in zip(layers, layers[1:], strict=False):
         if a.weight.shape[0] != b.weight.shape[1]:
             raise UsageError(f"{path}: layer sizes do not chain")
     if max(lay.weight.shape[1] for lay in layers) > MAX_FAN_IN:
@@ -675,7 +675,7 @@ def _check(cert: Certificate, onnx_path: Path, expected: PropertyText | None) ->
         tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]] = []
         missing: list[str] = []
         lp_tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Region, list[int]]] = []
-        for r, (region, tree) in enumerate(zip(prop.regions, cert.trees)):
+        for r, (region, tree) in enumerate(zip(prop.regions, cert.trees, strict=True)):
             n_leaves, region_tasks = _walk(r, region, tree, len(prop.unsafe), missing, lp_tasks)
             leaves += n_leaves
             tasks.extend(region_tasks)
@@ -701,7 +701,7 @@ def _check_property_shape(prop: PropertyText, net: CheckNet) -> None:
             raise NotCertified("a region's box does not match the network's inputs")
         if any(c.coeffs.__len__() != net.inputs for c in region.constraints):
             raise NotCertified("a region constraint does not match the network's inputs")
-        if any(a > b for a, b in zip(region.lower, region.upper)):
+        if any(a > b for a, b in zip(region.lower, region.upper, strict=True)):
             raise NotCertified("a region's box is empty (lower > upper)")
     for conj in prop.unsafe:
         if any(len(c.coeffs) != net.outputs for c in conj):
@@ -729,9 +729,9 @@ def _walk(
         for ref in node.refute:
             if ref.disjunct >= n_dis:
                 raise NotCertified(f"{where}: refutes disjunct {ref.disjunct}, the property has {n_dis}")
-            if len(node.bounds) != len(node.unstable) or any(len(b) != len(u) for b, u in zip(node.bounds, node.unstable)):
+            if len(node.bounds) != len(node.unstable) or any(len(b) != len(u) for b, u in zip(node.bounds, node.unstable, strict=True)):
                 raise NotCertified(f"{where}: the stated bounds do not match the node's unstable ReLUs")
-            if any(len(row) != len(node.unstable) or any(len(a) != len(u) for a, u in zip(row, node.unstable)) for row in ref.alpha):
+            if any(len(row) != len(node.unstable) or any(len(a) != len(u) for a, u in zip(row, node.unstable, strict=True)) for row in ref.alpha):
                 raise NotCertified(f"{where}: the slopes of disjunct {ref.disjunct} do not match the node's unstable ReLUs")
             tasks.append((where, lo, hi, node, ref))
         done = done | {ref.disjunct for ref in node.refute}
@@ -786,7 +786,7 @@ def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi:
     assert ev is not None
     executed = _Bounds(net, lo[None], hi[None])
     hidden = [lay.weight.shape[0] for lay in net.layers[:-1]]
-    if len(ev.unstable) != len(hidden) or any(j >= h for u, h in zip(ev.unstable, hidden) for j in u):
+    if len(ev.unstable) != len(hidden) or any(j >= h for u, h in zip(ev.unstable, hidden, strict=True) for j in u):
         raise NotCertified(f"{where} (LP leaf): its unstable ReLUs do not match the network's hidden layers")
     fixed_active = []
     for k, u in enumerate(ev.unstable):
@@ -824,7 +824,7 @@ def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi:
             coef = np.zeros(len(lo))
             const = 0.0
             mag = 0.0
-            for mu, (a, b, ma, mb) in zip(case.multipliers, all_rows):
+            for mu, (a, b, ma, mb) in zip(case.multipliers, all_rows, strict=True):
                 coef += mu * a
                 const += mu * b
                 mag += mu * (float((ma + np.abs(a)) @ xabs) + mb + abs(b))
@@ -920,7 +920,7 @@ def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str,
             raise NotCertified(f"{where}: the refutation of disjunct {ref.disjunct} has {len(ref.weights)} weights for {n} rows")
         if not any(w > 0 for w in ref.weights):
             raise NotCertified(f"{where}: the refutation of disjunct {ref.disjunct} has no positive weight")
-        if node.unstable and (len(node.unstable) != len(hidden) or any(i >= h for u, h in zip(node.unstable, hidden) for i in u)):
+        if node.unstable and (len(node.unstable) != len(hidden) or any(i >= h for u, h in zip(node.unstable, hidden, strict=True) for i in u)):
             raise NotCertified(f"{where}: its unstable ReLUs do not match the network's hidden layers")
     last = len(net.layers) - 1
     for start in range(0, len(tasks), CHUNK):
@@ -948,7 +948,7 @@ def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str,
         stated = [(np.full((len(boxes), h), np.nan), np.full((len(boxes), h), np.nan)) for h in hidden]
         for b_i, i in enumerate(boxes):
             node = chunk[i][3]
-            for k, (idx, pairs) in enumerate(zip(node.unstable, node.bounds)):
+            for k, (idx, pairs) in enumerate(zip(node.unstable, node.bounds, strict=True)):
                 if idx:
                     arr = np.array(pairs, dtype=np.float64).reshape(-1, 2)
                     stated[k][0][b_i, idx] = arr[:, 0]

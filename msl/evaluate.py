@@ -415,7 +415,7 @@ class Evaluator:
         if any(v is PENDING for v in values):
             return PENDING
         result: Any = True
-        for op, a, b in zip(node.ops, values, values[1:]):
+        for op, a, b in zip(node.ops, values, values[1:], strict=False):
             result = _and(result, _compare(op, a, b))
         return result
 
@@ -453,7 +453,7 @@ class Evaluator:
         if any(a is PENDING for a in args):
             return PENDING
         if isinstance(value, MeasureValue):
-            params = dict(zip(value.decl.params, args))
+            params = dict(zip(value.decl.params, args, strict=True))
             return self.eval(value.decl.body, EMPTY.child(**params), overlay)
         if isinstance(value, Transform):
             result = value.apply(args[0], self.ctx.rng("transform", value.label, as_text(args[0])))
@@ -635,7 +635,7 @@ def _and(a: Any, b: Any) -> Any:
         assert base is not None
         left = sa.values if sa else (a,) * len(base.values)
         right = sb.values if sb else (b,) * len(base.values)
-        return Series(base.layers, tuple(bool(x) and bool(y) for x, y in zip(left, right)), base.label)
+        return Series(base.layers, tuple(bool(x) and bool(y) for x, y in zip(left, right, strict=True)), base.label)
     return bool(a) and bool(b)
 
 

@@ -98,7 +98,7 @@ def _expr(node: ast.Node) -> tuple[str, int]:
             return f"{expr(node.left, strength)} {node.op} {expr(node.right, strength + 1)}", strength
         case ast.Compare():
             parts = [expr(node.operands[0], _SUM)]
-            for op, operand in zip(node.ops, node.operands[1:]):
+            for op, operand in zip(node.ops, node.operands[1:], strict=True):
                 parts.append(f"{op} {expr(operand, _SUM)}")
             return " ".join(parts), _COMPARE
         case ast.With():

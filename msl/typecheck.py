@@ -307,7 +307,7 @@ class ExpressionTyper:
     def e_compare(self, node: ast.Compare, scope: _Scope) -> T.Type:
         types = [self.infer(o, scope) for o in node.operands]
         series = any(t.name == "series" for t in types)
-        for op, (a, b), (na, nb) in zip(node.ops, zip(types, types[1:]), zip(node.operands, node.operands[1:])):
+        for op, (a, b), (na, nb) in zip(node.ops, zip(types, types[1:], strict=False), zip(node.operands, node.operands[1:], strict=False), strict=True):
             if op in ("<", "<=", ">", ">="):
                 for t, n in ((a, na), (b, nb)):
                     if t not in (T.NUMBER, T.ANY) and t.name != "series":

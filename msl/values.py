@@ -213,7 +213,7 @@ class TemplateSet(DataSet):
         if self.rows is not None:
             values.update(self.rows[choices[0]].fields)
             offset = 1
-        for (name, options), choice in zip(self.slots, choices[offset:]):
+        for (name, options), choice in zip(self.slots, choices[offset:], strict=True):
             values[name] = options[choice]
         text = fill_template(self.template, values)
         return Record((("text", text),) + tuple((k, v) for k, v in values.items() if k != "text"))

@@ -69,9 +69,9 @@ def milp_margin(layers: list[tuple[np.ndarray, np.ndarray]], region: InputRegion
     h.setOptionValue("mip_rel_gap", 1e-9)
     lo = np.array(region.lower)
     hi = np.array(region.upper)
-    xs = [h.addVariable(lb=float(a), ub=float(b)) for a, b in zip(lo, hi)]
+    xs = [h.addVariable(lb=float(a), ub=float(b)) for a, b in zip(lo, hi, strict=True)]
     for c in region.constraints:
-        h.addConstr(sum(float(a) * x for a, x in zip(c.coeffs, xs) if a != 0) <= c.rhs)
+        h.addConstr(sum(float(a) * x for a, x in zip(c.coeffs, xs, strict=True) if a != 0) <= c.rhs)
     cur = xs
     cur_lo, cur_hi = lo, hi
     for k, (w, b) in enumerate(layers):
@@ -103,7 +103,7 @@ def milp_margin(layers: list[tuple[np.ndarray, np.ndarray]], region: InputRegion
         cur_lo, cur_hi = np.maximum(z_lo, 0), np.maximum(z_hi, 0)
     t = h.addVariable(lb=-100.0, ub=100.0)
     for c in conj:
-        h.addConstr(sum(float(a) * y for a, y in zip(c.coeffs, cur) if a != 0) + t <= c.rhs)
+        h.addConstr(sum(float(a) * y for a, y in zip(c.coeffs, cur, strict=True) if a != 0) + t <= c.rhs)
     h.maximize(t)
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
@@ -162,7 +162,7 @@ def product_layers(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Layers of ``x -> a(x) - b(x)`` for two networks of the same shape (for the MILP)."""
     out = []
-    for k, ((wa, ba), (wb, bb)) in enumerate(zip(a, b)):
+    for k, ((wa, ba), (wb, bb)) in enumerate(zip(a, b, strict=True)):
         if k == 0:
             out.append((np.vstack([wa, wb]), np.concatenate([ba, bb])))
         elif k == len(a) - 1:

@@ -62,7 +62,7 @@ def gaps() -> dict[str, float]:
     with torch.no_grad():
         logp = torch.log_softmax(model(**tok(texts + swapped, return_tensors="pt", padding=True)).logits.double(), -1)
     s = (logp[:, pos] - logp[:, neg]).numpy()
-    return dict(zip(texts, np.abs(s[: len(texts)] - s[len(texts) :]).tolist()))
+    return dict(zip(texts, np.abs(s[: len(texts)] - s[len(texts) :]).tolist(), strict=True))
 
 
 def test_max_over_a_for_claim_is_the_largest_over_its_instances(tmp_path: Path, gaps: dict[str, float]) -> None:

@@ -76,7 +76,7 @@ def fraction_check(cert: certify.Certificate, path: Path) -> bool:
     w2 = [[Fraction(float(v)) for v in row] for row in consts["w2"]]
     b2 = [Fraction(float(v)) for v in consts["b2"]]
     prop = cert.property
-    for region, tree in zip(prop.regions, cert.trees):
+    for region, tree in zip(prop.regions, cert.trees, strict=True):
         stack = [([Fraction(v) for v in region.lower], [Fraction(v) for v in region.upper], frozenset())]
         for nd in tree:
             lo, hi, done = stack.pop()
@@ -106,21 +106,21 @@ def fraction_check(cert: certify.Certificate, path: Path) -> bool:
 
 
 def _refutes(ref, nd, prop, lo, hi, w1, b1, w2, b2) -> bool:  # type: ignore[no-untyped-def]
-    xmax = [max(abs(a), abs(b)) for a, b in zip(lo, hi)]
+    xmax = [max(abs(a), abs(b)) for a, b in zip(lo, hi, strict=True)]
     # exact pre-activation bounds, then widened by the first layer's float32 error
-    e1 = [_gamma(3) * (sum(abs(w) * m for w, m in zip(row, xmax)) + abs(b)) + 3 * Fraction(1, 2**126) for row, b in zip(w1, b1)]
-    zl = [sum(w * (lo[i] if w > 0 else hi[i]) for i, w in enumerate(row)) + b - e for row, b, e in zip(w1, b1, e1)]
-    zu = [sum(w * (hi[i] if w > 0 else lo[i]) for i, w in enumerate(row)) + b + e for row, b, e in zip(w1, b1, e1)]
+    e1 = [_gamma(3) * (sum(abs(w) * m for w, m in zip(row, xmax, strict=True)) + abs(b)) + 3 * Fraction(1, 2**126) for row, b in zip(w1, b1, strict=True)]
+    zl = [sum(w * (lo[i] if w > 0 else hi[i]) for i, w in enumerate(row)) + b - e for row, b, e in zip(w1, b1, e1, strict=True)]
+    zu = [sum(w * (hi[i] if w > 0 else lo[i]) for i, w in enumerate(row)) + b + e for row, b, e in zip(w1, b1, e1, strict=True)]
     if nd.unstable:  # the hull of the exact bounds and the certificate's stated ones
-        for j, (a, b) in zip(nd.unstable[0], nd.bounds[0]):
+        for j, (a, b) in zip(nd.unstable[0], nd.bounds[0], strict=True):
             zl[j], zu[j] = min(zl[j], Fraction(a)), max(zu[j], Fraction(b))
     n = len(w2[0])
-    e2 = [_gamma(n + 1) * (sum(abs(w) * max(u, 0) for w, u in zip(row, zu)) + abs(b)) + (n + 1) * Fraction(1, 2**126) for row, b in zip(w2, b2)]
+    e2 = [_gamma(n + 1) * (sum(abs(w) * max(u, 0) for w, u in zip(row, zu, strict=True)) + abs(b)) + (n + 1) * Fraction(1, 2**126) for row, b in zip(w2, b2, strict=True)]
     total_coef = [Fraction(0)] * len(lo)
     total_const = Fraction(0)
     conj = prop.unsafe[ref.disjunct]
-    for r, (c, wgt) in enumerate(zip(conj, ref.weights)):
-        given = dict(zip(nd.unstable[0], ref.alpha[r][0])) if nd.unstable else {}
+    for r, (c, wgt) in enumerate(zip(conj, ref.weights, strict=True)):
+        given = dict(zip(nd.unstable[0], ref.alpha[r][0], strict=True)) if nd.unstable else {}
         lam = [sum(Fraction(ci) * w2[k][j] for k, ci in enumerate(c.coeffs)) for j in range(n)]
         const = sum(Fraction(ci) * (b2[k]) for k, ci in enumerate(c.coeffs)) - Fraction(c.rhs)
         const -= sum(abs(Fraction(ci)) * e2[k] for k, ci in enumerate(c.coeffs))
@@ -139,8 +139,8 @@ def _refutes(ref, nd, prop, lo, hi, w1, b1, w2, b2) -> bool:  # type: ignore[no-
                 icpt = -s * l
             lz = lam[j] * s
             const += lam[j] * icpt + lz * b1[j] - abs(lz) * e1[j]
-            coef = [c0 + lz * w for c0, w in zip(coef, w1[j])]
-        total_coef = [t + Fraction(wgt) * a for t, a in zip(total_coef, coef)]
+            coef = [c0 + lz * w for c0, w in zip(coef, w1[j], strict=True)]
+        total_coef = [t + Fraction(wgt) * a for t, a in zip(total_coef, coef, strict=True)]
         total_const += Fraction(wgt) * const
     # the weighted sum of the rows' linear lower bounds, minimised over the box
     return total_const + sum(a * (lo[i] if a > 0 else hi[i]) for i, a in enumerate(total_coef)) > 0

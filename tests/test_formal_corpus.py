@@ -213,7 +213,7 @@ CASES = [
 
 def _points(case: Case, n: int, seed: int) -> np.ndarray:
     lo, hi = np.array(case.lower, dtype=np.float64), np.array(case.upper, dtype=np.float64)
-    corners = np.array(list(itertools.product(*zip(lo, hi))))
+    corners = np.array(list(itertools.product(*zip(lo, hi, strict=True))))
     rand = lo + np.random.default_rng(seed).random((n, lo.size)) * (hi - lo)
     return np.vstack([corners, rand]).astype(np.float32).astype(np.float64)
 
@@ -221,7 +221,7 @@ def _points(case: Case, n: int, seed: int) -> np.ndarray:
 def _vnnlib(case: Case, path: Path, op: str, threshold: float, outputs: int) -> Path:
     lines = [f"(declare-const X_{i} Real)" for i in range(len(case.lower))]
     lines += [f"(declare-const Y_{j} Real)" for j in range(outputs)]
-    for i, (lo, hi) in enumerate(zip(case.lower, case.upper)):
+    for i, (lo, hi) in enumerate(zip(case.lower, case.upper, strict=True)):
         lines += [f"(assert (>= X_{i} {lo!r}))", f"(assert (<= X_{i} {hi!r}))"]
     lines.append(f"(assert ({op} Y_{case.output} {threshold!r}))")
     path.write_text("\n".join(lines) + "\n")

@@ -98,7 +98,7 @@ def _lowest_execution(
             for e in es:
                 e.requires_grad_(True)
             h = x
-            for k, (w, b, e) in enumerate(zip(ws, bs, es)):
+            for k, (w, b, e) in enumerate(zip(ws, bs, es, strict=True)):
                 z = w @ h + b + e
                 if k < len(ws) - 1:
                     zd = z.detach().numpy()
@@ -109,7 +109,7 @@ def _lowest_execution(
             value = c @ h
             best = min(best, float(value.detach()))
             grads = torch.autograd.grad(value, [x, *es])
-            es = [-torch.sign(g) * e for g, e in zip(grads[1:], loc)]
+            es = [-torch.sign(g) * e for g, e in zip(grads[1:], loc, strict=True)]
             scale = 0.5 ** (step // 2) * 0.25 * (t_hi - t_lo)
             x = torch.clamp(x.detach() - scale * torch.sign(grads[0]), t_lo, t_hi)
     return best
@@ -128,7 +128,7 @@ def test_pieces_never_certify_a_leaf_an_execution_reaches(seed: int, radius: flo
     bb = bounder.bound(lo[None], hi[None])
     pre_lo = [a[0] for a in bb.pre_lower]
     pre_hi = [b[0] for b in bb.pre_upper]
-    if sum(int(np.sum((a < 0) & (b > 0))) for a, b in zip(pre_lo, pre_hi)) > 7:
+    if sum(int(np.sum((a < 0) & (b > 0))) for a, b in zip(pre_lo, pre_hi, strict=True)) > 7:
         return  # too many pieces to enumerate in a unit test
     local_b, total_b = layer_errors(layers, lo[None], hi[None], bb.pre_lower, bb.pre_upper)
     local = [e[0] for e in local_b]

@@ -115,7 +115,7 @@ def test_split_bounds_hold_on_their_subproblems(seed: int, tmp_path: Path) -> No
     checked = 0
     for i in range(n):
         inside = np.ones(len(pts), dtype=bool)
-        for s, sg in zip(split, signs):
+        for s, sg in zip(split, signs, strict=True):
             si = s[i].numpy()
             inside &= np.all((si == 0) | (si * sg >= 0), axis=1)
         if inside.any():

@@ -231,7 +231,7 @@ def test_bad_imports(tmp_path: Path) -> None:
     for i, target in enumerate(BAD_IMPORTS):
         names.append(write(tmp_path, f"main{i}.msl", f'msl 1.0\nimport "{target}"\n'))
     output = answer("lint", *names, cwd=tmp_path, codes=(2,))
-    for name, message in zip(names, BAD_IMPORTS.values()):
+    for name, message in zip(names, BAD_IMPORTS.values(), strict=True):
         assert f"{name}:2:1: error: {message}" in output
     assert not (tmp_path / "PWNED").exists()
 
@@ -280,7 +280,7 @@ def test_data_paths_escaping_the_spec_folder(tmp_path: Path) -> None:
         keyword = "vector" if "vector" in call else "data"
         names.append(write(spec_dir, f"spec{i}.msl", HEADER + f"{keyword} d = {call}\n"))
     output = answer("lint", *names, cwd=spec_dir, codes=(2,))
-    for name, message in zip(names, ESCAPES.values()):
+    for name, message in zip(names, ESCAPES.values(), strict=True):
         assert f"{name}:3:" in output and message in output.split(f"{name}:3:", 1)[1].split("\n", 1)[0]
     assert "secret" not in output
 

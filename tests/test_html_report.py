@@ -343,7 +343,7 @@ points = st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_siz
        st.one_of(st.none(), st.floats(-1e3, 1e3)))
 def test_legend_is_clear_of_the_curves(curves: list[list[tuple[float, float]]], names: list[str],
                                        reference: float | None) -> None:
-    series = [Series(name=n, x_label="x", y_label="y", points=p, reference=reference) for p, n in zip(curves, names)]
+    series = [Series(name=n, x_label="x", y_label="y", points=p, reference=reference) for p, n in zip(curves, names, strict=False)]
     plot = layout(series)
     bottom = plot.top + plot.plot_height
     for curve in plot.curves:

@@ -159,13 +159,13 @@ def test_report_names_exactly_the_worse_and_better_claims(pairs: list[tuple[str,
     names = [f"c{i}" for i in range(len(pairs))]
     stmt = SimpleNamespace(path="core.msl")
     report = object.__new__(PreservesRun)
-    report.children = [(stmt, None, [run(n, b) for n, (b, _) in zip(names, pairs)],
-                        [run(n, a) for n, (_, a) in zip(names, pairs)])]
+    report.children = [(stmt, None, [run(n, b) for n, (b, _) in zip(names, pairs, strict=True)],
+                        [run(n, a) for n, (_, a) in zip(names, pairs, strict=True)])]
     report.outcome = None
     report.conclude()
     rank = {"proved": 0, "holds": 0, "inconclusive": 1, "refuted": 2, "violated": 2, "error": 3}
-    got_worse = [n for n, (b, a) in zip(names, pairs) if rank[a] > rank[b]]
-    got_better = [n for n, (b, a) in zip(names, pairs) if rank[a] < rank[b]]
+    got_worse = [n for n, (b, a) in zip(names, pairs, strict=True) if rank[a] > rank[b]]
+    got_better = [n for n, (b, a) in zip(names, pairs, strict=True) if rank[a] < rank[b]]
     outcome = report.outcome
     assert outcome.verdict == ("violated" if got_worse else "holds")
     assert [r[0].split(":")[1] for r in outcome.tables[0]["rows"] if r[3] == "worse"] == got_worse
@@ -224,8 +224,8 @@ refine itself {{
         refined = [next_logprobs(p) for p in PROMPTS]
     finally:
         hook.remove()
-    kls = [float((b.exp() * (b - r)).sum()) for b, r in zip(base, refined)]
-    agree = [int(b.argmax()) == int(r.argmax()) for b, r in zip(base, refined)]
+    kls = [float((b.exp() * (b - r)).sum()) for b, r in zip(base, refined, strict=True)]
+    agree = [int(b.argmax()) == int(r.argmax()) for b, r in zip(base, refined, strict=True)]
     assert min(kls) > 1e-3  # the intervention does change the model
     assert values["mean(kl(base.next(p), refined.next(p)))"] == pytest.approx(np.mean(kls), rel=1e-4)
     assert values["rate(refined.top(p) == base.top(p))"] == pytest.approx(np.mean(agree))
@@ -488,7 +488,7 @@ def test_sentiment_spec_verdicts() -> None:
     texts += [f"{n} said the {f} was {a}." for n in ("John", "Mary", "David", "Sarah", "Zara") for f in foods for a in adjs]
     base_labels, base_lp = _labels_and_probs(ORGANISMS / "sentiment", texts)
     refined_labels, refined_lp = _labels_and_probs(ORGANISMS / "sentiment-refined", texts)
-    assert findings["locality"].statistics.violations == sum(a != b for a, b in zip(base_labels, refined_labels))
+    assert findings["locality"].statistics.violations == sum(a != b for a, b in zip(base_labels, refined_labels, strict=True))
     kl = (np.exp(base_lp) * (base_lp - refined_lp)).sum(-1)
     values = findings["locality_kl"].statistics.values
     assert values["mean(kl(base.probs(x), refined.probs(x)))"] == pytest.approx(kl.mean(), abs=1e-6)

@@ -344,7 +344,7 @@ class SymbolicRun(SearchRun):
         if first is None or second is None:
             return None
         region = InputRegion.box(domain.lower, domain.upper)
-        pairs = list(zip(nets.values(), (first, second)))
+        pairs = list(zip(nets.values(), (first, second), strict=True))
         result = self.decided("equivalence", pairs, {"region": asdict(region), "eps": eps}, lambda: verify_equivalence(
             first, second, region, eps, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget()
         ))
@@ -551,7 +551,7 @@ class _Compiler:
                 return P.Condition.true() if node.value else P.Condition.false()
             case ast.Compare():
                 result = P.Condition.true()
-                for op, a, b in zip(node.ops, node.operands, node.operands[1:]):
+                for op, a, b in zip(node.ops, node.operands, node.operands[1:], strict=False):
                     result = result & self.comparison(op, a, b)
                 return result
         raise _NotLinear

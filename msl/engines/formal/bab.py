@@ -214,7 +214,7 @@ class InputSplitSearch:
         if witness is not None:
             return witness, None
         unstable = np.zeros(len(lo), dtype=np.int64)
-        for a, b in zip(pre_lo, pre_hi):
+        for a, b in zip(pre_lo, pre_hi, strict=True):
             unstable += np.sum((a < 0) & (b > 0), axis=1)
         width = hi - lo
         rel_width = np.where(self.full_width[rid] > 0, width / np.where(self.full_width[rid] > 0, self.full_width[rid], 1.0), 0.0)

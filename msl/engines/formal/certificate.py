@@ -45,20 +45,20 @@ class TreeRecorder:
         for i in np.nonzero(newly.any(axis=1))[0]:
             lows = [a[i] for a in bb.pre_lower]
             highs = [b[i] for b in bb.pre_upper]
-            unstable = [np.nonzero((lo < 0.0) & (hi > 0.0))[0] for lo, hi in zip(lows, highs)]
+            unstable = [np.nonzero((lo < 0.0) & (hi > 0.0))[0] for lo, hi in zip(lows, highs, strict=True)]
             refs = []
             for j in np.nonzero(newly[i])[0]:
                 rows = np.nonzero(self.member[j])[0]
                 weights = _simplex_grid(len(rows))[int(choice[i, j])]
-                alpha = [[_slopes(SPEC_SLOPES[int(bb.row_slope[i, r])], lo[u], hi[u]) for lo, hi, u in zip(lows, highs, unstable)] for r in rows]
+                alpha = [[_slopes(SPEC_SLOPES[int(bb.row_slope[i, r])], lo[u], hi[u]) for lo, hi, u in zip(lows, highs, unstable, strict=True)] for r in rows]
                 refs.append((int(j), [float(w) for w in weights], alpha))
-            claims = [[_claim(lo[u_], hi[u_]) for u_ in u] for lo, hi, u in zip(lows, highs, unstable)]
+            claims = [[_claim(lo[u_], hi[u_]) for u_ in u] for lo, hi, u in zip(lows, highs, unstable, strict=True)]
             self.refuted[int(nodes[i])] = ([[int(v) for v in u] for u in unstable], claims, refs)
 
     def lp_leaf(self, node: int, leaf: Leaf, evidence: list[tuple[tuple[bool, ...], int, np.ndarray]]) -> None:
         """A box closed by its linear pieces: the unstable ReLUs, and per piece and open
         disjunct the LP's multipliers."""
-        unstable = [[int(j) for j in np.nonzero((a < 0.0) & (b > 0.0))[0]] for a, b in zip(leaf.pre_lo, leaf.pre_hi)]
+        unstable = [[int(j) for j in np.nonzero((a < 0.0) & (b > 0.0))[0]] for a, b in zip(leaf.pre_lo, leaf.pre_hi, strict=True)]
         cases = [([int(b) for b in bits], j, [float(m) for m in mu]) for bits, j, mu in evidence]
         self.lp[int(node)] = (unstable, cases)
         self.leaf(node, "lp")
@@ -72,7 +72,7 @@ class TreeRecorder:
         left = np.arange(self.next_id, self.next_id + n)
         right = left + n
         self.next_id += 2 * n
-        for p, d, m, a, b in zip(nodes, dims, mids, left, right):
+        for p, d, m, a, b in zip(nodes, dims, mids, left, right, strict=True):
             self.splits[int(p)] = (int(d), float(m), int(a), int(b))
         return left, right
 

@@ -99,7 +99,7 @@ class PLNetwork:
     def __post_init__(self) -> None:
         if not self.layers:
             raise UsageError(f"{self.name}: the network has no affine layer")
-        for prev, nxt in zip(self.layers, self.layers[1:]):
+        for prev, nxt in zip(self.layers, self.layers[1:], strict=False):
             if prev.shape[0] != nxt.shape[1]:
                 raise UsageError(f"{self.name}: layer sizes do not chain ({prev.shape} then {nxt.shape})")
         if len(self.input_shift) != self.input_dim or len(self.input_gain) != self.input_dim:
@@ -133,7 +133,7 @@ class PLNetwork:
         if not self.has_normalisation:
             return self.layers
         gain = np.array([float(g) for g in self.input_gain])
-        offset = np.array([float(s * g) for s, g in zip(self.input_shift, self.input_gain)])
+        offset = np.array([float(s * g) for s, g in zip(self.input_shift, self.input_gain, strict=True)])
         first = self.layers[0]
         folded = AffineLayer(
             first.weight * gain[None, :], first.bias + first.weight @ offset, *first.error_terms
@@ -249,7 +249,7 @@ def _fractions(values: Iterable[float]) -> list[Fraction]:
 
 
 def _exactly(values: np.ndarray, expected: Sequence[Fraction]) -> bool:
-    return all(Fraction(float(v)) == e for v, e in zip(values.ravel(), expected))
+    return all(Fraction(float(v)) == e for v, e in zip(values.ravel(), expected, strict=True))
 
 
 class _ChainBuilder:
@@ -297,12 +297,12 @@ class _ChainBuilder:
         self.last_was_relu = False
         self.roundings += 1
         if self.weight is None:
-            self.shift = [s + Fraction(float(v)) / g for s, v, g in zip(self.shift, vec, self.gain)]
+            self.shift = [s + Fraction(float(v)) / g for s, v, g in zip(self.shift, vec, self.gain, strict=True)]
             self.abs_shift = self.abs_shift + np.abs(vec)
             return
         assert self.bias is not None and self.bias_q is not None and self.abs_b is not None
         self.abs_b = self.abs_b + np.abs(vec)
-        self.bias_q = [b + Fraction(float(v)) for b, v in zip(self.bias_q, vec)]
+        self.bias_q = [b + Fraction(float(v)) for b, v in zip(self.bias_q, vec, strict=True)]
         self.bias = self.bias + vec
         if not _exactly(self.bias, self.bias_q):
             self.inexact("two bias constants were added in float64")
@@ -315,7 +315,7 @@ class _ChainBuilder:
             raise UsageError(f"{self.name}: a scale constant is zero or not finite")
         self.roundings += 1
         if self.weight is None:
-            self.gain = [g * Fraction(float(v)) for g, v in zip(self.gain, vec)]
+            self.gain = [g * Fraction(float(v)) for g, v in zip(self.gain, vec, strict=True)]
             self.abs_gain = self.abs_gain * np.abs(vec)
             self.abs_shift = self.abs_shift * np.abs(vec)
             return
@@ -334,7 +334,7 @@ class _ChainBuilder:
         if np.any(vec == 0) or not np.all(np.isfinite(vec)):
             raise UsageError(f"{self.name}: a divisor is zero or not finite")
         if self.weight is None:
-            self.gain = [g / Fraction(float(v)) for g, v in zip(self.gain, vec)]
+            self.gain = [g / Fraction(float(v)) for g, v in zip(self.gain, vec, strict=True)]
             self.abs_gain = self.abs_gain / np.abs(vec)
             self.abs_shift = self.abs_shift / np.abs(vec)
             self.roundings += 1
@@ -429,8 +429,8 @@ class _ChainBuilder:
 
     def _close_identity(self) -> None:
         gain = np.array([float(g) for g in self.gain])
-        shift = np.array([float(s * g) for s, g in zip(self.shift, self.gain)])
-        if not all(Fraction(float(s * g)) == s * g and Fraction(float(g)) == g for s, g in zip(self.shift, self.gain)):
+        shift = np.array([float(s * g) for s, g in zip(self.shift, self.gain, strict=True)])
+        if not all(Fraction(float(s * g)) == s * g and Fraction(float(g)) == g for s, g in zip(self.shift, self.gain, strict=True)):
             self.inexact("an elementwise map after the last ReLU was rounded to float64")
         self.weight = np.diag(gain)
         self.bias = shift
@@ -877,8 +877,8 @@ def _read_torch(module: Any, input_shape: Sequence[int] | None) -> PLNetwork:
                     mult, add, magnitude = _bn_affine(bn)
                     builder.inexact("a BatchNorm1d was folded into the next Linear in float64")
                     shift = add / mult
-                    builder.shift = [s + Fraction(float(v)) for s, v in zip(builder.shift, shift)]
-                    builder.gain = [g * Fraction(float(v)) for g, v in zip(builder.gain, mult)]
+                    builder.shift = [s + Fraction(float(v)) for s, v in zip(builder.shift, shift, strict=True)]
+                    builder.gain = [g * Fraction(float(v)) for g, v in zip(builder.gain, mult, strict=True)]
                     builder.abs_gain = builder.abs_gain * np.abs(mult)
                     builder.abs_shift = builder.abs_shift * np.abs(mult) + magnitude
                     builder.roundings += 5

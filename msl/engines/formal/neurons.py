@@ -171,8 +171,9 @@ class NeuronBounder:
         bounder = SpecBounder(layers, rows.matrix, rows.offset)
         pre_lo, pre_hi, _ = bounder.hidden_bounds(lo[None], hi[None])
         local, total = layer_errors(layers, lo[None], hi[None], pre_lo, pre_hi)
-        self.pre_lo = [torch.tensor(p[0] - t[0], dtype=f64, device=self.device) for p, t in zip(pre_lo, total)]
-        self.pre_hi = [torch.tensor(p[0] + t[0], dtype=f64, device=self.device) for p, t in zip(pre_hi, total)]
+        # ``total`` also holds the output layer's error: zip stops at the hidden layers
+        self.pre_lo = [torch.tensor(p[0] - t[0], dtype=f64, device=self.device) for p, t in zip(pre_lo, total, strict=False)]
+        self.pre_hi = [torch.tensor(p[0] + t[0], dtype=f64, device=self.device) for p, t in zip(pre_hi, total, strict=False)]
 
         def t(a: np.ndarray) -> torch.Tensor:
             return torch.tensor(np.asarray(a, dtype=np.float64), dtype=f64, device=self.device)
@@ -275,7 +276,7 @@ class NeuronBounder:
     def initial_alpha(self, split: list[torch.Tensor]) -> list[torch.Tensor]:
         """CROWN's adaptive lower slopes (1 where the neuron's upper bound exceeds -lower)."""
         los, his = self.effective(split)
-        return [(h > -l).to(self.torch.float64)[:, None, :].expand(-1, self.rows, -1).contiguous() for l, h in zip(los, his)]
+        return [(h > -l).to(self.torch.float64)[:, None, :].expand(-1, self.rows, -1).contiguous() for l, h in zip(los, his, strict=True)]
 
     def bound(
         self,
@@ -362,9 +363,9 @@ class NeuronBounder:
                 else:
                     better = lower > best
                     best = torch.where(better, lower, best)
-                    for x, bx in zip(a, best_a):
+                    for x, bx in zip(a, best_a, strict=True):
                         bx.copy_(torch.where(better[:, :, None], x, bx))
-                    for x, bx in zip(b, best_b):
+                    for x, bx in zip(b, best_b, strict=True):
                         bx.copy_(torch.where(better[:, :, None], x, bx))
                 if stop_at_zero and bool(((best > 0.0) | (weight <= 0.0)).all()):
                     break  # every row that matters is (very likely) proved: the final pass checks
@@ -468,7 +469,7 @@ class NeuronSplitSearch:
         beta = [torch.zeros_like(a) for a in alpha]
         open_ = torch.ones((1, self.member.shape[0]), dtype=torch.bool, device=b.device)
         st = self.stats
-        st.root_unstable += int(sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in zip(b.pre_lo, b.pre_hi)))
+        st.root_unstable += int(sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in zip(b.pre_lo, b.pre_hi, strict=True)))
         zeros = torch.zeros((1, b.rows), dtype=torch.float64, device=b.device)
         pool = _Pool(split, alpha, beta, zeros, open_, torch.zeros(1, dtype=torch.int64, device=b.device))
         out = self._bound_children(pool, ROOT_STEPS)
@@ -583,8 +584,8 @@ class NeuronSplitSearch:
         if len(idx) == 0:
             return None
         los, his = b.effective([s[idx] for s in children.split])
-        unstable = [(lo < 0) & (hi > 0) for lo, hi in zip(los, his)]
-        gap = [torch.where(u, hi * -lo / torch.where(u, hi - lo, torch.ones_like(hi)), torch.zeros_like(hi)) for u, lo, hi in zip(unstable, los, his)]
+        unstable = [(lo < 0) & (hi > 0) for lo, hi in zip(los, his, strict=True)]
+        gap = [torch.where(u, hi * -lo / torch.where(u, hi - lo, torch.ones_like(hi)), torch.zeros_like(hi)) for u, lo, hi in zip(unstable, los, his, strict=True)]
         # Only the rows of open disjuncts that are not proved yet steer the branching.
         need = (((open_.to(torch.float64) @ self.member.to(torch.float64)) > 0) & ~proved_row)[idx]
         scores = [(s[idx] * need[:, :, None]).sum(1) for s in bounds.score]

@@ -79,7 +79,7 @@ class PieceSolver:
 
     def decide(self, leaf: Leaf) -> PieceOutcome:
         lo, hi, region, disjuncts, pre_lo, pre_hi = leaf.lo, leaf.hi, leaf.region, leaf.disjuncts, leaf.pre_lo, leaf.pre_hi
-        unstable = [np.nonzero((a < 0.0) & (b > 0.0))[0] for a, b in zip(pre_lo, pre_hi)]
+        unstable = [np.nonzero((a < 0.0) & (b > 0.0))[0] for a, b in zip(pre_lo, pre_hi, strict=True)]
         n_unstable = sum(len(u) for u in unstable)
         candidates: list[tuple[float, np.ndarray]] = []
         evidence: list[tuple[tuple[bool, ...], int, np.ndarray]] = []

@@ -281,9 +281,9 @@ def feasible_point(region: InputRegion) -> np.ndarray | None:
     import highspy
 
     h = quiet_highs()
-    xs = [h.addVariable(lb=lo, ub=hi) for lo, hi in zip(region.lower, region.upper)]
+    xs = [h.addVariable(lb=lo, ub=hi) for lo, hi in zip(region.lower, region.upper, strict=True)]
     for c in region.constraints:
-        h.addConstr(sum(a * x for a, x in zip(c.coeffs, xs) if a != 0.0) <= c.rhs)
+        h.addConstr(sum(a * x for a, x in zip(c.coeffs, xs, strict=True) if a != 0.0) <= c.rhs)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None

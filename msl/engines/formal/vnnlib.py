@@ -294,7 +294,7 @@ class _Reader:
             if not np.isfinite(lower[i]) or not np.isfinite(upper[i]):
                 side = "lower" if not np.isfinite(lower[i]) else "upper"
                 raise _error(f"input X_{i} has no {side} bound", self.declared[f"X_{i}"], hint="every input needs a box bound")
-        if any(lo > hi for lo, hi in zip(lower, upper)):
+        if any(lo > hi for lo, hi in zip(lower, upper, strict=True)):
             return None  # an empty region
         return InputRegion(tuple(lower), tuple(upper), tuple(others))
 
