@@ -582,13 +582,13 @@ class _Bounds:
         mag = _bdot(np.abs(lam), self.hmax[start] @ np.abs(layer.weight).T + np.abs(layer.bias))
         lam = lam @ layer.weight  # now over h_{start-1} (or u)
         for k in range(start - 1, -1, -1):
-            l, u = self.pre_lo[k], self.pre_hi[k]
-            active = l >= 0
-            unstable = (l < 0) & (u > 0)
-            denom = np.where(unstable, u - l, 1.0)
+            lower, u = self.pre_lo[k], self.pre_hi[k]
+            active = lower >= 0
+            unstable = (lower < 0) & (u > 0)
+            denom = np.where(unstable, u - lower, 1.0)
             s_up = np.where(unstable, _up(_up(u / denom) * (1 + 2.0**-48)), 0.0)
             if rule == "area":
-                alpha = np.where(unstable & (u > -l), 1.0, 0.0)
+                alpha = np.where(unstable & (u > -lower), 1.0, 0.0)
             elif rule == "one":
                 alpha = unstable.astype(np.float64)
             elif rule == "zero":
@@ -602,8 +602,8 @@ class _Bounds:
                 low = np.where(np.isnan(given[k]) | ~unstable[:, None, :], low, given[k])
             neg = np.minimum(lam, 0.0)
             lam_z = neg * up + np.maximum(lam, 0.0) * low
-            # the upper relaxation's intercept -s_up * l (>= 0) on unstable ReLUs, times lam < 0
-            icpt = _bdot(neg, np.where(unstable, -s_up * l, 0.0))
+            # the upper relaxation's intercept -s_up * lower (>= 0) on unstable ReLUs, times lam < 0
+            icpt = _bdot(neg, np.where(unstable, -s_up * lower, 0.0))
             const += icpt
             layer = self.net.layers[k]
             abs_z = np.abs(lam_z)

@@ -321,7 +321,7 @@ class RayPlanner(Planner):
         # Workers run side by side: the flush's wall time is shared out in proportion to
         # the work each group took, so that claims' times still add up to the run's.
         scale = (time.perf_counter() - start) / max(sum(seconds.values()), 1e-9)
-        for key, batch in remote.items():
+        for key in remote:
             yield key, groups[key], results[key], seconds[key] * scale
 
     def _spread(

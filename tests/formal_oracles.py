@@ -87,16 +87,16 @@ def milp_margin(layers: list[tuple[np.ndarray, np.ndarray]], region: InputRegion
             break
         hs = []
         for j, z in enumerate(zs):
-            l, u = float(z_lo[j]), float(z_hi[j])
+            lower, u = float(z_lo[j]), float(z_hi[j])
             if u <= 0:
                 hs.append(h.addVariable(lb=0.0, ub=0.0))
-            elif l >= 0:
+            elif lower >= 0:
                 hs.append(z)
             else:
                 hv = h.addVariable(lb=0.0, ub=u)
                 a = h.addVariable(lb=0.0, ub=1.0, type=highspy.HighsVarType.kInteger)
                 h.addConstr(hv - z >= 0.0)
-                h.addConstr(hv - z - l * a <= -l)  # h <= z - l (1 - a)
+                h.addConstr(hv - z - lower * a <= -lower)  # h <= z - lower (1 - a)
                 h.addConstr(hv - u * a <= 0.0)
                 hs.append(hv)
         cur = hs

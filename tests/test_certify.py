@@ -126,17 +126,17 @@ def _refutes(ref, nd, prop, lo, hi, w1, b1, w2, b2) -> bool:  # type: ignore[no-
         const -= sum(abs(Fraction(ci)) * e2[k] for k, ci in enumerate(c.coeffs))
         coef = [Fraction(0)] * len(lo)
         for j in range(n):
-            l, u = zl[j], zu[j]
+            lower, u = zl[j], zu[j]
             if u <= 0:
                 continue
-            if l >= 0:
+            if lower >= 0:
                 s, icpt = Fraction(1), Fraction(0)
             elif lam[j] >= 0:
-                s = Fraction(given[j]) if j in given else Fraction(1 if u > -l else 0)
+                s = Fraction(given[j]) if j in given else Fraction(1 if u > -lower else 0)
                 icpt = Fraction(0)
             else:
-                s = u / (u - l)
-                icpt = -s * l
+                s = u / (u - lower)
+                icpt = -s * lower
             lz = lam[j] * s
             const += lam[j] * icpt + lz * b1[j] - abs(lz) * e1[j]
             coef = [c0 + lz * w for c0, w in zip(coef, w1[j], strict=True)]

@@ -159,7 +159,7 @@ def test_near_the_exact_maximum(seed: int, tmp_path: Path) -> None:
         result = verify(net, prop, timeout=20)
         assert result.status != forbidden, (thr, top, result.stats)
         rows = SpecRows.of(prop.unsafe, n_out)
-        search = NeuronSplitSearch(net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 20)
+        search = NeuronSplitSearch(net, prop.regions, rows, lambda x, prop=prop: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 20)
         assert search.run(until=time.monotonic() + 20).status != forbidden
         if result.status == "sat":
             _check_witness(model, prop, np.array(result.witness_x))

@@ -426,7 +426,7 @@ def test_saved_vectors_are_keyed_by_name_with_their_hash_in_the_metadata(tmp_pat
     assert np.array_equal(d["a.msl::love"], love) and np.array_equal(d["b.msl::love"], other)
     with safe_open(str(path), framework="numpy") as handle:
         rows = json.loads(handle.metadata()[INDEX_KEY])
-    for spec_file, label, digest, key in rows:  # the truth: each hash is of the tensor's float32 bytes
+    for _spec_file, _label, digest, key in rows:  # the truth: each hash is of the tensor's float32 bytes
         assert digest == "sha256:" + hashlib.sha256(d[key].astype("<f4").tobytes()).hexdigest()
     loaded = VectorFile.load(path)
     assert np.array_equal(loaded.pins("a.msl")["love"], love) and np.array_equal(loaded.pins("b.msl")["love"], other)

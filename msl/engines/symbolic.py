@@ -559,7 +559,7 @@ class _Compiler:
     def comparison(self, op: str, a: ast.Node, b: ast.Node) -> Any:
         from msl.engines.formal import property as P
 
-        for pick, other, flip in ((a, b, False), (b, a, True)):
+        for pick, other in ((a, b), (b, a)):  # == and != are symmetric: no flip needed
             if isinstance(pick, ast.Call) and isinstance(pick.func, ast.Name) and pick.func.id in ("argmax", "argmin") \
                     and len(pick.args) == 1 and self.is_output(pick.args[0]) and op in ("==", "!="):
                 i = int(self.constant(other))

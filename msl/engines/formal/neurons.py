@@ -276,7 +276,7 @@ class NeuronBounder:
     def initial_alpha(self, split: list[torch.Tensor]) -> list[torch.Tensor]:
         """CROWN's adaptive lower slopes (1 where the neuron's upper bound exceeds -lower)."""
         los, his = self.effective(split)
-        return [(h > -l).to(self.torch.float64)[:, None, :].expand(-1, self.rows, -1).contiguous() for l, h in zip(los, his, strict=True)]
+        return [(hi > -lo).to(self.torch.float64)[:, None, :].expand(-1, self.rows, -1).contiguous() for lo, hi in zip(los, his, strict=True)]
 
     def bound(
         self,
