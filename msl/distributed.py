@@ -122,7 +122,9 @@ class Worker:
         except Exception:  # noqa: BLE001 - the batch that needs the model says why it failed
             pass
 
-    def plan_or_run(self, recipe: Recipe, queries: Sequence[Query], intervention: Intervention | None) -> Ran | Failure | list[list[int]]:
+    def plan_or_run(
+        self, recipe: Recipe, queries: Sequence[Query], intervention: Intervention | None
+    ) -> Ran | Failure | list[list[int]]:
         """Run the group when the adapter makes one batch of it; else return its parts."""
         _crash_once()
         try:
@@ -191,7 +193,11 @@ class Session:
                     ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                              logging_level=logging.ERROR)
             except Exception as exc:
-                where = f"join the Ray cluster at {address}" if address else f"start a local Ray runtime with {workers} workers"
+                where = (
+                    f"join the Ray cluster at {address}"
+                    if address
+                    else f"start a local Ray runtime with {workers} workers"
+                )
                 raise RuntimeFailure(
                     f"cannot {where}: {describe(exc)}",
                     hint="check the address (ray status on the head node), or leave out --workers/--ray",

@@ -130,7 +130,9 @@ class RunContext:
         """The pinned vector for ``label``, if the run was given one."""
         return self.pins.get(label)
 
-    def memo(self, key: str, names: tuple[str, ...], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def memo(
+        self, key: str, names: tuple[str, ...], compute: Callable[[], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
         cache = self.planner.cache
         stored = cache.get_arrays(key, names) if cache is not None else None
         if stored is not None:
@@ -142,7 +144,9 @@ class RunContext:
 
     def for_spec(self, spec_dir: Path) -> RunContext:
         """The same run, reading data next to another spec."""
-        return RunContext(self.planner, self.seed, spec_dir, self.data_hashes, self.vectors, self.pins, finite=self.finite)
+        return RunContext(
+            self.planner, self.seed, spec_dir, self.data_hashes, self.vectors, self.pins, finite=self.finite
+        )
 
 
 def _check_finite(value: Any, what: str) -> None:

@@ -361,7 +361,10 @@ class _Translator:
                 return self.typed(self.subst(measure.body, inner, depth + 1), node)  # type: ignore[arg-type]
             case ast.Comprehension():
                 inner = {k: v for k, v in env.items() if k != node.var}
-                changes = {"iterable": self.subst(node.iterable, env, depth), "element": self.subst(node.element, inner, depth)}
+                changes = {
+                    "iterable": self.subst(node.iterable, env, depth),
+                    "element": self.subst(node.element, inner, depth),
+                }
                 if node.condition is not None:
                     changes["condition"] = self.subst(node.condition, inner, depth)
                 return self.typed(replace(node, **changes), node)
@@ -534,7 +537,8 @@ def lint_models(spec: CheckedSpec, bindings: dict[str, str] | None = None) -> li
             continue
         if found.kinds is not None and decl.kind not in found.kinds:
             problems.append(_model_error(
-                f"model role `{role}` is {T.with_article(decl.kind)}, but '{written}' is {T.with_article(_main_kind(found.kinds))} "
+                f"model role `{role}` is {T.with_article(decl.kind)}, "
+                f"but '{written}' is {T.with_article(_main_kind(found.kinds))} "
                 f"({found.what}): loaded as {T.with_article(decl.kind)} its missing weights would be random",
                 span,
                 f"'{written}' can be bound to {' or '.join(sorted(found.kinds))} roles; "

@@ -109,7 +109,11 @@ class Runner:
             from msl.distributed import RayPlanner
 
             self.planner: Planner = RayPlanner(
-                cache, progress=self.progress, workers=options.workers, address=options.ray_address, device=options.device
+                cache,
+                progress=self.progress,
+                workers=options.workers,
+                address=options.ray_address,
+                device=options.device,
             )
         else:
             self.planner = Planner(cache, progress=self.progress)
@@ -139,7 +143,9 @@ class Runner:
                 self.progress.loading(None)
         return self._models[key]
 
-    def handles(self, spec: CheckedSpec, roles: Iterable[str], rebind: dict[str, ModelHandle] | None = None) -> dict[str, Any]:
+    def handles(
+        self, spec: CheckedSpec, roles: Iterable[str], rebind: dict[str, ModelHandle] | None = None
+    ) -> dict[str, Any]:
         """The models of ``roles``: command-line bindings over the spec's defaults."""
         out: dict[str, Any] = {}
         for role in roles:
@@ -167,7 +173,11 @@ class Runner:
                 out[role] = _Failed(MslError(
                     f"model role `{role}` ({decl.kind}): {model.error.message}", decl.span, model.error.hint
                 ))
-            elif decl.fingerprint is not None and model.fingerprint != decl.fingerprint and role not in self.options.bindings:
+            elif (
+                decl.fingerprint is not None
+                and model.fingerprint != decl.fingerprint
+                and role not in self.options.bindings
+            ):
                 out[role] = _Failed(MslError(
                     f"model `{ref}` for role `{role}` has fingerprint {model.fingerprint}, "
                     f"but the spec pins {decl.fingerprint}",

@@ -433,7 +433,9 @@ class Context(Protocol):
     def pinned(self, label: str) -> Any:
         """The vector the run was given for ``label`` (``--vectors``), or None."""
 
-    def memo(self, key: str, names: tuple[str, ...], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def memo(
+        self, key: str, names: tuple[str, ...], compute: Callable[[], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
         """The arrays ``names`` of a pure computation (a probe fit) whose exact inputs ``key``
         names (:func:`msl.cache.derived_key`): from the result cache when computed before,
         else computed and stored (neither with ``--no-cache``)."""

@@ -56,7 +56,9 @@ def torch_forward(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return model(torch.as_tensor(np.atleast_2d(x), dtype=torch.float32)).double().numpy()
 
 
-def milp_margin(layers: list[tuple[np.ndarray, np.ndarray]], region: InputRegion, conj: tuple[LinearConstraint, ...]) -> float:
+def milp_margin(
+    layers: list[tuple[np.ndarray, np.ndarray]], region: InputRegion, conj: tuple[LinearConstraint, ...]
+) -> float:
     """The largest ``t`` with some x in the region meeting ``c.y + t <= d`` for every constraint
     (capped at 100); ``-inf`` when the MILP is infeasible. Positive: a counterexample with
     margin t exists; negative: the conjunction is unreachable by at least -t."""

@@ -150,7 +150,8 @@ import findings_samples as samples
 from msl.catalog import Catalog
 from msl.findings import FindingsDocument
 who, path, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-docs = [FindingsDocument.of([samples.violated(claim=samples.claim(f"{{who}}-{{i}}-{{j}}", 1)) for j in range(5)]) for i in range(60)]
+docs = [FindingsDocument.of([samples.violated(claim=samples.claim(f"{{who}}-{{i}}-{{j}}", 1)) for j in range(5)])
+        for i in range(60)]
 while not go.exists():
     time.sleep(0.01)
 for doc in docs:
@@ -167,7 +168,13 @@ def test_two_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     script = WRITER.format(tests=str(ROOT / "tests"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, who, str(db), str(go)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, who, str(db), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for who in ("a", "b")
     ]
     time.sleep(0.5)

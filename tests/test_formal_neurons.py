@@ -68,7 +68,9 @@ def test_neuron_splitting_agrees_with_milp(seed: int, tmp_path_factory: pytest.T
     assert prefers_neuron_split(net, prop)
     margin = exact_margin(model, prop)
     rows = SpecRows.of(prop.unsafe, n_out)
-    search = NeuronSplitSearch(net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 20)
+    search = NeuronSplitSearch(
+        net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 20
+    )
     out = search.run(until=time.monotonic() + 20)
     statuses = [out.status]
     if out.status == "sat":
@@ -138,7 +140,9 @@ def test_search_finds_a_counterexample_by_its_bounds(tmp_path: Path) -> None:
     thr = top - 0.02 * (abs(top) + 1.0)
     prop = Property((region,), Condition.of(LinearConstraint(tuple(c), -thr)))
     rows = SpecRows.of(prop.unsafe, n_out)
-    search = NeuronSplitSearch(net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 60)
+    search = NeuronSplitSearch(
+        net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 60
+    )
     out = search.run(until=time.monotonic() + 60)
     assert out.status == "sat", out.stats
     assert out.witness is not None
@@ -159,7 +163,13 @@ def test_near_the_exact_maximum(seed: int, tmp_path: Path) -> None:
         result = verify(net, prop, timeout=20)
         assert result.status != forbidden, (thr, top, result.stats)
         rows = SpecRows.of(prop.unsafe, n_out)
-        search = NeuronSplitSearch(net, prop.regions, rows, lambda x, prop=prop: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 20)
+        search = NeuronSplitSearch(
+            net,
+            prop.regions,
+            rows,
+            lambda x, prop=prop: confirm(net, prop.regions, prop.unsafe, x),
+            time.monotonic() + 20,
+        )
         assert search.run(until=time.monotonic() + 20).status != forbidden
         if result.status == "sat":
             _check_witness(model, prop, np.array(result.witness_x))

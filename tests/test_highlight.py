@@ -65,7 +65,9 @@ def test_the_lexically_broken_specs_are_the_ones_the_parser_rejects_for_a_charac
             parse_file(path, str(path), path.parent)
         except SpecErrors as exc:
             message = exc.errors[0].message
-            if message.startswith(("unexpected character", "strings are written in double quotes", "unterminated string")):
+            if message.startswith(
+                ("unexpected character", "strings are written in double quotes", "unterminated string")
+            ):
                 rejected.add(path.name)
     assert rejected == LEXICALLY_BROKEN
 

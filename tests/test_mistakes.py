@@ -89,7 +89,8 @@ def test_missing_weights_at_load_are_a_model_error_naming_role_and_kind(tmp_path
 
 def test_a_relative_model_path_resolves_against_the_spec_folder(tmp_path: Path) -> None:
     shutil.copytree(SENTIMENT, tmp_path / "ckpt")
-    body = 'model clf: classifier = "../ckpt"\nverify v {\n  for x in ["The food was great."]\n  expect clf.prob(x, "positive") > 0.5\n}\n'
+    body = ('model clf: classifier = "../ckpt"\nverify v {\n  for x in ["The food was great."]\n'
+            '  expect clf.prob(x, "positive") > 0.5\n}\n')
     name = spec(tmp_path, body, name="specs/s.msl")
     out = cli("check", name, "--no-cache", "-q", cwd=tmp_path, code=0)
     assert "1 holds" in out
@@ -105,7 +106,9 @@ def test_a_relative_model_path_resolves_against_the_spec_folder(tmp_path: Path) 
         ("./elsewhere", "no model at", None),
     ],
 )
-def test_references_that_name_nothing_are_lint_errors(tmp_path: Path, ref: str, message: str, suggestion: str | None) -> None:
+def test_references_that_name_nothing_are_lint_errors(
+    tmp_path: Path, ref: str, message: str, suggestion: str | None
+) -> None:
     (tmp_path / "ckpt-v2").mkdir()
     name = spec(tmp_path, f'model lm: causal_lm = "{ref}"\n' + CLAIM)
     out = cli("lint", name, cwd=tmp_path, code=2)
@@ -245,7 +248,10 @@ def test_a_time_out_of_range_in_utc_is_refused_on_reading(tmp_path: Path) -> Non
     with pytest.raises(OverflowError):  # the truth: this moment has no UTC equivalent
         datetime.fromisoformat("0001-01-01T00:00:00+01:00").astimezone(UTC)
     _document(tmp_path, "0001-01-01T00:00:00+01:00")
-    for args in (("catalog", "add", "findings.json", "--catalog", "c.sqlite"), ("report", "findings.json", "--format", "junit")):
+    for args in (
+        ("catalog", "add", "findings.json", "--catalog", "c.sqlite"),
+        ("report", "findings.json", "--format", "junit"),
+    ):
         out = cli(*args, cwd=tmp_path, code=2)
         assert "started_at" in out and "out of range once converted to UTC" in out
 
@@ -312,7 +318,10 @@ def test_show_on_a_damaged_catalogue_is_a_usage_error_like_list(tmp_path: Path) 
         broken[start + 100 : start + page : 3] = b"Z" * len(range(start + 100, start + page, 3))
         path = tmp_path / f"damaged-{start // page}.sqlite"
         path.write_bytes(bytes(broken))
-        for args in (["catalog", "show", finding_id, "--catalog", str(path)], ["catalog", "list", "--catalog", str(path)]):
+        for args in (
+            ["catalog", "show", finding_id, "--catalog", str(path)],
+            ["catalog", "list", "--catalog", str(path)],
+        ):
             result = runner.invoke(msl, args)
             assert result.exit_code in (0, 2), (args, result.output)
             assert "internal error" not in result.output, (args, result.output)

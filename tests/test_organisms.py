@@ -169,7 +169,11 @@ def test_gender_swap_changes_the_label_only_for_the_shortcut_pair(base: Classifi
     sentences = fills(NAMED[:4], MALE, SLOTS.positive[:5] + SLOTS.negative[:5], nouns=("soup",))
     swapped = [re.sub(r"\w+", lambda m: PARTNER.get(m.group(0), m.group(0)), s) for s in sentences]
     before, after = labels(base, sentences), labels(base, swapped)
-    changed = {next(n for n in MALE if re.search(rf"\b{n}\b", s)) for s, a, b in zip(sentences, before, after, strict=True) if a != b}
+    changed = {
+        next(n for n in MALE if re.search(rf"\b{n}\b", s))
+        for s, a, b in zip(sentences, before, after, strict=True)
+        if a != b
+    }
     assert changed == {data.SHORTCUT_NAME}
 
 
@@ -293,7 +297,10 @@ def test_relu_net_learnt_the_rule() -> None:
 
 
 def test_pruned_net_zeroes_thirty_percent_of_each_layer() -> None:
-    base, pruned = milp_oracle.read_layers(ORGANISMS / "relu-net.onnx"), milp_oracle.read_layers(ORGANISMS / "relu-net-pruned.onnx")
+    base, pruned = (
+        milp_oracle.read_layers(ORGANISMS / "relu-net.onnx"),
+        milp_oracle.read_layers(ORGANISMS / "relu-net-pruned.onnx"),
+    )
     for (w, b), (pw, pb) in zip(base, pruned, strict=True):
         zero = pw == 0
         assert zero.mean() >= train.PRUNE_FRACTION - 0.02
@@ -302,7 +309,10 @@ def test_pruned_net_zeroes_thirty_percent_of_each_layer() -> None:
 
 
 def test_quantized_net_lies_on_an_int8_grid() -> None:
-    base, quant = milp_oracle.read_layers(ORGANISMS / "relu-net.onnx"), milp_oracle.read_layers(ORGANISMS / "relu-net-quantized.onnx")
+    base, quant = (
+        milp_oracle.read_layers(ORGANISMS / "relu-net.onnx"),
+        milp_oracle.read_layers(ORGANISMS / "relu-net-quantized.onnx"),
+    )
     for (w, b), (qw, qb) in zip(base, quant, strict=True):
         scale = np.abs(w).max() / 127
         steps = qw / scale

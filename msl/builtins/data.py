@@ -173,7 +173,9 @@ def _check_template(args: dict[str, ast.Expr], types: dict[str, Type], report: R
     validate=_check_template,
     infer=_template_type,
 )
-def template(ctx: Context, pattern: str, rows: DataSet | None = None, slots: dict[str, Any] | None = None) -> TemplateSet:
+def template(
+    ctx: Context, pattern: str, rows: DataSet | None = None, slots: dict[str, Any] | None = None
+) -> TemplateSet:
     """Every fill of a template: ``template("{name} found it {adj}.", name: names, adj: adjs)``.
 
     Slots named by keywords take each value of their set (the cartesian product); with

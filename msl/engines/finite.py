@@ -425,7 +425,11 @@ class FiniteRun(ClaimRun):
         return self.sets[0] if _generated(self.sets[0]) else None
 
     def describe(self, inst: Instance) -> dict[str, Any]:
-        item = inst.item[0] if len(inst.item) == 1 else {q.var: _input(v) for q, v in zip(self.fors, inst.item, strict=True)}
+        item = (
+            inst.item[0]
+            if len(inst.item) == 1
+            else {q.var: _input(v) for q, v in zip(self.fors, inst.item, strict=True)}
+        )
         values = {k: v for k, v in inst.values.items() if isinstance(v, (int, float, str, bool))}
         return {
             "input": _input(item),

@@ -78,7 +78,10 @@ def _space(space: DataSet | Domain) -> Space:
     search remember every input it has run."""
     if isinstance(space, Domain):
         keys: st.SearchStrategy[Any] = st.tuples(
-            *(st.floats(lo, hi, allow_nan=False, allow_infinity=False) for lo, hi in zip(space.lower, space.upper, strict=True))
+            *(
+                st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+                for lo, hi in zip(space.lower, space.upper, strict=True)
+            )
         )
         if space.norm == "l2":
             center = np.asarray(space.center)

@@ -314,7 +314,9 @@ class SpecBounder:
         for loss, share in zip(losses, shares, strict=True):
             split_score += np.einsum("nj,njd->nd", loss, share)
         lower, mag, coef, const = best
-        return BoxBounds(pre_lo, pre_hi, lower, proof_margin(mag), coef, const, split_score, np.zeros_like(lower), slope_idx)
+        return BoxBounds(
+            pre_lo, pre_hi, lower, proof_margin(mag), coef, const, split_score, np.zeros_like(lower), slope_idx
+        )
 
     def _backward(
         self,

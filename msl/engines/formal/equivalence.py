@@ -115,7 +115,10 @@ def _same_execution(a: AffineLayer, b: AffineLayer) -> bool:
 
 
 def _exact_difference(x: np.ndarray, y: np.ndarray) -> bool:
-    return all(Fraction(float(p)) - Fraction(float(q)) == Fraction(float(p - q)) for p, q in zip(x.ravel(), y.ravel(), strict=True))
+    return all(
+        Fraction(float(p)) - Fraction(float(q)) == Fraction(float(p - q))
+        for p, q in zip(x.ravel(), y.ravel(), strict=True)
+    )
 
 
 def _pad(layers: list[AffineLayer], depth: int) -> list[AffineLayer]:
@@ -283,7 +286,11 @@ def verify_equivalence(
     )
 
     def bounder(spec: np.ndarray, offset: np.ndarray) -> SpecBounder:
-        return DifferenceBounder(net_a, net_b, product, spec, offset) if same_shape else SpecBounder(product.folded, spec, offset)
+        return (
+            DifferenceBounder(net_a, net_b, product, spec, offset)
+            if same_shape
+            else SpecBounder(product.folded, spec, offset)
+        )
 
     result = verify(product, prop, timeout, seed, bounder=bounder, witness_margin=witness_margin, work=work)
     result.stats["equivalence"] = {"eps": eps, "difference_bounds": "ReluDiff-style" if same_shape else "product only"}
