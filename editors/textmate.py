@@ -114,11 +114,13 @@ def grammar() -> dict[str, object]:
                 "patterns": [
                     {
                         "match": rf"(\.)\s*({_words(measurements)})\b",
-                        "captures": {"1": {"name": "punctuation.accessor.msl"}, "2": {"name": "support.function.measurement.msl"}},
+                        "captures": {"1": {"name": "punctuation.accessor.msl"},
+                                     "2": {"name": "support.function.measurement.msl"}},
                     },
                     {
                         "match": rf"(\.)\s*({NAME})",
-                        "captures": {"1": {"name": "punctuation.accessor.msl"}, "2": {"name": "variable.other.member.msl"}},
+                        "captures": {"1": {"name": "punctuation.accessor.msl"},
+                                     "2": {"name": "variable.other.member.msl"}},
                     },
                 ],
             },
@@ -128,7 +130,8 @@ def grammar() -> dict[str, object]:
             },
             "keyword": {"patterns": keyword_patterns},
             "model-kind": {"name": "support.type.model-kind.msl", "match": rf"\b({_words(set(MODEL_KINDS))})\b"},
-            "builtin": {"name": "support.function.builtin.msl", "match": f"{SOFT_START}({_words(functions)}){SOFT_END}"},
+            "builtin": {"name": "support.function.builtin.msl",
+                        "match": f"{SOFT_START}({_words(functions)}){SOFT_END}"},
             "operator": {
                 "patterns": [
                     {"name": "keyword.operator.comparison.msl", "match": "<=|>=|==|!=|<|>"},

@@ -58,7 +58,9 @@ class Comparison:
 def compare(shared: Finding, local: Finding | None) -> Comparison:
     """Does ``local`` (the claim re-checked here) reproduce ``shared``? See the module doc."""
     if local is None:
-        return Comparison(shared, None, Agreement.NOT_COMPARABLE, "the claim was not re-checked here (not in the local specs?)")
+        return Comparison(
+            shared, None, Agreement.NOT_COMPARABLE, "the claim was not re-checked here (not in the local specs?)"
+        )
     warnings = tuple(_circumstances(shared, local))
     if shared.claim.kind != local.claim.kind or _words(shared.claim.text) != _words(local.claim.text):
         reason = "the local claim differs from the shared one"
@@ -67,7 +69,9 @@ def compare(shared: Finding, local: Finding | None) -> Comparison:
         failed = local if local.verdict is Verdict.ERROR else shared
         side = "here" if failed is local else "in the shared finding"
         detail = f": {failed.error.message}" if failed.error else ""
-        return Comparison(shared, local, Agreement.NOT_COMPARABLE, f"the claim could not be evaluated {side}{detail}", warnings)
+        return Comparison(
+            shared, local, Agreement.NOT_COMPARABLE, f"the claim could not be evaluated {side}{detail}", warnings
+        )
     verdicts = f"shared {shared.verdict.value}, local {local.verdict.value}"
     if _CLASS[shared.verdict] == _CLASS[local.verdict]:
         return Comparison(shared, local, Agreement.REPRODUCED, verdicts, warnings)

@@ -157,7 +157,9 @@ class Catalog:
             raise UsageError(f"cannot use catalogue {str(self.path)!r}: {exc}") from None
         if version != str(SCHEMA_VERSION):
             self._db.close()
-            raise UsageError(f"catalogue {str(self.path)!r} has schema version {version}, this MSL reads {SCHEMA_VERSION}")
+            raise UsageError(
+                f"catalogue {str(self.path)!r} has schema version {version}, this MSL reads {SCHEMA_VERSION}"
+            )
 
     def _prepare(self) -> str | None:
         """The schema on a new catalogue; the schema version it has."""
@@ -241,7 +243,8 @@ class Catalog:
             if m.fingerprint is not None:
                 db.execute(
                     "INSERT INTO models VALUES (?, ?, ?, ?, ?) ON CONFLICT (fingerprint, ref) DO UPDATE SET "
-                    "first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen), "
+                    "first_seen = min(first_seen, excluded.first_seen), "
+                    "last_seen = max(last_seen, excluded.last_seen), "
                     "kind = coalesce(kind, excluded.kind)",
                     (m.fingerprint, m.ref, m.kind, started, started),
                 )
@@ -318,7 +321,8 @@ class Catalog:
                 params += [str(getattr(v, "value", v)) for v in values]
         if tags:
             where.append(
-                f"EXISTS (SELECT 1 FROM finding_tags t WHERE t.finding_id = f.id AND t.tag IN ({', '.join('?' * len(tags))}))"
+                "EXISTS (SELECT 1 FROM finding_tags t WHERE t.finding_id = f.id "
+                f"AND t.tag IN ({', '.join('?' * len(tags))}))"
             )
             params += list(tags)
         if claim is not None:
@@ -353,8 +357,12 @@ class Catalog:
     def models(self) -> list[ModelRecord]:
         """Every model (fingerprint and reference) a stored finding was about."""
         with self._reading():
-            rows = self._db.execute("SELECT fingerprint, ref, kind, first_seen, last_seen FROM models ORDER BY last_seen DESC")
-            return [ModelRecord(r[0], r[1], r[2], datetime.fromisoformat(r[3]), datetime.fromisoformat(r[4])) for r in rows]
+            rows = self._db.execute(
+                "SELECT fingerprint, ref, kind, first_seen, last_seen FROM models ORDER BY last_seen DESC"
+            )
+            return [
+                ModelRecord(r[0], r[1], r[2], datetime.fromisoformat(r[3]), datetime.fromisoformat(r[4])) for r in rows
+            ]
 
     def datasets(self) -> list[DatasetRecord]:
         """Every dataset hash a stored finding used."""

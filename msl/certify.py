@@ -165,11 +165,18 @@ class Node(_Model):
 
     split: tuple[int, float] | None = None
     leaf: Literal["bounds", "outside", "lp", "smt", "empty", "open"] | None = None
-    outside: int | None = Field(None, description="for an `outside` leaf: the region constraint no point of the box meets")
-    unstable: list[list[Annotated[int, Field(ge=0)]]] = Field([], description="per hidden layer, the ReLUs the refutations give slopes for")
+    outside: int | None = Field(
+        None, description="for an `outside` leaf: the region constraint no point of the box meets"
+    )
+    unstable: list[list[Annotated[int, Field(ge=0)]]] = Field(
+        [], description="per hidden layer, the ReLUs the refutations give slopes for"
+    )
     bounds: list[list[tuple[float, float]]] = Field(
-        [], description="per hidden layer, the engine's bounds [lo, hi] on the pre-activations of the ReLUs `unstable` lists; the"
-        " checker relaxes each of them over the hull of these and the bounds it derives itself (so they need not be trusted)")
+        [],
+        description="per hidden layer, the engine's bounds [lo, hi] on the pre-activations of the ReLUs `unstable`"
+        " lists; the checker relaxes each of them over the hull of these and the bounds it derives itself (so they need"
+        " not be trusted)",
+    )
     refute: list[Refutation] = []
     lp: LpEvidence | None = Field(None, description="for an `lp` leaf: its linear pieces' Farkas multipliers")
 
@@ -199,7 +206,9 @@ def certificate_json_schema() -> dict[str, Any]:
 def encode(cert: Certificate) -> tuple[str, bytes]:
     """``(sha256 of the JSON, gzip bytes)``; the gzip header carries no time, so equal
     certificates give equal files."""
-    text = json.dumps(cert.model_dump(mode="json", exclude_defaults=True), separators=(",", ":"), allow_nan=False).encode()
+    text = json.dumps(
+        cert.model_dump(mode="json", exclude_defaults=True), separators=(",", ":"), allow_nan=False
+    ).encode()
     return "sha256:" + hashlib.sha256(text).hexdigest(), gzip.compress(text, mtime=0)
 
 
@@ -287,7 +296,9 @@ def read_onnx(path: Path) -> CheckNet:
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx reports a malformed file in its own words
-        raise UsageError(f"{path}: not an ONNX file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise UsageError(
+            f"{path}: not an ONNX file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
     graph = model.graph
     consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in consts]
@@ -363,7 +374,7 @@ def read_onnx(path: Path) -> CheckNet:
         raise UsageError(f"{path}: the chain does not end at the graph's output")
     if not layers or relu_after[-1] or not all(relu_after[:-1]):
         raise UsageError(f"{path}: the checker reads affine layers with a Relu between each two")
-    for a, b in zip(layers, layers[1:]):
+    for a, b in zip(layers, layers[1:], strict=False):
         if a.weight.shape[0] != b.weight.shape[1]:
             raise UsageError(f"{path}: layer sizes do not chain")
     if max(lay.weight.shape[1] for lay in layers) > MAX_FAN_IN:
@@ -438,7 +449,10 @@ class _Bounds:
         sym: tuple[np.ndarray, ...] | None = None  # symbolic equations of the previous ReLU's output
         for k, layer in enumerate(net.layers):
             absw = np.abs(layer.weight)
-            err = _up(_gamma32(layer.roundings) * (self.hmax[k] @ absw.T + np.abs(layer.bias)) * (1 + 2.0**-40) + layer.roundings * TINY32)
+            err = _up(
+                _gamma32(layer.roundings) * (self.hmax[k] @ absw.T + np.abs(layer.bias)) * (1 + 2.0**-40)
+                + layer.roundings * TINY32
+            )
             self.err.append(err)
             if k == len(net.layers) - 1:
                 break
@@ -447,7 +461,9 @@ class _Bounds:
             s_lo, l_hi = self._concretize(eqs[0], eqs[1])
             u_lo, s_hi = self._concretize(eqs[2], eqs[3])
             z_lo, z_hi = np.maximum(z_lo, s_lo), np.minimum(z_hi, s_hi)
-            relaxed = k > 0 and any(bool(((lo_ < 0) & (hi_ > 0)).any()) for lo_, hi_ in zip(self.pre_lo, self.pre_hi, strict=True))
+            relaxed = k > 0 and any(
+                bool(((lo_ < 0) & (hi_ > 0)).any()) for lo_, hi_ in zip(self.pre_lo, self.pre_hi, strict=True)
+            )
             for r_i, rule in enumerate(HIDDEN_SLOPES if relaxed else ()):
                 # back-substitution, rule by rule, for each box's neurons still unstable; the
                 # first rule also tightens the stable ones (as the engine does for a neuron
@@ -582,13 +598,13 @@ class _Bounds:
         mag = _bdot(np.abs(lam), self.hmax[start] @ np.abs(layer.weight).T + np.abs(layer.bias))
         lam = lam @ layer.weight  # now over h_{start-1} (or u)
         for k in range(start - 1, -1, -1):
-            l, u = self.pre_lo[k], self.pre_hi[k]
-            active = l >= 0
-            unstable = (l < 0) & (u > 0)
-            denom = np.where(unstable, u - l, 1.0)
+            lower, u = self.pre_lo[k], self.pre_hi[k]
+            active = lower >= 0
+            unstable = (lower < 0) & (u > 0)
+            denom = np.where(unstable, u - lower, 1.0)
             s_up = np.where(unstable, _up(_up(u / denom) * (1 + 2.0**-48)), 0.0)
             if rule == "area":
-                alpha = np.where(unstable & (u > -l), 1.0, 0.0)
+                alpha = np.where(unstable & (u > -lower), 1.0, 0.0)
             elif rule == "one":
                 alpha = unstable.astype(np.float64)
             elif rule == "zero":
@@ -602,8 +618,8 @@ class _Bounds:
                 low = np.where(np.isnan(given[k]) | ~unstable[:, None, :], low, given[k])
             neg = np.minimum(lam, 0.0)
             lam_z = neg * up + np.maximum(lam, 0.0) * low
-            # the upper relaxation's intercept -s_up * l (>= 0) on unstable ReLUs, times lam < 0
-            icpt = _bdot(neg, np.where(unstable, -s_up * l, 0.0))
+            # the upper relaxation's intercept -s_up * lower (>= 0) on unstable ReLUs, times lam < 0
+            icpt = _bdot(neg, np.where(unstable, -s_up * lower, 0.0))
             const += icpt
             layer = self.net.layers[k]
             abs_z = np.abs(lam_z)
@@ -639,7 +655,8 @@ class CheckReport:
 
     def line(self) -> str:
         if self.certified:
-            return f"certified ({self.leaves} leaves, {self.refutations} refutations, {self.seconds:.2f} s; {self.arithmetic})"
+            return (f"certified ({self.leaves} leaves, {self.refutations} refutations, "
+                    f"{self.seconds:.2f} s; {self.arithmetic})")
         return f"not certified: {self.reason}"
 
 
@@ -664,7 +681,10 @@ def _check(cert: Certificate, onnx_path: Path, expected: PropertyText | None) ->
     try:
         digest = "sha256:" + hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
         if digest != cert.network.sha256:
-            raise NotCertified(f"the network file {onnx_path} (sha256 {digest[7:19]}…) is not the one the certificate is for ({cert.network.sha256[7:19]}…)")
+            raise NotCertified(
+                f"the network file {onnx_path} (sha256 {digest[7:19]}…) is not the one "
+                f"the certificate is for ({cert.network.sha256[7:19]}…)"
+            )
         if expected is not None and expected != cert.property:
             raise NotCertified("the certificate proves another property than the claim's")
         net = read_onnx(Path(onnx_path))
@@ -675,7 +695,7 @@ def _check(cert: Certificate, onnx_path: Path, expected: PropertyText | None) ->
         tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]] = []
         missing: list[str] = []
         lp_tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Region, list[int]]] = []
-        for r, (region, tree) in enumerate(zip(prop.regions, cert.trees)):
+        for r, (region, tree) in enumerate(zip(prop.regions, cert.trees, strict=True)):
             n_leaves, region_tasks = _walk(r, region, tree, len(prop.unsafe), missing, lp_tasks)
             leaves += n_leaves
             tasks.extend(region_tasks)
@@ -701,7 +721,7 @@ def _check_property_shape(prop: PropertyText, net: CheckNet) -> None:
             raise NotCertified("a region's box does not match the network's inputs")
         if any(c.coeffs.__len__() != net.inputs for c in region.constraints):
             raise NotCertified("a region constraint does not match the network's inputs")
-        if any(a > b for a, b in zip(region.lower, region.upper)):
+        if any(a > b for a, b in zip(region.lower, region.upper, strict=True)):
             raise NotCertified("a region's box is empty (lower > upper)")
     for conj in prop.unsafe:
         if any(len(c.coeffs) != net.outputs for c in conj):
@@ -729,10 +749,17 @@ def _walk(
         for ref in node.refute:
             if ref.disjunct >= n_dis:
                 raise NotCertified(f"{where}: refutes disjunct {ref.disjunct}, the property has {n_dis}")
-            if len(node.bounds) != len(node.unstable) or any(len(b) != len(u) for b, u in zip(node.bounds, node.unstable)):
+            if len(node.bounds) != len(node.unstable) or any(
+                len(b) != len(u) for b, u in zip(node.bounds, node.unstable, strict=True)
+            ):
                 raise NotCertified(f"{where}: the stated bounds do not match the node's unstable ReLUs")
-            if any(len(row) != len(node.unstable) or any(len(a) != len(u) for a, u in zip(row, node.unstable)) for row in ref.alpha):
-                raise NotCertified(f"{where}: the slopes of disjunct {ref.disjunct} do not match the node's unstable ReLUs")
+            if any(
+                len(row) != len(node.unstable) or any(len(a) != len(u) for a, u in zip(row, node.unstable, strict=True))
+                for row in ref.alpha
+            ):
+                raise NotCertified(
+                    f"{where}: the slopes of disjunct {ref.disjunct} do not match the node's unstable ReLUs"
+                )
             tasks.append((where, lo, hi, node, ref))
         done = done | {ref.disjunct for ref in node.refute}
         if node.split is not None:
@@ -759,11 +786,16 @@ def _walk(
             low = float(np.where(a > 0, lo, hi) @ a)
             low -= REL * float(np.abs(a) @ np.maximum(np.abs(lo), np.abs(hi)) + abs(c.rhs)) + ABS
             if not low > c.rhs:
-                raise NotCertified(f"{where} (leaf): the box is not outside region constraint {node.outside} ({low:.6g} <= {c.rhs:.6g})")
+                raise NotCertified(
+                    f"{where} (leaf): the box is not outside region constraint "
+                    f"{node.outside} ({low:.6g} <= {c.rhs:.6g})"
+                )
         elif node.leaf == "lp" and node.lp is not None:
             lp_tasks.append((where, lo, hi, node, region, sorted(set(range(n_dis)) - done)))
         else:
-            kind = {"lp": "an LP leaf", "smt": "a z3 leaf", "empty": "an empty region", "open": "never closed"}.get(node.leaf or "", "no kind")
+            kind = {"lp": "an LP leaf", "smt": "a z3 leaf", "empty": "an empty region", "open": "never closed"}.get(
+                node.leaf or "", "no kind"
+            )
             missing.append(f"leaf {where} has no checkable evidence ({kind})")
     if stack:
         raise NotCertified(f"region {r}: the tree ends before every box has a leaf (shrunk cover)")
@@ -786,7 +818,7 @@ def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi:
     assert ev is not None
     executed = _Bounds(net, lo[None], hi[None])
     hidden = [lay.weight.shape[0] for lay in net.layers[:-1]]
-    if len(ev.unstable) != len(hidden) or any(j >= h for u, h in zip(ev.unstable, hidden) for j in u):
+    if len(ev.unstable) != len(hidden) or any(j >= h for u, h in zip(ev.unstable, hidden, strict=True) for j in u):
         raise NotCertified(f"{where} (LP leaf): its unstable ReLUs do not match the network's hidden layers")
     fixed_active = []
     for k, u in enumerate(ev.unstable):
@@ -816,15 +848,23 @@ def _check_lp(net: CheckNet, prop: PropertyText, where: str, lo: np.ndarray, hi:
             for c in prop.unsafe[j]:
                 cv, ca = np.array(c.coeffs), np.abs(c.coeffs)
                 shift = _margin(cv @ g_out, ca @ m_out, err)
-                out_rows.append((cv @ ya, float(cv @ yc) - c.rhs - shift, ca @ yma, float(ca @ ymc) + abs(c.rhs) + shift))
-            all_rows = out_rows + phase_rows + [(np.array(c.coeffs), -c.rhs, np.abs(c.coeffs), abs(c.rhs)) for c in region.constraints]
+                out_rows.append(
+                    (cv @ ya, float(cv @ yc) - c.rhs - shift, ca @ yma, float(ca @ ymc) + abs(c.rhs) + shift)
+                )
+            all_rows = (
+                out_rows
+                + phase_rows
+                + [(np.array(c.coeffs), -c.rhs, np.abs(c.coeffs), abs(c.rhs)) for c in region.constraints]
+            )
             if len(case.multipliers) != len(all_rows):
-                raise NotCertified(f"{where} (LP leaf): phases {list(bits)}, disjunct {j}: {len(case.multipliers)} multipliers"
-                                   f" for {len(all_rows)} rows")
+                raise NotCertified(
+                    f"{where} (LP leaf): phases {list(bits)}, disjunct {j}: {len(case.multipliers)} multipliers"
+                    f" for {len(all_rows)} rows"
+                )
             coef = np.zeros(len(lo))
             const = 0.0
             mag = 0.0
-            for mu, (a, b, ma, mb) in zip(case.multipliers, all_rows):
+            for mu, (a, b, ma, mb) in zip(case.multipliers, all_rows, strict=True):
                 coef += mu * a
                 const += mu * b
                 mag += mu * (float((ma + np.abs(a)) @ xabs) + mb + abs(b))
@@ -908,19 +948,28 @@ def _piece_rows(
     raise AssertionError("unreachable")
 
 
-def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]]) -> None:
+def _check_refutations(
+    net: CheckNet, prop: PropertyText, tasks: list[tuple[str, np.ndarray, np.ndarray, Node, Refutation]]
+) -> None:
     """Check every refutation on its box, :data:`CHUNK` boxes at a time: each row's lower
     bound by back-substitution with the certificate's slopes, then their weighted sum."""
-    rows_of = [np.array([c.coeffs for c in conj], dtype=np.float64).reshape(len(conj), net.outputs) for conj in prop.unsafe]
+    rows_of = [
+        np.array([c.coeffs for c in conj], dtype=np.float64).reshape(len(conj), net.outputs) for conj in prop.unsafe
+    ]
     rhs_of = [np.array([c.rhs for c in conj], dtype=np.float64) for conj in prop.unsafe]
     hidden = [lay.weight.shape[0] for lay in net.layers[:-1]]
     for where, _, _, node, ref in tasks:
         n = len(prop.unsafe[ref.disjunct])
         if len(ref.weights) != n or len(ref.alpha) != n:
-            raise NotCertified(f"{where}: the refutation of disjunct {ref.disjunct} has {len(ref.weights)} weights for {n} rows")
+            raise NotCertified(
+                f"{where}: the refutation of disjunct {ref.disjunct} has {len(ref.weights)} weights for {n} rows"
+            )
         if not any(w > 0 for w in ref.weights):
             raise NotCertified(f"{where}: the refutation of disjunct {ref.disjunct} has no positive weight")
-        if node.unstable and (len(node.unstable) != len(hidden) or any(i >= h for u, h in zip(node.unstable, hidden) for i in u)):
+        if node.unstable and (
+            len(node.unstable) != len(hidden)
+            or any(i >= h for u, h in zip(node.unstable, hidden, strict=True) for i in u)
+        ):
             raise NotCertified(f"{where}: its unstable ReLUs do not match the network's hidden layers")
     last = len(net.layers) - 1
     for start in range(0, len(tasks), CHUNK):
@@ -948,12 +997,14 @@ def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str,
         stated = [(np.full((len(boxes), h), np.nan), np.full((len(boxes), h), np.nan)) for h in hidden]
         for b_i, i in enumerate(boxes):
             node = chunk[i][3]
-            for k, (idx, pairs) in enumerate(zip(node.unstable, node.bounds)):
+            for k, (idx, pairs) in enumerate(zip(node.unstable, node.bounds, strict=True)):
                 if idx:
                     arr = np.array(pairs, dtype=np.float64).reshape(-1, 2)
                     stated[k][0][b_i, idx] = arr[:, 0]
                     stated[k][1][b_i, idx] = arr[:, 1]
-        bounds = _Bounds(net, np.array([chunk[i][1] for i in boxes]), np.array([chunk[i][2] for i in boxes]), stated).take(slot)
+        bounds = _Bounds(
+            net, np.array([chunk[i][1] for i in boxes]), np.array([chunk[i][2] for i in boxes]), stated
+        ).take(slot)
         row_err = np.einsum("nrj,nj->nr", np.abs(lam), bounds.err[last])
         coef, const, mag = bounds._backward(last, lam, np.zeros(1), "area", given)
         # sum_r w_r g_r >= (sum_r w_r coef_r) . u + sum_r w_r const_r on the box: combine the
@@ -962,7 +1013,11 @@ def _check_refutations(net: CheckNet, prop: PropertyText, tasks: list[tuple[str,
         mag = mag + np.abs(off) + row_err
         comb = np.einsum("nr,nrd->nd", weight, coef)[:, None, :]
         comb_const = (weight * const).sum(axis=1)[:, None]
-        comb_mag = (weight * mag).sum(axis=1)[:, None] + np.einsum("nr,nrd,nd->n", weight, np.abs(coef), bounds.absu + bounds.radius)[:, None] + (weight * np.abs(const)).sum(axis=1)[:, None]
+        comb_mag = (
+            (weight * mag).sum(axis=1)[:, None]
+            + np.einsum("nr,nrd,nd->n", weight, np.abs(coef), bounds.absu + bounds.radius)[:, None]
+            + (weight * np.abs(const)).sum(axis=1)[:, None]
+        )
         total = bounds._minimum(comb, comb_const, comb_mag)[:, 0]
         bad = np.nonzero(~(total > 0))[0]
         if len(bad):
@@ -985,7 +1040,9 @@ def property_of(prop: Any) -> PropertyText:
 
     return PropertyText(
         inputs=len(prop.regions[0].lower),
-        regions=[Region(lower=list(r.lower), upper=list(r.upper), constraints=rows(r.constraints)) for r in prop.regions],
+        regions=[
+            Region(lower=list(r.lower), upper=list(r.upper), constraints=rows(r.constraints)) for r in prop.regions
+        ],
         unsafe=[rows(conj) for conj in prop.unsafe.disjuncts],
     )
 
@@ -1027,7 +1084,9 @@ def check_finding(finding: Any, findings_file: Path, bindings: dict[str, str]) -
     return check(cert, _network_path(nets[0].role, nets[0].ref, bindings))
 
 
-def certify_command(file: Path, bindings: dict[str, str], network: Path | None, vnnlib_file: Path | None, console: Any) -> int:
+def certify_command(
+    file: Path, bindings: dict[str, str], network: Path | None, vnnlib_file: Path | None, console: Any
+) -> int:
     """``msl certify``: see :func:`msl.cli.certify`. Returns the exit code."""
     from msl.errors import ExitCode
 
@@ -1064,6 +1123,9 @@ def certify_command(file: Path, bindings: dict[str, str], network: Path | None, 
     ok = True
     for f in proved:
         report = check_finding(f, file, bindings)
-        say(f"{f.claim.file}:{f.claim.name}: {report.line()}" + (" [against the property the certificate states]" if report.leaves else ""))
+        say(
+            f"{f.claim.file}:{f.claim.name}: {report.line()}"
+            + (" [against the property the certificate states]" if report.leaves else "")
+        )
         ok = ok and report.certified
     return ExitCode.OK if ok else ExitCode.FAILED

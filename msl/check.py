@@ -350,7 +350,9 @@ class _Checker(ExpressionTyper):
             value = self.infer(cond.expr, scope)
             under = self.infer(cond.under, scope)
             amount = cond.within if isinstance(cond, ast.Invariant) else cond.by
-            self.expect_number(self.infer(amount, scope), amount, "the tolerance" if isinstance(cond, ast.Invariant) else "the change")
+            self.expect_number(
+                self.infer(amount, scope), amount, "the tolerance" if isinstance(cond, ast.Invariant) else "the change"
+            )
             self.absolute_amount(amount, cond.expr)
             if isinstance(cond, ast.Directional):
                 self.expect_number(value, cond.expr, "a directional expectation")
@@ -419,7 +421,9 @@ class _Checker(ExpressionTyper):
         if node.kind == "refine":
             for role in ("base", "refined"):
                 if role not in roles:
-                    self.error(f"a refine claim names its `{role}` model", node.name_span, hint=f"add `{role} = <model>`")
+                    self.error(
+                        f"a refine claim names its `{role}` model", node.name_span, hint=f"add `{role} = <model>`"
+                    )
             if "base" in roles and "refined" in roles:
                 kinds = {T.model_kind(self.types.get(id(roles[r].value), T.ANY)) for r in ("base", "refined")}
                 if len(kinds - {None}) > 1:
@@ -442,7 +446,11 @@ class _Checker(ExpressionTyper):
                     node.name_span,
                 )
             else:
-                self.error("this claim has no expectation, so nothing could be checked", node.name_span, hint="add `expect ...`")
+                self.error(
+                    "this claim has no expectation, so nothing could be checked",
+                    node.name_span,
+                    hint="add `expect ...`",
+                )
         if node.kind == "steer" and not any(self.mentions_intervention(e.node) for e in expects):
             self.error(
                 "a steer claim states what an intervention does: use `with` or `under` an intervention",
@@ -611,7 +619,11 @@ class _Checker(ExpressionTyper):
         for c in claims:
             if c.name in seen:
                 where = _where(seen[c.name].name_span, c.name_span)
-                self.error(f"claim `{c.name}` is already defined at {where}", c.name_span, hint="claim names are unique in a spec")
+                self.error(
+                    f"claim `{c.name}` is already defined at {where}",
+                    c.name_span,
+                    hint="claim names are unique in a spec",
+                )
             else:
                 seen[c.name] = c
 

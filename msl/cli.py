@@ -171,7 +171,11 @@ def lint(paths: tuple[Path, ...]) -> int:
 
 @cli.command()
 @click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would change.")
-@click.option("--diff", is_flag=True, help="Show what would change as a unified diff; change nothing (exit 1 if a file would change).")
+@click.option(
+    "--diff",
+    is_flag=True,
+    help="Show what would change as a unified diff; change nothing (exit 1 if a file would change).",
+)
 @_paths_argument
 @_guarded
 def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
@@ -188,9 +192,9 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> int:
     """
     import difflib
 
-    from msl.load import display_path, iter_specs
     from msl.fmt import format_parsed
     from msl.jsonio import write_text_atomic
+    from msl.load import display_path, iter_specs
     from msl.parse import parse_file
 
     check_only = check_only or diff
@@ -232,8 +236,10 @@ def _check_select(patterns: tuple[str, ...], claims: list[Any]) -> None:
         if not any(selected(c, (pattern,)) for c in claims):
             names = sorted({c.name for c in claims} | {f"tag:{t}" for c in claims for t in c.tags})
             close = difflib.get_close_matches(pattern, names, n=3)
-            raise UsageError(f"--select {pattern}: no claim matches",
-                             hint=f"did you mean {', '.join(close)}?" if close else "patterns: NAME-GLOB, kind:KIND, tag:TAG")
+            raise UsageError(
+                f"--select {pattern}: no claim matches",
+                hint=f"did you mean {', '.join(close)}?" if close else "patterns: NAME-GLOB, kind:KIND, tag:TAG",
+            )
 
 
 @cli.command()
@@ -255,7 +261,12 @@ def vnnlib(net: Path, prop: Path, timeout: float, certificate: Path | None) -> i
     from msl.engines.formal.vnnlib import answer_by
 
     answer = answer_by(
-        net, prop, timeout, process_age() if _AS_PROCESS else 0.0, hard=_AS_PROCESS, certificate=certificate is not None,
+        net,
+        prop,
+        timeout,
+        process_age() if _AS_PROCESS else 0.0,
+        hard=_AS_PROCESS,
+        certificate=certificate is not None,
     )
     click.echo(answer.render())
     if answer.reason:
@@ -305,7 +316,9 @@ def schema(certificate: bool) -> int:
 @click.argument("findings_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=_LazyChoice(_formats), default="text", show_default=True, help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), help="Mark the findings it lists as accepted.")
+@click.option(
+    "--baseline", type=click.Path(dir_okay=False, path_type=Path), help="Mark the findings it lists as accepted."
+)
 @click.option("--strict", is_flag=True, help="Report inconclusive claims as failures.")
 @_guarded
 def report(findings_file: Path, fmt: str, output: Path | None, baseline: Path | None, strict: bool) -> int:
@@ -534,8 +547,13 @@ def _binding(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
               help="Run model batches on N Ray workers (a local Ray runtime, or N workers on the --ray cluster).")
 @click.option("--ray", "ray_address", envvar="RAY_ADDRESS", default=None, metavar="ADDRESS",
               help="Join the Ray cluster at ADDRESS (default: $RAY_ADDRESS) and run model batches on its workers.")
-@click.option("--vectors", "vectors_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Use the steering vectors saved by an earlier run (FILE.vectors.safetensors) instead of computing them.")
+@click.option(
+    "--vectors",
+    "vectors_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Use the steering vectors saved by an earlier run (FILE.vectors.safetensors) instead of computing them.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; only the final table.")
 @click.option("-v", "--verbose", is_flag=True, help="Progress with a line per model batch group too.")
 @_guarded
@@ -653,7 +671,6 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
     from msl.replay import replay as run_replay
     from msl.reporters.text import comparisons_table
     from msl.run import RunOptions
-
     from msl.vectors import VectorFile, vectors_path
 
     doc = load_findings(findings_file)
@@ -668,7 +685,9 @@ def replay(findings_file: Path, bindings: dict[str, str], dtype: str, device: st
     for c in result.comparisons:
         ok, tried = result.counterexamples.get(c.shared.id, (0, 0))
         if tried:
-            console.print(f"{c.shared.claim.name}: {ok} of {tried} shared counterexample(s) fail here too", markup=False)
+            console.print(
+                f"{c.shared.claim.name}: {ok} of {tried} shared counterexample(s) fail here too", markup=False
+            )
     if result.comparisons or not doc.findings:
         console.print(comparisons_table(result.comparisons))
     code = replay_exit_code(result.comparisons)
@@ -693,8 +712,12 @@ def _replay_by_certificate(doc: Any, findings_file: Path, bindings: dict[str, st
         report = check_finding(f, findings_file, bindings)
         ok = ok and report.certified
         verdict = "reproduced" if report.certified else "not reproduced"
-        console.print(f"{f.claim.name}: {verdict} by its proof certificate (no solver run; the property it states): {report.line()}", markup=False,
-                      highlight=False)
+        console.print(
+            f"{f.claim.name}: {verdict} by its proof certificate (no solver run; "
+            f"the property it states): {report.line()}",
+            markup=False,
+            highlight=False,
+        )
     if len(rest) == len(doc.findings):
         return doc, ok
     return FindingsDocument.of(rest, msl_version=doc.msl_version), ok

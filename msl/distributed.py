@@ -122,7 +122,9 @@ class Worker:
         except Exception:  # noqa: BLE001 - the batch that needs the model says why it failed
             pass
 
-    def plan_or_run(self, recipe: Recipe, queries: Sequence[Query], intervention: Intervention | None) -> Ran | Failure | list[list[int]]:
+    def plan_or_run(
+        self, recipe: Recipe, queries: Sequence[Query], intervention: Intervention | None
+    ) -> Ran | Failure | list[list[int]]:
         """Run the group when the adapter makes one batch of it; else return its parts."""
         _crash_once()
         try:
@@ -191,7 +193,11 @@ class Session:
                     ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                              logging_level=logging.ERROR)
             except Exception as exc:
-                where = f"join the Ray cluster at {address}" if address else f"start a local Ray runtime with {workers} workers"
+                where = (
+                    f"join the Ray cluster at {address}"
+                    if address
+                    else f"start a local Ray runtime with {workers} workers"
+                )
                 raise RuntimeFailure(
                     f"cannot {where}: {describe(exc)}",
                     hint="check the address (ray status on the head node), or leave out --workers/--ray",
@@ -321,7 +327,7 @@ class RayPlanner(Planner):
         # Workers run side by side: the flush's wall time is shared out in proportion to
         # the work each group took, so that claims' times still add up to the run's.
         scale = (time.perf_counter() - start) / max(sum(seconds.values()), 1e-9)
-        for key, batch in remote.items():
+        for key in remote:
             yield key, groups[key], results[key], seconds[key] * scale
 
     def _spread(

@@ -45,7 +45,6 @@ from msl.values import (
     as_text,
 )
 
-
 #: Expressions one evaluation an engine asks for (one expectation of one instance, a
 #: claim's `let`, a set) may evaluate, nested calls included: a limit on work, so that
 #: nested comprehensions over large sets end in an error, not a hang.
@@ -131,7 +130,9 @@ class RunContext:
         """The pinned vector for ``label``, if the run was given one."""
         return self.pins.get(label)
 
-    def memo(self, key: str, names: tuple[str, ...], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def memo(
+        self, key: str, names: tuple[str, ...], compute: Callable[[], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
         cache = self.planner.cache
         stored = cache.get_arrays(key, names) if cache is not None else None
         if stored is not None:
@@ -143,7 +144,9 @@ class RunContext:
 
     def for_spec(self, spec_dir: Path) -> RunContext:
         """The same run, reading data next to another spec."""
-        return RunContext(self.planner, self.seed, spec_dir, self.data_hashes, self.vectors, self.pins, finite=self.finite)
+        return RunContext(
+            self.planner, self.seed, spec_dir, self.data_hashes, self.vectors, self.pins, finite=self.finite
+        )
 
 
 def _check_finite(value: Any, what: str) -> None:
@@ -416,7 +419,7 @@ class Evaluator:
         if any(v is PENDING for v in values):
             return PENDING
         result: Any = True
-        for op, a, b in zip(node.ops, values, values[1:]):
+        for op, a, b in zip(node.ops, values, values[1:], strict=False):
             result = _and(result, _compare(op, a, b))
         return result
 
@@ -454,7 +457,7 @@ class Evaluator:
         if any(a is PENDING for a in args):
             return PENDING
         if isinstance(value, MeasureValue):
-            params = dict(zip(value.decl.params, args))
+            params = dict(zip(value.decl.params, args, strict=True))
             return self.eval(value.decl.body, EMPTY.child(**params), overlay)
         if isinstance(value, Transform):
             result = value.apply(args[0], self.ctx.rng("transform", value.label, as_text(args[0])))
@@ -636,7 +639,7 @@ def _and(a: Any, b: Any) -> Any:
         assert base is not None
         left = sa.values if sa else (a,) * len(base.values)
         right = sb.values if sb else (b,) * len(base.values)
-        return Series(base.layers, tuple(bool(x) and bool(y) for x, y in zip(left, right)), base.label)
+        return Series(base.layers, tuple(bool(x) and bool(y) for x, y in zip(left, right, strict=True)), base.label)
     return bool(a) and bool(b)
 
 

@@ -17,7 +17,8 @@ Design decisions, so that readers of a findings file can rely on them:
   kind, file, text), each model's role and fingerprint, the data hash and seeds, the
   verdict, method and the discrete part of the evidence (counts, texts, the shape of
   tables and series, the solver and its answer, the labels of the steering vectors used,
-  error); vectors given with ``--vectors`` are data, and their hashes enter the data hash. **No float is part of an id**: a model's outputs move in their last bits with the
+  error); vectors given with ``--vectors`` are data, and their hashes enter the data hash. **No
+  float is part of an id**: a model's outputs move in their last bits with the
   batch they ran in, the BLAS kernel and the CPU, and rounding them to any number of digits
   still flips some of them (measured: 10 of the 56 findings of ``specs/`` changed ids at 6
   significant digits between two batchings of the same queries). So a float counts only as
@@ -174,7 +175,11 @@ class ModelRef(_Model):
     role: Name
     ref: Label = Field(description="registry name, local path, Hugging Face id or GGUF file")
     kind: Name | None = Field(None, description="causal_lm, classifier, encoder or network")
-    fingerprint: Sha256 | None = Field(None, description="sha256 of everything that decides the model's outputs: weights, config, tokenizer, adapter version")
+    fingerprint: Sha256 | None = Field(
+        None,
+        description="sha256 of everything that decides the model's outputs: "
+                    "weights, config, tokenizer, adapter version",
+    )
 
 
 class Statistics(_Model):

@@ -98,7 +98,7 @@ def _expr(node: ast.Node) -> tuple[str, int]:
             return f"{expr(node.left, strength)} {node.op} {expr(node.right, strength + 1)}", strength
         case ast.Compare():
             parts = [expr(node.operands[0], _SUM)]
-            for op, operand in zip(node.ops, node.operands[1:]):
+            for op, operand in zip(node.ops, node.operands[1:], strict=True):
                 parts.append(f"{op} {expr(operand, _SUM)}")
             return " ".join(parts), _COMPARE
         case ast.With():
@@ -232,7 +232,13 @@ class _Printer:
             else:
                 for line in range(item.span.line, item.span.end_line):
                     self.comment_at(line, "")  # comments inside a multi-line declaration
-                value = item.value if isinstance(item, ast.Decl) else item.body if isinstance(item, ast.MeasureDecl) else None
+                value = (
+                    item.value
+                    if isinstance(item, ast.Decl)
+                    else item.body
+                    if isinstance(item, ast.MeasureDecl)
+                    else None
+                )
                 self.block(_wrapped(item_head(item), value, ""), item.span.end_line)
             previous_end, previous_claim = item.span.end_line, is_claim
         self.gap(previous_end, len(self.lines) + 1, "", blank_first=False, trailing_blanks=False)

@@ -65,7 +65,9 @@ def decode_text(data: bytes, name: str, what: str) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{what} is not UTF-8 text (bad byte 0x{data[exc.start]:02x} at offset {exc.start})", Span.point(name)) from None
+        raise UsageError(
+            f"{what} is not UTF-8 text (bad byte 0x{data[exc.start]:02x} at offset {exc.start})", Span.point(name)
+        ) from None
     return text.removeprefix("\ufeff")
 
 
@@ -168,7 +170,9 @@ def _check_shape(value: Any, name: str, what: str, max_depth: int, max_string: i
 
 def _check_string(text: str, name: str, what: str, max_string: int) -> None:
     if len(text) > max_string:
-        raise UsageError(f"{what} holds a string of {len(text):,} characters (the limit is {max_string:,})", Span.point(name))
+        raise UsageError(
+            f"{what} holds a string of {len(text):,} characters (the limit is {max_string:,})", Span.point(name)
+        )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

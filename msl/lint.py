@@ -31,10 +31,10 @@ from msl import ast
 from msl import types as T
 from msl.builtins import Bounds, lookup, receivers_of
 from msl.builtins.data import literal
-from msl.ir import CheckedClaim, CheckedSpec
 from msl.engines.statistical import ESTIMATES, witness_side
 from msl.errors import MslError, Severity, SpecError, UsageError
 from msl.fmt import expr as show
+from msl.ir import CheckedClaim, CheckedSpec
 from msl.models.base import UnknownModelError
 from msl.models.facts import ModelFacts, model_facts, spec_reference
 from msl.models.registry import REGISTRY
@@ -137,7 +137,7 @@ def _empty_domains(claim: CheckedClaim) -> Iterator[MslError]:
             where = _linear_condition(q.where, q.var, xs)
         except _NotLinear:
             continue
-        box = z3.And(*[z3.And(lo <= x, x <= hi) for x, lo, hi in zip(xs, lower, upper)])
+        box = z3.And(*[z3.And(lo <= x, x <= hi) for x, lo, hi in zip(xs, lower, upper, strict=True)])
         solver = z3.Solver()
         solver.set("rlimit", 5_000_000)  # work, not seconds: the same warning on every machine
         solver.add(box, where)
@@ -169,7 +169,7 @@ def _linear_condition(node: ast.Node, var: str, xs: list[z3.ArithRef]) -> z3.Boo
                    ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
             if any(op not in ops for op in node.ops):
                 raise _NotLinear
-            return z3.And(*[ops[op](a, b) for op, a, b in zip(node.ops, terms, terms[1:])])
+            return z3.And(*[ops[op](a, b) for op, a, b in zip(node.ops, terms, terms[1:], strict=False)])
     raise _NotLinear
 
 
@@ -357,11 +357,14 @@ class _Translator:
                 assert measure is not None
                 if len(node.args) != len(measure.params) or node.kwargs:
                     raise _Untranslatable
-                inner = {p: self.subst(a, env, depth) for p, a in zip(measure.params, node.args)}
+                inner = {p: self.subst(a, env, depth) for p, a in zip(measure.params, node.args, strict=True)}
                 return self.typed(self.subst(measure.body, inner, depth + 1), node)  # type: ignore[arg-type]
             case ast.Comprehension():
                 inner = {k: v for k, v in env.items() if k != node.var}
-                changes = {"iterable": self.subst(node.iterable, env, depth), "element": self.subst(node.element, inner, depth)}
+                changes = {
+                    "iterable": self.subst(node.iterable, env, depth),
+                    "element": self.subst(node.element, inner, depth),
+                }
                 if node.condition is not None:
                     changes["condition"] = self.subst(node.condition, inner, depth)
                 return self.typed(replace(node, **changes), node)
@@ -409,7 +412,7 @@ class _Translator:
     def compare(self, node: ast.Compare) -> z3.BoolRef:
         terms = [self.term(o) for o in node.operands]
         parts = []
-        for op, a, b in zip(node.ops, terms, terms[1:]):
+        for op, a, b in zip(node.ops, terms, terms[1:], strict=False):
             if op in ("==", "!="):
                 if a.sort() != b.sort():
                     raise _Untranslatable
@@ -534,7 +537,8 @@ def lint_models(spec: CheckedSpec, bindings: dict[str, str] | None = None) -> li
             continue
         if found.kinds is not None and decl.kind not in found.kinds:
             problems.append(_model_error(
-                f"model role `{role}` is {T.with_article(decl.kind)}, but '{written}' is {T.with_article(_main_kind(found.kinds))} "
+                f"model role `{role}` is {T.with_article(decl.kind)}, "
+                f"but '{written}' is {T.with_article(_main_kind(found.kinds))} "
                 f"({found.what}): loaded as {T.with_article(decl.kind)} its missing weights would be random",
                 span,
                 f"'{written}' can be bound to {' or '.join(sorted(found.kinds))} roles; "
@@ -583,7 +587,7 @@ def _label_problems(node: ast.Node, facts: dict[str, ModelFacts]) -> Iterator[Ms
     are not labels of the classifier (a misspelt label is otherwise silently violated)."""
     pairs: list[tuple[str, ast.Expr]] = []
     if isinstance(node, ast.Compare):
-        for op, a, b in zip(node.ops, node.operands, node.operands[1:]):
+        for op, a, b in zip(node.ops, node.operands, node.operands[1:], strict=False):
             if op in ("==", "!="):
                 for call, other in ((a, b), (b, a)):
                     role = _role_call(call, "label", facts)

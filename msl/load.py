@@ -87,7 +87,9 @@ def load_modules(
         chain = [frame[0] for frame in stack]
         if target_key in chain:
             cycle = " → ".join(display_path(p) for p in chain[chain.index(target_key):] + [target_key])
-            errors.append(SpecError(f"import cycle: {cycle}", imp.span, hint="a file cannot import itself, even through others"))
+            errors.append(
+                SpecError(f"import cycle: {cycle}", imp.span, hint="a file cannot import itself, even through others")
+            )
             continue
         if target_key in modules or target_key in failed:
             continue

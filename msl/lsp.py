@@ -36,8 +36,8 @@ from msl.builtins import Builtin, functions, lookup, measurements
 from msl.builtins.data import resolve_data_path
 from msl.check import analyse_file
 from msl.errors import MslError, Severity, SpecError, SpecErrors
-from msl.ir import CheckedSpec, Symbol
 from msl.fmt import format_parsed, item_head, statement
+from msl.ir import CheckedSpec, Symbol
 from msl.lint import lint_models, lint_spec
 from msl.load import ParseCache, display_path
 from msl.parse import Parsed, keywords, parse_source
@@ -143,8 +143,12 @@ class MslLanguageServer(LanguageServer):
             problems = problems + [exc]
         except Exception as exc:  # a bug in MSL must not take the editor's server down
             self.window_log_message(lsp.LogMessageParams(lsp.MessageType.Error, f"msl: internal error: {exc!r}"))
-            problems = problems + [SpecError(f"internal error (a bug in MSL, please report it): {type(exc).__name__}: {exc}",
-                                             Span.point(display_path(path)))]
+            problems = problems + [
+                SpecError(
+                    f"internal error (a bug in MSL, please report it): {type(exc).__name__}: {exc}",
+                    Span.point(display_path(path)),
+                )
+            ]
         analysis = Analysis(uri, doc.version, text, path, display_path(path),
                             parsed if isinstance(parsed, Parsed) else None, spec, _unique(problems))
         self.analyses[uri] = analysis
@@ -180,10 +184,14 @@ class MslLanguageServer(LanguageServer):
     def position(self, lines: tuple[str, ...], line: int, column: int) -> lsp.Position:
         """An LSP position (0-based, in the client's code units) of a 1-based line and column."""
         text = lines[line - 1] if 1 <= line <= len(lines) else ""
-        return lsp.Position(max(line - 1, 0), self.workspace.position_codec.client_num_units(text[: max(column - 1, 0)]))
+        return lsp.Position(
+            max(line - 1, 0), self.workspace.position_codec.client_num_units(text[: max(column - 1, 0)])
+        )
 
     def range(self, lines: tuple[str, ...], span: Span) -> lsp.Range:
-        return lsp.Range(self.position(lines, span.line, span.column), self.position(lines, span.end_line, span.end_column))
+        return lsp.Range(
+            self.position(lines, span.line, span.column), self.position(lines, span.end_line, span.end_column)
+        )
 
     def lines_of(self, file: str) -> tuple[str, ...]:
         """The lines of a file named the way spans name it: from an analysis that read it
@@ -223,7 +231,9 @@ class MslLanguageServer(LanguageServer):
     def diagnostic(self, analysis: Analysis, problem: MslError) -> lsp.Diagnostic:
         span = problem.span if problem.span is not None and problem.span.file != ast.NO_SPAN.file else None
         message = problem.message + (f"\nhint: {problem.hint}" if problem.hint else "")
-        severity = lsp.DiagnosticSeverity.Error if problem.severity is Severity.ERROR else lsp.DiagnosticSeverity.Warning
+        severity = (
+            lsp.DiagnosticSeverity.Error if problem.severity is Severity.ERROR else lsp.DiagnosticSeverity.Warning
+        )
         if span is not None and span.file == analysis.name:
             return lsp.Diagnostic(self.range(analysis.lines, span), message, severity=severity, source="msl")
         # a problem in another file: shown on the import that leads there
@@ -299,7 +309,11 @@ def _binding(spec: CheckedSpec | None, chain: list[ast.Node], name: str) -> ast.
 def _member(chain: list[ast.Node], line: int, column: int) -> ast.Attribute | None:
     """The attribute whose member name (``logprob`` of ``lm.logprob``) is at the position."""
     node = chain[-1] if chain else None
-    if isinstance(node, ast.Attribute) and line == node.span.end_line and column >= node.span.end_column - len(node.name):
+    if (
+        isinstance(node, ast.Attribute)
+        and line == node.span.end_line
+        and column >= node.span.end_column - len(node.name)
+    ):
         return node
     return None
 
@@ -334,7 +348,8 @@ def hover_text(analysis: Analysis, line: int, column: int) -> str | None:
         if fn is not None:
             return _builtin_doc(fn)
         if kind and member.name in T.SITE_POINTS:
-            return f"`{member.name}`: a family of sites of {T.with_article(kind)} model, one per block: `{member.name}[layer]`"
+            return (f"`{member.name}`: a family of sites of {T.with_article(kind)} model, "
+                    f"one per block: `{member.name}[layer]`")
         return None
     for holder in reversed(chain):
         declared = _name_span(holder)
@@ -363,7 +378,11 @@ def _declared_doc(spec: CheckedSpec | None, node: ast.Node) -> str:
     if isinstance(node, ast.Claim):
         text = next((s.text for s in node.body if isinstance(s, ast.Description)), "")
         return f"```msl\n{node.kind} {node.name}\n```\n\n{text}".rstrip()
-    symbol = spec.symbols.get(node.name) if spec is not None and isinstance(node, ast.ModelDecl | ast.Decl | ast.MeasureDecl) else None
+    symbol = (
+        spec.symbols.get(node.name)
+        if spec is not None and isinstance(node, ast.ModelDecl | ast.Decl | ast.MeasureDecl)
+        else None
+    )
     if symbol is not None and symbol.node is node:
         return _declaration_doc(node, f"`{node.name}`: {T.describe(symbol.type)}")
     return _declaration_doc(node, "")
@@ -439,7 +458,9 @@ def completions(server: MslLanguageServer, analysis: Analysis, position: lsp.Pos
         return _member_items(known, m.group(1), line)
     m = _MODEL_KIND.search(before)
     if m:
-        return [lsp.CompletionItem(k, kind=lsp.CompletionItemKind.EnumMember, detail="model kind") for k in T.MODEL_KINDS]
+        return [
+            lsp.CompletionItem(k, kind=lsp.CompletionItemKind.EnumMember, detail="model kind") for k in T.MODEL_KINDS
+        ]
     items = [lsp.CompletionItem(k, kind=lsp.CompletionItemKind.Keyword) for k in sorted(keywords())]
     items += [
         lsp.CompletionItem(name, kind=lsp.CompletionItemKind.Function, detail=fn.signature,
@@ -477,7 +498,9 @@ def _member_items(analysis: Analysis, name: str, line: int) -> list[lsp.Completi
                 for f in _fields(analysis, name, line)]
     kind = symbol.node.kind
     items = [
-        lsp.CompletionItem(m, kind=lsp.CompletionItemKind.Method, detail=fn.signature, documentation=_markdown(_builtin_doc(fn)))
+        lsp.CompletionItem(
+            m, kind=lsp.CompletionItemKind.Method, detail=fn.signature, documentation=_markdown(_builtin_doc(fn))
+        )
         for m, fn in sorted(measurements(kind).items())
     ]
     if kind in T.MODEL_KINDS and kind != "network":

@@ -368,7 +368,7 @@ def _collect_errors(source: Source, first: UnexpectedInput) -> list[SpecError]:
     text = source.text
     starts = [m.start() for m in _ITEM_START.finditer(text)]
     parser = _parser()
-    for begin, end in zip(starts, starts[1:] + [len(text)]):
+    for begin, end in zip(starts, starts[1:] + [len(text)], strict=False):
         if text.count("\n", 0, begin) + 1 <= first_line:
             continue  # items up to the one that holds the first error: already reported
         try:

@@ -199,7 +199,14 @@ class BarProgress(RunProgress):
     and a line per finished claim printed above them (kept when the bars go)."""
 
     def __init__(self, console: Any, *, verbose: bool = False) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.console = console
         self.verbose = verbose

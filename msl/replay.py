@@ -20,10 +20,10 @@ import numpy as np
 
 from msl.agreement import Comparison, compare_all
 from msl.check import check_file
-from msl.ir import CheckedSpec
 from msl.engines.finite import FiniteRun, Probe
 from msl.errors import MslError, SpecErrors
 from msl.findings import Finding, FindingsDocument
+from msl.ir import CheckedSpec
 from msl.run import Runner, RunOptions
 from msl.values import EvalError, Record
 

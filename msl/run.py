@@ -21,13 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from msl.ir import CheckedClaim, CheckedSpec
-from msl.load import display_path
 from msl.engines import ENGINES, ClaimRun, Outcome
 from msl.engines.search import MAX_EXAMPLES
 from msl.errors import MslError
-from msl.models.base import ModelLoadError
-from msl.models.facts import spec_reference
 from msl.evaluate import Evaluator, RunContext
 from msl.findings import (
     ClaimRef,
@@ -43,6 +39,10 @@ from msl.findings import (
     collect_provenance,
     make_finding,
 )
+from msl.ir import CheckedClaim, CheckedSpec
+from msl.load import display_path
+from msl.models.base import ModelLoadError
+from msl.models.facts import spec_reference
 from msl.plan import Planner
 from msl.progress import RunProgress, for_stream
 from msl.values import ModelHandle
@@ -109,7 +109,11 @@ class Runner:
             from msl.distributed import RayPlanner
 
             self.planner: Planner = RayPlanner(
-                cache, progress=self.progress, workers=options.workers, address=options.ray_address, device=options.device
+                cache,
+                progress=self.progress,
+                workers=options.workers,
+                address=options.ray_address,
+                device=options.device,
             )
         else:
             self.planner = Planner(cache, progress=self.progress)
@@ -139,7 +143,9 @@ class Runner:
                 self.progress.loading(None)
         return self._models[key]
 
-    def handles(self, spec: CheckedSpec, roles: Iterable[str], rebind: dict[str, ModelHandle] | None = None) -> dict[str, Any]:
+    def handles(
+        self, spec: CheckedSpec, roles: Iterable[str], rebind: dict[str, ModelHandle] | None = None
+    ) -> dict[str, Any]:
         """The models of ``roles``: command-line bindings over the spec's defaults."""
         out: dict[str, Any] = {}
         for role in roles:
@@ -167,7 +173,11 @@ class Runner:
                 out[role] = _Failed(MslError(
                     f"model role `{role}` ({decl.kind}): {model.error.message}", decl.span, model.error.hint
                 ))
-            elif decl.fingerprint is not None and model.fingerprint != decl.fingerprint and role not in self.options.bindings:
+            elif (
+                decl.fingerprint is not None
+                and model.fingerprint != decl.fingerprint
+                and role not in self.options.bindings
+            ):
                 out[role] = _Failed(MslError(
                     f"model `{ref}` for role `{role}` has fingerprint {model.fingerprint}, "
                     f"but the spec pins {decl.fingerprint}",

@@ -307,7 +307,12 @@ class ExpressionTyper:
     def e_compare(self, node: ast.Compare, scope: _Scope) -> T.Type:
         types = [self.infer(o, scope) for o in node.operands]
         series = any(t.name == "series" for t in types)
-        for op, (a, b), (na, nb) in zip(node.ops, zip(types, types[1:]), zip(node.operands, node.operands[1:])):
+        for op, (a, b), (na, nb) in zip(
+            node.ops,
+            zip(types, types[1:], strict=False),
+            zip(node.operands, node.operands[1:], strict=False),
+            strict=True,
+        ):
             if op in ("<", "<=", ">", ">="):
                 for t, n in ((a, na), (b, nb)):
                     if t not in (T.NUMBER, T.ANY) and t.name != "series":
@@ -316,7 +321,11 @@ class ExpressionTyper:
                 mixed = {_scalar(a), _scalar(b)} == {"text", "number"}
                 if mixed or not ({a.name, b.name} <= {"str", "text", "record", "number", "series"}):
                     always = "always true" if op == "!=" else "always false"
-                    hint = "a label or a token is a text: compare it with a string, e.g. `== \"positive\"`" if mixed else None
+                    hint = (
+                        'a label or a token is a text: compare it with a string, e.g. `== "positive"`'
+                        if mixed
+                        else None
+                    )
                     self.error(f"`{op}` between {T.describe(a)} and {T.describe(b)} is {always}", node.span, hint)
         return T.series_of(T.BOOL) if series else T.BOOL
 

@@ -105,7 +105,7 @@ def assignable(actual: Type, expected: Type) -> bool:
     if e in ("set", "series", "model", "agg") and a == e:
         if not expected.args or not actual.args:
             return True
-        return all(assignable(x, y) for x, y in zip(actual.args, expected.args))
+        return all(assignable(x, y) for x, y in zip(actual.args, expected.args, strict=True))
     if e == "agg":  # an aggregate accepts a collection of its element type
         return a in ("set", "series") and assignable(actual.elem, expected.elem) or (
             a == "vector" and assignable(NUMBER, expected.elem)

@@ -21,7 +21,6 @@ import numpy as np
 
 from msl.errors import MslError
 
-
 #: Instances per claim, and items of any set a spec enumerates (`range`, a sample):
 #: larger sets are not built; a spec samples them instead.
 MAX_ENUMERATION = 20_000
@@ -214,7 +213,7 @@ class TemplateSet(DataSet):
         if self.rows is not None:
             values.update(self.rows[choices[0]].fields)
             offset = 1
-        for (name, options), choice in zip(self.slots, choices[offset:]):
+        for (name, options), choice in zip(self.slots, choices[offset:], strict=True):
             values[name] = options[choice]
         text = fill_template(self.template, values)
         return Record((("text", text),) + tuple((k, v) for k, v in values.items() if k != "text"))
@@ -437,7 +436,9 @@ class Context(Protocol):
     def pinned(self, label: str) -> Any:
         """The vector the run was given for ``label`` (``--vectors``), or None."""
 
-    def memo(self, key: str, names: tuple[str, ...], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def memo(
+        self, key: str, names: tuple[str, ...], compute: Callable[[], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
         """The arrays ``names`` of a pure computation (a probe fit) whose exact inputs ``key``
         names (:func:`msl.cache.derived_key`): from the result cache when computed before,
         else computed and stored (neither with ``--no-cache``)."""

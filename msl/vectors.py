@@ -139,7 +139,9 @@ class VectorFile:
         digests: dict[str, set[str]] = {}
         for _, label, d in self.index:
             digests.setdefault(label, set()).add(d)
-        rows = [[spec, label, d, label if len(digests[label]) == 1 else f"{spec}::{label}"] for spec, label, d in self.index]
+        rows = [
+            [spec, label, d, label if len(digests[label]) == 1 else f"{spec}::{label}"] for spec, label, d in self.index
+        ]
         tensors = {key: self.tensors[d] for _, _, d, key in rows}
         metadata = {INDEX_KEY: json.dumps(rows), "msl_version": __version__}
         write_bytes_atomic(path, save(tensors, metadata=metadata))
@@ -167,7 +169,9 @@ class VectorFile:
                 metadata = handle.metadata() or {}
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         except Exception as exc:  # safetensors reports a malformed file in its own words
-            raise bad(f"not a safetensors file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+            raise bad(
+                f"not a safetensors file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            ) from None
         for key, tensor in tensors.items():
             if tensor.dtype != np.float32 or tensor.ndim != 1 or tensor.size == 0:
                 raise bad(f"tensor {key[:80]!r} is not a float32 vector")

@@ -71,7 +71,9 @@ def holds() -> Finding:
 
 def violated(**over: Any) -> Finding:
     fields: dict[str, Any] = {
-        "claim": claim("name_swap_invariance", 12, severity="high", tags=["fairness"], description="names do not matter"),
+        "claim": claim(
+            "name_swap_invariance", 12, severity="high", tags=["fairness"], description="names do not matter"
+        ),
         "verdict": "violated",
         "method": "statistical",
         "models": LM,
@@ -118,7 +120,14 @@ def proved() -> Finding:
         verdict="proved",
         method="smt",
         models=NET,
-        proof={"solver": "z3", "result": "unsat", "variables": 1234, "constraints": 5678, "branches": 16, "time_s": 2.1},
+        proof={
+            "solver": "z3",
+            "result": "unsat",
+            "variables": 1234,
+            "constraints": 5678,
+            "branches": 16,
+            "time_s": 2.1,
+        },
         provenance=provenance(data_hash=None, started_at=START + timedelta(days=1)),
         duration_s=2.2,
     )
@@ -130,7 +139,14 @@ def inconclusive() -> Finding:
         verdict="inconclusive",
         method="statistical",
         models=LM,
-        statistics={"n": 50, "violations": 2, "rate": 0.04, "interval": (0.005, 0.137), "confidence": 0.95, "tolerance": 0.05},
+        statistics={
+            "n": 50,
+            "violations": 2,
+            "rate": 0.04,
+            "interval": (0.005, 0.137),
+            "confidence": 0.95,
+            "tolerance": 0.05,
+        },
         provenance=provenance(),
         duration_s=0.5,
     )
@@ -155,9 +171,17 @@ def explore_holds() -> Finding:
         method="statistical",
         models=LM,
         statistics={"n": 400, "values": {"best_accuracy": 0.91}},
-        tables=[{"title": "probe accuracy", "columns": ["layer", "accuracy"], "rows": [[0, 0.52], [6, 0.88], [12, 0.91]]}],
+        tables=[
+            {"title": "probe accuracy", "columns": ["layer", "accuracy"], "rows": [[0, 0.52], [6, 0.88], [12, 0.91]]}
+        ],
         series=[
-            {"name": "probe", "x_label": "layer", "y_label": "accuracy", "points": [(0, 0.52), (6, 0.88), (12, 0.91)], "reference": 0.85},
+            {
+                "name": "probe",
+                "x_label": "layer",
+                "y_label": "accuracy",
+                "points": [(0, 0.52), (6, 0.88), (12, 0.91)],
+                "reference": 0.85,
+            },
         ],
         provenance=provenance(),
         duration_s=8.0,
@@ -218,7 +242,12 @@ def findings(draw: st.DrawFn) -> Finding:
     stats = draw(statistics()) if verdict in (Verdict.HOLDS, Verdict.VIOLATED) else draw(st.none() | statistics())
     cxs = draw(st.lists(counterexamples, min_size=1 if verdict is Verdict.REFUTED else 0, max_size=3))
     proof_strategy = st.fixed_dictionaries(
-        {"solver": st.just("z3"), "result": st.sampled_from(["unsat", "timeout"]), "variables": st.none() | st.integers(0, 10**6), "time_s": st.none() | st.floats(0, 1e4)}
+        {
+            "solver": st.just("z3"),
+            "result": st.sampled_from(["unsat", "timeout"]),
+            "variables": st.none() | st.integers(0, 10**6),
+            "time_s": st.none() | st.floats(0, 1e4),
+        }
     )
     proof = draw(proof_strategy) if verdict is Verdict.PROVED else draw(st.none() | proof_strategy)
     return make_finding(
@@ -235,18 +264,37 @@ def findings(draw: st.DrawFn) -> Finding:
         },
         verdict=verdict,
         method=draw(st.sampled_from(Method)),
-        models=draw(st.lists(st.fixed_dictionaries({"role": names, "ref": texts, "fingerprint": st.none() | sha}), max_size=2)),
+        models=draw(
+            st.lists(st.fixed_dictionaries({"role": names, "ref": texts, "fingerprint": st.none() | sha}), max_size=2)
+        ),
         statistics=stats,
         counterexamples=cxs,
         proof=proof,
-        tables=draw(st.lists(st.just({"title": "t", "columns": ["a", "b"], "rows": [[1.5, "x"], [None, True]]}), max_size=1)),
-        series=draw(st.lists(st.fixed_dictionaries({"name": names, "x_label": texts, "y_label": texts, "points": st.lists(st.tuples(finite, finite), max_size=4), "reference": st.none() | finite}), max_size=2)),
+        tables=draw(
+            st.lists(st.just({"title": "t", "columns": ["a", "b"], "rows": [[1.5, "x"], [None, True]]}), max_size=1)
+        ),
+        series=draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "name": names,
+                        "x_label": texts,
+                        "y_label": texts,
+                        "points": st.lists(st.tuples(finite, finite), max_size=4),
+                        "reference": st.none() | finite,
+                    }
+                ),
+                max_size=2,
+            )
+        ),
         error={"message": draw(texts)} if verdict is Verdict.ERROR else None,
         message=draw(st.none() | texts),
         provenance=provenance(
             data_hash=draw(st.none() | sha),
             seeds=draw(st.dictionaries(names, st.integers(-(2**63), 2**63), max_size=2)),
-            started_at=draw(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))),
+            started_at=draw(
+                st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+            ),
         ),
         duration_s=draw(st.floats(0, 1e6)),
         accepted=verdict in (Verdict.VIOLATED, Verdict.REFUTED, Verdict.INCONCLUSIVE) and draw(st.booleans()),

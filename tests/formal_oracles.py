@@ -56,7 +56,9 @@ def torch_forward(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return model(torch.as_tensor(np.atleast_2d(x), dtype=torch.float32)).double().numpy()
 
 
-def milp_margin(layers: list[tuple[np.ndarray, np.ndarray]], region: InputRegion, conj: tuple[LinearConstraint, ...]) -> float:
+def milp_margin(
+    layers: list[tuple[np.ndarray, np.ndarray]], region: InputRegion, conj: tuple[LinearConstraint, ...]
+) -> float:
     """The largest ``t`` with some x in the region meeting ``c.y + t <= d`` for every constraint
     (capped at 100); ``-inf`` when the MILP is infeasible. Positive: a counterexample with
     margin t exists; negative: the conjunction is unreachable by at least -t."""
@@ -69,9 +71,9 @@ def milp_margin(layers: list[tuple[np.ndarray, np.ndarray]], region: InputRegion
     h.setOptionValue("mip_rel_gap", 1e-9)
     lo = np.array(region.lower)
     hi = np.array(region.upper)
-    xs = [h.addVariable(lb=float(a), ub=float(b)) for a, b in zip(lo, hi)]
+    xs = [h.addVariable(lb=float(a), ub=float(b)) for a, b in zip(lo, hi, strict=True)]
     for c in region.constraints:
-        h.addConstr(sum(float(a) * x for a, x in zip(c.coeffs, xs) if a != 0) <= c.rhs)
+        h.addConstr(sum(float(a) * x for a, x in zip(c.coeffs, xs, strict=True) if a != 0) <= c.rhs)
     cur = xs
     cur_lo, cur_hi = lo, hi
     for k, (w, b) in enumerate(layers):
@@ -87,23 +89,23 @@ def milp_margin(layers: list[tuple[np.ndarray, np.ndarray]], region: InputRegion
             break
         hs = []
         for j, z in enumerate(zs):
-            l, u = float(z_lo[j]), float(z_hi[j])
+            lower, u = float(z_lo[j]), float(z_hi[j])
             if u <= 0:
                 hs.append(h.addVariable(lb=0.0, ub=0.0))
-            elif l >= 0:
+            elif lower >= 0:
                 hs.append(z)
             else:
                 hv = h.addVariable(lb=0.0, ub=u)
                 a = h.addVariable(lb=0.0, ub=1.0, type=highspy.HighsVarType.kInteger)
                 h.addConstr(hv - z >= 0.0)
-                h.addConstr(hv - z - l * a <= -l)  # h <= z - l (1 - a)
+                h.addConstr(hv - z - lower * a <= -lower)  # h <= z - lower (1 - a)
                 h.addConstr(hv - u * a <= 0.0)
                 hs.append(hv)
         cur = hs
         cur_lo, cur_hi = np.maximum(z_lo, 0), np.maximum(z_hi, 0)
     t = h.addVariable(lb=-100.0, ub=100.0)
     for c in conj:
-        h.addConstr(sum(float(a) * y for a, y in zip(c.coeffs, cur) if a != 0) + t <= c.rhs)
+        h.addConstr(sum(float(a) * y for a, y in zip(c.coeffs, cur, strict=True) if a != 0) + t <= c.rhs)
     h.maximize(t)
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
@@ -162,7 +164,7 @@ def product_layers(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Layers of ``x -> a(x) - b(x)`` for two networks of the same shape (for the MILP)."""
     out = []
-    for k, ((wa, ba), (wb, bb)) in enumerate(zip(a, b)):
+    for k, ((wa, ba), (wb, bb)) in enumerate(zip(a, b, strict=True)):
         if k == 0:
             out.append((np.vstack([wa, wb]), np.concatenate([ba, bb])))
         elif k == len(a) - 1:

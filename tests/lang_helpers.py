@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from msl.check import check_file
-from msl.ir import CheckedSpec
 from msl.errors import MslError, SpecErrors
 from msl.fmt import format_parsed
+from msl.ir import CheckedSpec
 from msl.lint import lint_spec
 from msl.parse import Parsed, parse_file
 

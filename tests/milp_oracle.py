@@ -162,7 +162,9 @@ def main() -> None:
         net = read_layers(ORGANISMS / f"{name}.onnx")
         for label, box in (("holds box", HOLDS_BOX), ("violated box", VIOLATED_BOX)):
             value, bound, x = max_margin(net, 0, *box)
-            print(f"{name} {label}: max y0 - max(y1, y2) = {value:.6f} (bound {bound:.6f}) at x = {x.round(6).tolist()}")
+            print(
+                f"{name} {label}: max y0 - max(y1, y2) = {value:.6f} (bound {bound:.6f}) at x = {x.round(6).tolist()}"
+            )
 
 
 if __name__ == "__main__":

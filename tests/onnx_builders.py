@@ -29,7 +29,12 @@ def onnx_net(
         list(nodes),
         path.stem,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
-        [helper.make_value_info("y", helper.make_tensor_type_proto(TensorProto.FLOAT, list(out_shape) if out_shape is not None else None))],
+        [
+            helper.make_value_info(
+                "y",
+                helper.make_tensor_type_proto(TensorProto.FLOAT, list(out_shape) if out_shape is not None else None),
+            )
+        ],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from msl.cache import ResultCache
-from msl.pipeline import any_errors, check_paths
 from msl.findings import Finding, FindingsDocument
+from msl.pipeline import any_errors, check_paths
 from msl.plan import Planner
 from msl.run import Runner, RunOptions
 

@@ -62,7 +62,7 @@ def gaps() -> dict[str, float]:
     with torch.no_grad():
         logp = torch.log_softmax(model(**tok(texts + swapped, return_tensors="pt", padding=True)).logits.double(), -1)
     s = (logp[:, pos] - logp[:, neg]).numpy()
-    return dict(zip(texts, np.abs(s[: len(texts)] - s[len(texts) :]).tolist()))
+    return dict(zip(texts, np.abs(s[: len(texts)] - s[len(texts) :]).tolist(), strict=True))
 
 
 def test_max_over_a_for_claim_is_the_largest_over_its_instances(tmp_path: Path, gaps: dict[str, float]) -> None:
@@ -82,7 +82,9 @@ verify mean_gap {{ for x in reviews  expect mean({GAP}) >= 0 }}
         assert found[name].method.value == "exhaustive"
     values = found["largest_gap_reaches"].statistics.values
     assert values[f"max({GAP})"] == pytest.approx(largest, rel=1e-4)
-    assert found["smallest_gap_is_small"].statistics.values[f"min({GAP})"] == pytest.approx(smallest, rel=1e-3, abs=1e-5)
+    assert found["smallest_gap_is_small"].statistics.values[f"min({GAP})"] == pytest.approx(
+        smallest, rel=1e-3, abs=1e-5
+    )
     mean = found["mean_gap"].statistics.values
     assert mean[f"mean({GAP})"] == pytest.approx(np.mean(list(gaps.values())), rel=1e-4)
     assert 0 <= mean[f"mean({GAP}) ci_low"] <= mean[f"mean({GAP})"] <= mean[f"mean({GAP}) ci_high"]
@@ -129,9 +131,11 @@ def checker_problems(tmp_path: Path, body: str) -> list[str]:
     ("max(abs(net(x) - net(x))) <= 1", "forall x in box(lower: [0, 0, 0, 0], upper: [1, 1, 1, 1])", []),
     # one number per instance: over the instances, and the checker says so
     ("max(net(x)[0]) >= 0", "for x in [[0, 0, 0, 0]]",
-     ["warning: `max` of one number per instance is the largest over the claim's instances (an aggregate, as `mean` is)"]),
+     ["warning: `max` of one number per instance is the largest over the claim's instances "
+      "(an aggregate, as `mean` is)"]),
     ("min(net(x)[0]) >= 0", "for x in [[0, 0, 0, 0]]",
-     ["warning: `min` of one number per instance is the smallest over the claim's instances (an aggregate, as `mean` is)"]),
+     ["warning: `min` of one number per instance is the smallest over the claim's instances "
+      "(an aggregate, as `mean` is)"]),
     ("mean(net(x)[0]) >= 0", "for x in [[0, 0, 0, 0]]", []),
     # a domain's points have no instances to aggregate
     ("mean(net(x)[0]) >= 0", "forall x in box(lower: [0, 0, 0, 0], upper: [1, 1, 1, 1])",

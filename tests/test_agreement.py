@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
+import findings_samples as samples
 from rich.console import Console
 
-import findings_samples as samples
 from msl.agreement import Agreement, compare, compare_all, replay_exit_code
 from msl.errors import ExitCode
 from msl.findings import make_finding
@@ -16,7 +16,10 @@ from msl.reporters.text import comparisons_table
 def test_same_verdict_class_reproduces() -> None:
     c = compare(samples.violated(), samples.violated(statistics={"n": 400, "violations": 30, "rate": 0.075}))
     assert c.agreement is Agreement.REPRODUCED and c.warnings == ()
-    sampled = make_finding(**samples.proved().model_dump(exclude={"id", "proof"}) | {"verdict": "holds", "method": "statistical", "statistics": {"n": 1000, "violations": 0}})
+    sampled = make_finding(
+        **samples.proved().model_dump(exclude={"id", "proof"})
+        | {"verdict": "holds", "method": "statistical", "statistics": {"n": 1000, "violations": 0}}
+    )
     proved_vs_holds = compare(samples.proved(), sampled)
     assert proved_vs_holds.agreement is Agreement.REPRODUCED
     assert proved_vs_holds.warnings == ("checked by statistical here, by smt in the shared finding",)
@@ -33,7 +36,9 @@ def test_missing_changed_or_errored_claims_are_not_comparable() -> None:
     assert compare(samples.violated(), None).agreement is Agreement.NOT_COMPARABLE
     changed = samples.violated(claim=samples.claim("name_swap_invariance", 12) | {"text": "verify other { }"})
     assert compare(samples.violated(), changed).agreement is Agreement.NOT_COMPARABLE
-    reformatted = samples.violated(claim=samples.violated().claim.model_dump() | {"text": "verify   name_swap_invariance {\n\n  expect ...\n}\n"})
+    reformatted = samples.violated(
+        claim=samples.violated().claim.model_dump() | {"text": "verify   name_swap_invariance {\n\n  expect ...\n}\n"}
+    )
     assert compare(samples.violated(), reformatted).agreement is Agreement.REPRODUCED
     errored = make_finding(**samples.error().model_dump(exclude={"id"}) | {"claim": samples.violated().claim})
     c = compare(samples.violated(), errored)

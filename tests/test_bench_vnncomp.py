@@ -44,7 +44,10 @@ def test_runner_counts_follow_the_truth_and_resume(tmp_path: Path, capsys: pytes
     assert runner.main([str(folder), "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "answered:  2 (sat 1, unsat 1)" in out and "wrong:     0" in out
-    assert "witnesses failing the independent check: 0" in out and "overruns (any answer later than the timeout + 1 s): 0" in out
+    assert (
+        "witnesses failing the independent check: 0" in out
+        and "overruns (any answer later than the timeout + 1 s): 0" in out
+    )
     assert "T: answered 1 right (median 2.00 s), both answered 1" in out
     rows = list(csv.DictReader(open(results)))
     assert [r["result"] for r in rows] == ["sat", "unsat"] and rows[0]["witness_ok"] == "yes" and rows[0]["peak_mib"]
@@ -54,11 +57,14 @@ def test_runner_counts_follow_the_truth_and_resume(tmp_path: Path, capsys: pytes
 
 def test_summary_counts_overruns_and_wrong_answers() -> None:
     rows = [
-        {"onnx": "n", "vnnlib": "a", "timeout_s": "10", "result": "unsat", "seconds": "11.5", "cpu_s": "1", "peak_mib": "10",
+        {"onnx": "n", "vnnlib": "a", "timeout_s": "10", "result": "unsat", "seconds": "11.5",
+         "cpu_s": "1", "peak_mib": "10",
          "expected": "unsat", "correct": "yes", "witness_ok": ""},
-        {"onnx": "n", "vnnlib": "b", "timeout_s": "10", "result": "unsat", "seconds": "2", "cpu_s": "1", "peak_mib": "10",
+        {"onnx": "n", "vnnlib": "b", "timeout_s": "10", "result": "unsat", "seconds": "2",
+         "cpu_s": "1", "peak_mib": "10",
          "expected": "sat", "correct": "NO", "witness_ok": ""},
-        {"onnx": "n", "vnnlib": "c", "timeout_s": "10", "result": "timeout", "seconds": "10.9", "cpu_s": "1", "peak_mib": "",
+        {"onnx": "n", "vnnlib": "c", "timeout_s": "10", "result": "timeout", "seconds": "10.9",
+         "cpu_s": "1", "peak_mib": "",
          "expected": "", "correct": "", "witness_ok": ""},
     ]
     text = runner.summarize(rows, {})

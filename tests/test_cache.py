@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from msl.cache import ResultCache, encode, result_key
 from msl.models.registry import ModelStore
 from msl.queries import (
-    canonical_json,
     Add,
     Capture,
     Intervention,
@@ -29,6 +28,7 @@ from msl.queries import (
     Site,
     TokenSel,
     Vector,
+    canonical_json,
 )
 
 FP = "sha256:" + "ab" * 32
@@ -82,7 +82,12 @@ def test_no_pickle_in_or_out(tmp_path: Path) -> None:
         db.execute("INSERT INTO results VALUES ('evil', ?, 'npy', ?, 0)", (FP, buf.getvalue()))
         db.execute("INSERT INTO results VALUES ('evil2', ?, 'json', ?, 0)", (FP, pickle.dumps(1)))
         # hostile or damaged raw rows: an object dtype, a dtype numpy cannot read, a bad shape
-        for key, kind in (("evil3", "nd:|O:1"), ("evil4", "nd:garbage:1"), ("evil5", "nd:<f4:5"), ("evil6", "nd:<f4:x")):
+        for key, kind in (
+            ("evil3", "nd:|O:1"),
+            ("evil4", "nd:garbage:1"),
+            ("evil5", "nd:<f4:5"),
+            ("evil6", "nd:<f4:x"),
+        ):
             db.execute("INSERT INTO results VALUES (?, ?, ?, ?, 0)", (key, FP, kind, np.ones(3, np.float32).tobytes()))
     for key in ("evil", "evil2", "evil3", "evil4", "evil5", "evil6"):
         assert cache.get(key) is None, key
@@ -99,7 +104,12 @@ def test_keys_separate_every_part() -> None:
         result_key(FP, "float32", NextLogProbs("x "), None),
         result_key(FP, "float32", q, i),
         result_key(FP, "float32", q, Intervention((Add(Site("resid_post", 1), v, 2.5, TokenSel.last()),))),
-        result_key(FP, "float32", q, Intervention((Add(Site("resid_post", 1), Vector(np.full(4, 2, np.float32)), 2.0, TokenSel.last()),))),
+        result_key(
+            FP,
+            "float32",
+            q,
+            Intervention((Add(Site("resid_post", 1), Vector(np.full(4, 2, np.float32)), 2.0, TokenSel.last()),)),
+        ),
         result_key(FP, "float32", LogProb("x", ""), None),
     }
     assert base not in others and len(others) == 7

@@ -12,10 +12,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import findings_samples as samples
 import pytest
 from click.testing import CliRunner
 
-import findings_samples as samples
 from msl.catalog import DEFAULT_PATH, ENV_VAR, Catalog, catalog_path
 from msl.cli import cli
 from msl.errors import UsageError
@@ -150,7 +150,8 @@ import findings_samples as samples
 from msl.catalog import Catalog
 from msl.findings import FindingsDocument
 who, path, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-docs = [FindingsDocument.of([samples.violated(claim=samples.claim(f"{{who}}-{{i}}-{{j}}", 1)) for j in range(5)]) for i in range(60)]
+docs = [FindingsDocument.of([samples.violated(claim=samples.claim(f"{{who}}-{{i}}-{{j}}", 1)) for j in range(5)])
+        for i in range(60)]
 while not go.exists():
     time.sleep(0.01)
 for doc in docs:
@@ -167,7 +168,13 @@ def test_two_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     script = WRITER.format(tests=str(ROOT / "tests"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, who, str(db), str(go)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, who, str(db), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for who in ("a", "b")
     ]
     time.sleep(0.5)
@@ -183,7 +190,7 @@ def test_two_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     # The two writers really ran at the same time: their commits interleave.
     with sqlite3.connect(db) as raw:
         order = [name[0] for (name,) in raw.execute("SELECT claim_name FROM findings ORDER BY recorded_at")]
-    switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
+    switches = sum(1 for x, y in zip(order, order[1:], strict=False) if x != y)
     assert switches >= 2, "the writers did not overlap; the test proved nothing"
 
 

@@ -37,7 +37,11 @@ def tiny_net(path: Path, seed: int = 3, hidden: int = 6) -> Path:
     b1 = f32(rng.normal(size=hidden) * 0.3)
     w2 = f32(rng.normal(size=(3, hidden)))
     b2 = f32([2.0, 0.0, 0.0])
-    nodes = [node("Gemm", ["x", "w1", "b1"], "h", transB=1), node("Relu", ["h"], "r"), node("Gemm", ["r", "w2", "b2"], "y", transB=1)]
+    nodes = [
+        node("Gemm", ["x", "w1", "b1"], "h", transB=1),
+        node("Relu", ["h"], "r"),
+        node("Gemm", ["r", "w2", "b2"], "y", transB=1),
+    ]
     return onnx_net(path, nodes, {"w1": w1, "b1": b1, "w2": w2, "b2": b2}, [1, 2], [1, 3])
 
 
@@ -76,7 +80,7 @@ def fraction_check(cert: certify.Certificate, path: Path) -> bool:
     w2 = [[Fraction(float(v)) for v in row] for row in consts["w2"]]
     b2 = [Fraction(float(v)) for v in consts["b2"]]
     prop = cert.property
-    for region, tree in zip(prop.regions, cert.trees):
+    for region, tree in zip(prop.regions, cert.trees, strict=True):
         stack = [([Fraction(v) for v in region.lower], [Fraction(v) for v in region.upper], frozenset())]
         for nd in tree:
             lo, hi, done = stack.pop()
@@ -106,41 +110,54 @@ def fraction_check(cert: certify.Certificate, path: Path) -> bool:
 
 
 def _refutes(ref, nd, prop, lo, hi, w1, b1, w2, b2) -> bool:  # type: ignore[no-untyped-def]
-    xmax = [max(abs(a), abs(b)) for a, b in zip(lo, hi)]
+    xmax = [max(abs(a), abs(b)) for a, b in zip(lo, hi, strict=True)]
     # exact pre-activation bounds, then widened by the first layer's float32 error
-    e1 = [_gamma(3) * (sum(abs(w) * m for w, m in zip(row, xmax)) + abs(b)) + 3 * Fraction(1, 2**126) for row, b in zip(w1, b1)]
-    zl = [sum(w * (lo[i] if w > 0 else hi[i]) for i, w in enumerate(row)) + b - e for row, b, e in zip(w1, b1, e1)]
-    zu = [sum(w * (hi[i] if w > 0 else lo[i]) for i, w in enumerate(row)) + b + e for row, b, e in zip(w1, b1, e1)]
+    e1 = [
+        _gamma(3) * (sum(abs(w) * m for w, m in zip(row, xmax, strict=True)) + abs(b)) + 3 * Fraction(1, 2**126)
+        for row, b in zip(w1, b1, strict=True)
+    ]
+    zl = [
+        sum(w * (lo[i] if w > 0 else hi[i]) for i, w in enumerate(row)) + b - e
+        for row, b, e in zip(w1, b1, e1, strict=True)
+    ]
+    zu = [
+        sum(w * (hi[i] if w > 0 else lo[i]) for i, w in enumerate(row)) + b + e
+        for row, b, e in zip(w1, b1, e1, strict=True)
+    ]
     if nd.unstable:  # the hull of the exact bounds and the certificate's stated ones
-        for j, (a, b) in zip(nd.unstable[0], nd.bounds[0]):
+        for j, (a, b) in zip(nd.unstable[0], nd.bounds[0], strict=True):
             zl[j], zu[j] = min(zl[j], Fraction(a)), max(zu[j], Fraction(b))
     n = len(w2[0])
-    e2 = [_gamma(n + 1) * (sum(abs(w) * max(u, 0) for w, u in zip(row, zu)) + abs(b)) + (n + 1) * Fraction(1, 2**126) for row, b in zip(w2, b2)]
+    e2 = [
+        _gamma(n + 1) * (sum(abs(w) * max(u, 0) for w, u in zip(row, zu, strict=True)) + abs(b))
+        + (n + 1) * Fraction(1, 2**126)
+        for row, b in zip(w2, b2, strict=True)
+    ]
     total_coef = [Fraction(0)] * len(lo)
     total_const = Fraction(0)
     conj = prop.unsafe[ref.disjunct]
-    for r, (c, wgt) in enumerate(zip(conj, ref.weights)):
-        given = dict(zip(nd.unstable[0], ref.alpha[r][0])) if nd.unstable else {}
+    for r, (c, wgt) in enumerate(zip(conj, ref.weights, strict=True)):
+        given = dict(zip(nd.unstable[0], ref.alpha[r][0], strict=True)) if nd.unstable else {}
         lam = [sum(Fraction(ci) * w2[k][j] for k, ci in enumerate(c.coeffs)) for j in range(n)]
         const = sum(Fraction(ci) * (b2[k]) for k, ci in enumerate(c.coeffs)) - Fraction(c.rhs)
         const -= sum(abs(Fraction(ci)) * e2[k] for k, ci in enumerate(c.coeffs))
         coef = [Fraction(0)] * len(lo)
         for j in range(n):
-            l, u = zl[j], zu[j]
+            lower, u = zl[j], zu[j]
             if u <= 0:
                 continue
-            if l >= 0:
+            if lower >= 0:
                 s, icpt = Fraction(1), Fraction(0)
             elif lam[j] >= 0:
-                s = Fraction(given[j]) if j in given else Fraction(1 if u > -l else 0)
+                s = Fraction(given[j]) if j in given else Fraction(1 if u > -lower else 0)
                 icpt = Fraction(0)
             else:
-                s = u / (u - l)
-                icpt = -s * l
+                s = u / (u - lower)
+                icpt = -s * lower
             lz = lam[j] * s
             const += lam[j] * icpt + lz * b1[j] - abs(lz) * e1[j]
-            coef = [c0 + lz * w for c0, w in zip(coef, w1[j])]
-        total_coef = [t + Fraction(wgt) * a for t, a in zip(total_coef, coef)]
+            coef = [c0 + lz * w for c0, w in zip(coef, w1[j], strict=True)]
+        total_coef = [t + Fraction(wgt) * a for t, a in zip(total_coef, coef, strict=True)]
         total_const += Fraction(wgt) * const
     # the weighted sum of the rows' linear lower bounds, minimised over the box
     return total_const + sum(a * (lo[i] if a > 0 else hi[i]) for i, a in enumerate(total_coef)) > 0
@@ -256,8 +273,13 @@ def certify_sha(path: Path) -> str:
 
 
 def test_unsupported_operator_is_named(tmp_path: Path) -> None:
-    path = onnx_net(tmp_path / "sig.onnx", [node("Gemm", ["x", "w", "b"], "h", transB=1), node("Sigmoid", ["h"], "y", name="squash")],
-                    {"w": f32([[1.0, 2.0]]), "b": f32([0.0])}, [1, 2], [1, 1])
+    path = onnx_net(
+        tmp_path / "sig.onnx",
+        [node("Gemm", ["x", "w", "b"], "h", transB=1), node("Sigmoid", ["h"], "y", name="squash")],
+        {"w": f32([[1.0, 2.0]]), "b": f32([0.0])},
+        [1, 2],
+        [1, 1],
+    )
     with pytest.raises(Exception, match="squash.*Sigmoid"):
         certify.read_onnx(path)
 
@@ -298,13 +320,17 @@ def test_acasxu_unsat_certifies_through_the_cli(tmp_path: Path) -> None:
     assert out.exit_code == 2
 
 
-def test_check_saves_certificates_and_a_failing_one_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_saves_certificates_and_a_failing_one_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """msl check stores each proof's certificate beside the findings (msl certify accepts
     them); a certificate the checker rejects makes the claim an error, never proved."""
     spec = Path(__file__).resolve().parents[1] / "specs" / "verify_relu.msl"
     out = tmp_path / "f.json"
     runner = CliRunner()
-    res = runner.invoke(cli, ["check", str(spec), "-q", "--no-cache", "-o", str(out), "--select", "margin_under_a_linear_constraint"])
+    res = runner.invoke(
+        cli, ["check", str(spec), "-q", "--no-cache", "-o", str(out), "--select", "margin_under_a_linear_constraint"]
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     digest = doc["findings"][0]["proof"]["certificate"]
@@ -317,7 +343,9 @@ def test_check_saves_certificates_and_a_failing_one_is_an_error(tmp_path: Path, 
 
     monkeypatch.setattr(certify, "check", refuse)
     out2 = tmp_path / "g.json"
-    res = runner.invoke(cli, ["check", str(spec), "-q", "--no-cache", "-o", str(out2), "--select", "margin_under_a_linear_constraint"])
+    res = runner.invoke(
+        cli, ["check", str(spec), "-q", "--no-cache", "-o", str(out2), "--select", "margin_under_a_linear_constraint"]
+    )
     finding = json.loads(out2.read_text())["findings"][0]
     assert finding["verdict"] == "error"
     assert "certificate does not check" in finding["error"]["message"] and "node 7" in finding["error"]["message"]
@@ -331,7 +359,10 @@ def test_replay_checks_proofs_by_their_certificates(tmp_path: Path, monkeypatch:
     out = tmp_path / "f.json"
     runner = CliRunner()
     select = ["--select", "margin_under_a_linear_constraint"]
-    assert runner.invoke(cli, ["check", "specs/verify_relu.msl", "-q", "--no-cache", "-o", str(out), *select]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["check", "specs/verify_relu.msl", "-q", "--no-cache", "-o", str(out), *select]).exit_code
+        == 0
+    )
 
     def no_solver(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("replay ran the solver instead of checking the certificate")
@@ -421,7 +452,11 @@ SWITCH_BIAS = -(1.0 + 2.0**-21)
 
 
 def _switch_net(path: Path) -> Path:
-    nodes = [node("Gemm", ["x", "w1", "b1"], "h", transB=1), node("Relu", ["h"], "r"), node("Gemm", ["r", "w2", "b2"], "y", transB=1)]
+    nodes = [
+        node("Gemm", ["x", "w1", "b1"], "h", transB=1),
+        node("Relu", ["h"], "r"),
+        node("Gemm", ["r", "w2", "b2"], "y", transB=1),
+    ]
     consts = {"w1": f32(np.ones((1, 6))), "b1": f32([SWITCH_BIAS]), "w2": f32([[2.0**24]]), "b2": f32([0.0])}
     return onnx_net(path, nodes, consts, [1, 6], [1, 1])
 
@@ -457,7 +492,9 @@ def _switch_cert(path: Path, threshold: float, on_case: list[float]) -> certify.
     )
 
 
-def test_lp_leaf_margins_are_per_piece_and_relax_the_phase_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lp_leaf_margins_are_per_piece_and_relax_the_phase_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Over the reals the ReLU is off at SWITCH_X and y = 0; float32 execution reaches y = 0.25.
     A certificate that y >= 0.125 is unreachable is false, whichever row refutes the on piece:
     the output row only looks positive without the piece's output margin, the phase row only

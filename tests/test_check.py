@@ -10,9 +10,9 @@ import pytest
 from msl import types as T
 from msl.builtins import functions, measurements
 from msl.check import check_file
-from msl.pipeline import check_paths
-from msl.ir import CheckedSpec
 from msl.errors import MslError, Severity, SpecErrors
+from msl.ir import CheckedSpec
+from msl.pipeline import check_paths
 
 MODELS = """msl 1.0
 model lm: causal_lm
@@ -64,7 +64,8 @@ def test_names_come_from_imports_but_claims_do_not(tmp_path: Path) -> None:
     spec = check(
         tmp_path,
         'msl 1.0\nimport "lib/common.msl"\nverify c { for p in shared\n expect lm.top(p) == " x" }\n',
-        **{"lib__common.msl": 'msl 1.0\nmodel lm: causal_lm\ndata shared = ["a"]\nverify theirs { expect lm.top("a") == "b" }\n'},
+        **{"lib__common.msl": 'msl 1.0\nmodel lm: causal_lm\ndata shared = ["a"]\n'
+                              'verify theirs { expect lm.top("a") == "b" }\n'},
     )
     assert [c.name for c in spec.claims] == ["c"]
     assert spec.symbols["shared"].file.endswith("lib/common.msl")
@@ -240,7 +241,9 @@ def test_every_measurement_on_every_kind(tmp_path: Path, kind: str, name: str) -
 def test_calling_a_model(tmp_path: Path, kind: str) -> None:
     found = errors(tmp_path, MODELS + f"let v = {KINDS[kind]}([1, 2])\nverify c {{ expect len(prompts) > 0 }}\n")
     article = "an" if kind[0] in "aeiou" else "a"
-    assert found == ([] if kind == "network" else [f"{article} {kind} model cannot be called; use one of its measurements"])
+    assert found == (
+        [] if kind == "network" else [f"{article} {kind} model cannot be called; use one of its measurements"]
+    )
 
 
 @pytest.mark.parametrize("site", ["resid_pre", "resid_post", "attn_out", "mlp_out"])
@@ -280,7 +283,9 @@ def test_tolerance_and_confidence(tmp_path: Path, tolerate: str, message: str | 
 
 
 def test_tolerance_values_reach_the_checked_claim(tmp_path: Path) -> None:
-    spec = check(tmp_path, in_claim('  for p in prompts\n  expect lm.prob(p, " a") > 0.5\n  tolerate 2.5% at 99% confidence'))
+    spec = check(
+        tmp_path, in_claim('  for p in prompts\n  expect lm.prob(p, " a") > 0.5\n  tolerate 2.5% at 99% confidence')
+    )
     (claim,) = spec.claims
     assert (claim.tolerance, claim.confidence) == (pytest.approx(0.025), pytest.approx(0.99))
     spec = check(tmp_path, in_claim('  for p in prompts\n  expect lm.prob(p, " a") > 0.5'))
@@ -302,11 +307,15 @@ def test_fraction_valued_measurements(tmp_path: Path, condition: str, message: s
 
 
 @pytest.mark.parametrize(("kind", "statements", "expected"), [
-    ("refine", '  refined = lm\n  expect refined.top("a") == "b"', [("error", "a refine claim names its `base` model")]),
+    ("refine", '  refined = lm\n  expect refined.top("a") == "b"',
+     [("error", "a refine claim names its `base` model")]),
     ("refine", '  base = lm\n  expect base.top("a") == "b"', [("error", "a refine claim names its `refined` model")]),
-    ("refine", '  base = lm\n  refined = clf\n  expect 1 > 0', [("error", "`base` and `refined` must be models of the same kind")]),
-    ("refine", "  base = lm\n  refined = prompts\n  expect 1 > 0", [("error", "`refined` must be a model role, not a set of strings")]),
-    ("refine", '  base = lm\n  refined = lm with zero(at: lm.mlp_out[1])\n  for p in prompts\n  expect refined.top(p) == base.top(p)', []),
+    ("refine", '  base = lm\n  refined = clf\n  expect 1 > 0',
+     [("error", "`base` and `refined` must be models of the same kind")]),
+    ("refine", "  base = lm\n  refined = prompts\n  expect 1 > 0",
+     [("error", "`refined` must be a model role, not a set of strings")]),
+    ("refine", '  base = lm\n  refined = lm with zero(at: lm.mlp_out[1])\n  for p in prompts\n'
+               '  expect refined.top(p) == base.top(p)', []),
     ("verify", '  base = lm\n  expect lm.top("a") == "b"', [("error", "`base` belongs in a refine claim")]),
     ("steer", '  for p in prompts\n  expect lm.prob(p, " a") > 0.5',
      [("error", "a steer claim states what an intervention does: use `with` or `under` an intervention")]),
@@ -328,10 +337,13 @@ def test_fraction_valued_measurements(tmp_path: Path, condition: str, message: s
      [("error", "this expectation mixes per-instance values with aggregates over the instances")]),
     ("verify", '  for p in prompts\n  expect invariant lm.prob("x", " a") under lowercase within 0',
      [("error", "`under` a transformation needs an expression that reads the claim's input")]),
-    ("verify", '  for p in prompts\n  for p in prompts\n  expect lm.top(p) == "a"', [("error", "`p` is already bound in this claim")]),
-    ("verify", '  for p in prompts\n  let p = 1\n  expect lm.top(p) == "a"', [("error", "`p` is the claim's quantified variable")]),
+    ("verify", '  for p in prompts\n  for p in prompts\n  expect lm.top(p) == "a"',
+     [("error", "`p` is already bound in this claim")]),
+    ("verify", '  for p in prompts\n  let p = 1\n  expect lm.top(p) == "a"',
+     [("error", "`p` is the claim's quantified variable")]),
     ("verify", '  severity urgent\n  expect lm.top("a") == "b"', [("error", "unknown severity `urgent`")]),
-    ("verify", '  description "a"\n  description "b"\n  expect lm.top("a") == "b"', [("error", "`description` is given twice in this claim")]),
+    ("verify", '  description "a"\n  description "b"\n  expect lm.top("a") == "b"',
+     [("error", "`description` is given twice in this claim")]),
     ("verify", '  expect lm.prob("a", " b")', [("error", "an expectation must be a condition, not a number")]),
 ])
 def test_claim_kind_rules(tmp_path: Path, kind: str, statements: str, expected: list[tuple[str, str]]) -> None:
@@ -357,14 +369,19 @@ def test_preserves(tmp_path: Path) -> None:
     assert errors(tmp_path, MODELS + claim.format(target='"two.msl"'), **{"two.msl": two_roles}) == [
         "say which role of 'two.msl' to rebind: `preserves 'two.msl' role NAME`"
     ]
-    assert errors(tmp_path, MODELS + claim.format(target='"code.py"')) == ["`preserves` names a .msl file relative to this one"]
+    assert errors(tmp_path, MODELS + claim.format(target='"code.py"')) == [
+        "`preserves` names a .msl file relative to this one"
+    ]
 
 
 # ── Unused declarations ──────────────────────────────────────────────────────────────────
 
 
 def test_unused_declarations_are_warnings(tmp_path: Path) -> None:
-    found = problems(tmp_path, MODELS + 'lexicon spare = ["x"]\nmeasure m(t) = lm.prob(t, " a")\nverify c { expect lm.top("a") == "b" }\n')
+    found = problems(
+        tmp_path,
+        MODELS + 'lexicon spare = ["x"]\nmeasure m(t) = lm.prob(t, " a")\nverify c { expect lm.top("a") == "b" }\n',
+    )
     assert found == [
         ("warning", 3, "model role `clf` is declared but never used"),
         ("warning", 4, "model role `enc` is declared but never used"),
@@ -378,7 +395,8 @@ def test_unused_declarations_are_warnings(tmp_path: Path) -> None:
 def test_uses_through_measures_and_imports_count(tmp_path: Path) -> None:
     found = problems(
         tmp_path,
-        'msl 1.0\nimport "lib.msl"\nmodel lm: causal_lm\nmeasure m(t) = lm.prob(t, " a")\nverify c { expect m("x") > 0.5 }\n',
+        'msl 1.0\nimport "lib.msl"\nmodel lm: causal_lm\nmeasure m(t) = lm.prob(t, " a")\n'
+        'verify c { expect m("x") > 0.5 }\n',
         **{"lib.msl": "msl 1.0\nlet unused_in_lib = 1\n"},
     )
     assert found == []  # declarations of imported files are not the root's to warn about

@@ -65,7 +65,10 @@ def check_parts(model: Any, queries: list[Any], intervention: Intervention | Non
 def test_classifier_parts_rerun_alone_give_identical_results() -> None:
     clf = load_model("organism:sentiment", "classifier", progress=False)
     clf.batch_tokens, clf.max_batch = 40, 3  # many small batches
-    queries = [ClassProbs(t) for t in TEXTS] + [Capture("Bad.", Site("resid_post", 1)), Capture("Bad.", Site("resid_post", 99))]
+    queries = [ClassProbs(t) for t in TEXTS] + [
+        Capture("Bad.", Site("resid_post", 1)),
+        Capture("Bad.", Site("resid_post", 99)),
+    ]
     parts = check_parts(clf, queries)
     assert len(parts) >= 3
     assert len(queries) - 1 in parts[0]  # out of range, answered without a forward pass: in the first part
@@ -279,7 +282,9 @@ def test_a_worker_that_dies_mid_run_is_replaced(local_ray: Path, in_process: Any
 def run_msl(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     env.pop("RAY_ADDRESS", None)
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120, cwd=REPO
+    )
 
 
 MAIN = "import sys\nfrom msl.cli import main\nsys.argv = ['msl', *sys.argv[1:]]\nmain()"
@@ -298,7 +303,8 @@ def test_ray_missing_is_a_runtime_error_and_one_process_imports_no_ray() -> None
     assert proc.returncode == 3
     assert "--workers and --ray need Ray, which is not installed" in proc.stderr
     assert "pip install 'msl[ray]'" in proc.stderr
-    default = "import sys\nfrom msl.run import Runner, RunOptions\nRunner(RunOptions(progress=False))\nprint('ray' in sys.modules)"
+    default = ("import sys\nfrom msl.run import Runner, RunOptions\nRunner(RunOptions(progress=False))\n"
+               "print('ray' in sys.modules)")
     assert run_msl(default).stdout.strip() == "False"  # the single-process path never imports Ray
 
 

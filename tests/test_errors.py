@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from lang_helpers import LOCATION, run_cli
+
 from msl.cli import cli
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -37,7 +37,9 @@ SLOTS = ["a", "b", "name"]
 
 
 @given(
-    st.lists(st.one_of(st.text(alphabet="xy {}", max_size=4), st.sampled_from([f"{{{s}}}" for s in SLOTS])), max_size=8),
+    st.lists(
+        st.one_of(st.text(alphabet="xy {}", max_size=4), st.sampled_from([f"{{{s}}}" for s in SLOTS])), max_size=8
+    ),
     st.fixed_dictionaries({s: st.text(max_size=3) for s in SLOTS}),
 )
 def test_filling_a_template_is_unchanged(parts: list[str], values: dict[str, str]) -> None:

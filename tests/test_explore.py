@@ -17,7 +17,6 @@ from msl.findings import FindingsDocument
 from msl.reporters import render_report
 
 
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A result cache the tests of this module share (the activations of the reviews)."""
@@ -27,8 +26,9 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reviews_spec(folder: Path, body: str) -> Path:
     """A spec next to a copy of the reviews data set (datasets are read beside the spec)."""
     (folder / "reviews.jsonl").write_bytes((SPECS / "data" / "sentiment_pairs.jsonl").read_bytes())
-    return write_spec(folder, 'data reviews = dataset("reviews.jsonl", text: "text", label: "label", control: "control")\n'
-                      + body)
+    return write_spec(
+        folder, 'data reviews = dataset("reviews.jsonl", text: "text", label: "label", control: "control")\n' + body
+    )
 
 
 # ── The probe itself ─────────────────────────────────────────────────────────────────────
@@ -54,7 +54,9 @@ def test_fit_probes_learns_a_separable_label_and_not_a_random_one() -> None:
     (alone,) = fit_probes(readable[None], labels, train, test, seed=1)
     assert alone.accuracy == fits[0].accuracy
     # the same seed gives the same probe
-    assert np.array_equal(fit_probes(np.stack([readable, noise]), labels, train, test, seed=1)[1].weights, fits[1].weights)
+    assert np.array_equal(
+        fit_probes(np.stack([readable, noise]), labels, train, test, seed=1)[1].weights, fits[1].weights
+    )
 
 
 def test_probe_accuracy_by_layer_is_reproducible_with_its_seed(smollm2: Any, tmp_path: Path, cache: Path) -> None:
@@ -100,7 +102,9 @@ explore layers {
   expect max(a) >= 0
 }
 """)
-    runs = [by_name(check(runner(smollm2, seed=s, cache=cache), unseeded))["layers"].series[0].points for s in (0, 0, 5)]
+    runs = [
+        by_name(check(runner(smollm2, seed=s, cache=cache), unseeded))["layers"].series[0].points for s in (0, 0, 5)
+    ]
     assert runs[0] == runs[1] != runs[2]
 
 
@@ -172,7 +176,11 @@ explore lens_too_early {
 }
 """)
     found = by_name(check(runner(smollm2), spec))
-    assert {n: f.verdict.value for n, f in found.items()} == {"lens": "holds", "lens_top1": "holds", "lens_too_early": "violated"}
+    assert {n: f.verdict.value for n, f in found.items()} == {
+        "lens": "holds",
+        "lens_top1": "holds",
+        "lens_too_early": "violated",
+    }
     summary = table(found["lens"], "ranks: logit lens rank, by layer over 3 inputs")
     assert summary.columns == ["layer", "mean", "median", "min", "max"]
     assert [row[0] for row in summary.rows] == list(range(30))
@@ -216,7 +224,11 @@ explore lens {
 
 
 #: The verdicts specs/explore_lm.msl earns on smollm2-135m (one violated on purpose).
-EXPLORE_VERDICTS = {"sentiment_by_layer": "holds", "lens_finds_answers_late": "holds", "lens_top1_by_layer_26": "violated"}
+EXPLORE_VERDICTS = {
+    "sentiment_by_layer": "holds",
+    "lens_finds_answers_late": "holds",
+    "lens_top1_by_layer_26": "violated",
+}
 
 
 @pytest.mark.slow

@@ -29,7 +29,10 @@ def relu_chain(path: Path, layers: list[Layer]) -> Path:
     current = "x"
     for k, (w, b) in enumerate(layers):
         wt = np.asarray(w, dtype=np.float32)
-        inits += [numpy_helper.from_array(wt, f"W{k}"), numpy_helper.from_array(np.asarray(b, dtype=np.float32), f"B{k}")]
+        inits += [
+            numpy_helper.from_array(wt, f"W{k}"),
+            numpy_helper.from_array(np.asarray(b, dtype=np.float32), f"B{k}"),
+        ]
         out = "y" if k == len(layers) - 1 else f"z{k}"
         nodes.append(helper.make_node("Gemm", [current, f"W{k}", f"B{k}"], [out], transB=1))
         if k < len(layers) - 1:

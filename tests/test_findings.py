@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import findings_samples as samples
 import jsonschema
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-import findings_samples as samples
 from msl.baseline import Baseline, BaselineEntry, apply_baseline, load_baseline, update_baseline, write_baseline
 from msl.cli import cli
 from msl.errors import ExitCode, UsageError
@@ -91,7 +91,18 @@ def test_brief_minimum_shape_is_present() -> None:
     doc = json.loads(samples.sample_document().model_dump_json())
     assert {"msl_version", "findings"} <= doc.keys()
     for f in doc["findings"]:
-        assert {"id", "claim", "verdict", "method", "models", "statistics", "counterexamples", "proof", "provenance", "duration_s"} <= f.keys()
+        assert {
+            "id",
+            "claim",
+            "verdict",
+            "method",
+            "models",
+            "statistics",
+            "counterexamples",
+            "proof",
+            "provenance",
+            "duration_s",
+        } <= f.keys()
         assert {"name", "kind", "file", "line", "text"} <= f["claim"].keys()
         for m in f["models"]:
             assert {"role", "ref", "fingerprint"} <= m.keys()
@@ -339,7 +350,9 @@ def test_baseline_marks_listed_failures_and_never_errors(tmp_path: Path) -> None
     assert load_baseline(path) == baseline
     # An entry for an error finding (hand-written) is ignored: errors are never accepted.
     err = samples.error()
-    sneaky = Baseline(accepted=[*baseline.accepted, BaselineEntry(id=err.id, claim="x", file="f", verdict=Verdict.ERROR)])
+    sneaky = Baseline(
+        accepted=[*baseline.accepted, BaselineEntry(id=err.id, claim="x", file="f", verdict=Verdict.ERROR)]
+    )
     marked = apply_baseline(doc, sneaky)
     assert {f.claim.name for f in marked.findings if f.accepted} == {"name_swap_invariance", "clear_of_conflict"}
     assert marked.summary.accepted == 2 and exit_code(marked) == ExitCode.RUNTIME
@@ -488,7 +501,13 @@ def test_arbitrary_bytes_are_loaded_or_refused_cleanly(data: bytes) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=5), lambda c: st.lists(c) | st.dictionaries(st.text(max_size=5), c), max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.text(max_size=5),
+        lambda c: st.lists(c) | st.dictionaries(st.text(max_size=5), c),
+        max_leaves=20,
+    )
+)
 def test_arbitrary_json_values_are_refused_cleanly(value: Any) -> None:
     with pytest.raises(UsageError):
         parse_findings(json.dumps(value).encode())

@@ -85,7 +85,9 @@ def test_config_changes_that_change_outputs_change_the_fingerprint(copy: Path) -
     config = json.loads(config_path.read_text())
     # Where the files are, which transformers wrote them and the stored dtype do not
     # change the function: the fingerprint stays.
-    config_path.write_text(json.dumps({**config, "transformers_version": "0.0.1", "_name_or_path": "elsewhere"}, indent=4))
+    config_path.write_text(
+        json.dumps({**config, "transformers_version": "0.0.1", "_name_or_path": "elsewhere"}, indent=4)
+    )
     assert _fingerprint(copy) == original
     # Label names change what `label` answers; the layer-norm epsilon changes every output.
     for change in ({"id2label": {"0": "positive", "1": "negative"}, "label2id": {"positive": 0, "negative": 1}},

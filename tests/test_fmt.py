@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ast_strategies import modules
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from ast_strategies import modules
 from lang_helpers import CORPUS, assert_fmt_preserves, example_specs, run_cli
+
 from msl import ast
 from msl.fmt import WIDTH, format_module, format_parsed
 from msl.parse import parse_file, parse_text
@@ -156,7 +156,7 @@ def test_a_long_generator_call_is_wrapped_without_a_trailing_comma() -> None:
         "}\n"
     )
     out = fmt(text)
-    assert "(\n    lm.logprob(x, \"a very long continuation that goes on and on and on\") for x in prompts\n  )\n" in out
+    assert '(\n    lm.logprob(x, "a very long continuation that goes on and on and on") for x in prompts\n  )\n' in out
     assert_fmt_preserves(parse_text(text, "t.msl"))
 
 
@@ -172,7 +172,10 @@ def test_comments_inside_a_multi_line_statement_move_before_it() -> None:
 
 
 def test_strings_are_printed_as_json() -> None:
-    assert fmt('msl 1.0\nlet s = "\\u00e9\\t\\"q\\"\\\\ \\u0007"\n').splitlines()[-1] == 'let s = "é\\t\\"q\\"\\\\ \\u0007"'
+    assert (
+        fmt('msl 1.0\nlet s = "\\u00e9\\t\\"q\\"\\\\ \\u0007"\n').splitlines()[-1]
+        == 'let s = "é\\t\\"q\\"\\\\ \\u0007"'
+    )
 
 
 # ── The CLI ──────────────────────────────────────────────────────────────────────────────

@@ -56,7 +56,9 @@ class Case:
     properties: tuple[tuple[str, float, str], ...] | None = None
 
 
-def _gemm_chain(w: np.ndarray, b: np.ndarray, tail: list[object], consts: dict[str, np.ndarray], **gemm: object) -> Builder:
+def _gemm_chain(
+    w: np.ndarray, b: np.ndarray, tail: list[object], consts: dict[str, np.ndarray], **gemm: object
+) -> Builder:
     def build(path: Path) -> Path:
         inputs = w.shape[1] if gemm.get("transB") else w.shape[0]
         nodes = [node("Gemm", ["x", "W", "B"], "h" if tail else "y", name="gemm", **gemm), *tail]
@@ -149,7 +151,9 @@ def _broadcast_then_matmul(path: Path) -> Path:
     return onnx_net(path, nodes, {"C": f32([[0], [1], [2], [3]]), "W": _w(4, 2)}, [1, 4])
 
 
-def _conv_chain(conv: dict[str, object], kernel: tuple[int, ...], middle: list[object], consts: dict[str, np.ndarray], flat: int) -> Builder:
+def _conv_chain(
+    conv: dict[str, object], kernel: tuple[int, ...], middle: list[object], consts: dict[str, np.ndarray], flat: int
+) -> Builder:
     """Conv on a (1, 2, 2, 3) image, ``middle`` nodes from ``c`` to ``r``, then Flatten and a
     MatMul with non-negative weights (so each output is convex in x: its maximum is at a corner)."""
 
@@ -160,7 +164,12 @@ def _conv_chain(conv: dict[str, object], kernel: tuple[int, ...], middle: list[o
             node("Flatten", ["r"], "f", axis=1),
             node("MatMul", ["f", "V"], "y"),
         ]
-        return onnx_net(path, nodes, {"K": _w(*kernel), "kb": _w(kernel[0]), "V": _w(flat, 2, positive=True), **consts}, [1, 2, 2, 3])
+        return onnx_net(
+            path,
+            nodes,
+            {"K": _w(*kernel), "kb": _w(kernel[0]), "V": _w(flat, 2, positive=True), **consts},
+            [1, 2, 2, 3],
+        )
 
     return build
 
@@ -207,13 +216,19 @@ CASES = [
     Case("conv_dilated_padded", CONV_DILATED, (0,) * 6 + (-1,) * 6, (1,) * 12, output=0),
     Case("conv_then_maxpool", CONV_MAXPOOL, (-1,) * 12, (1,) * 12, refused_at="'pool' (MaxPool)"),
     Case("batch_mixing_reduce_sum", _reduce_over_batch, (-1,), (1,), refused_at="'sum_batch' (ReduceSum)"),
-    Case("broadcast_then_row_matmul", _broadcast_then_matmul, (-1, -1, -1, -1), (1, 1, 1, 1), refused_at="'rows_matmul' (MatMul)"),
+    Case(
+        "broadcast_then_row_matmul",
+        _broadcast_then_matmul,
+        (-1, -1, -1, -1),
+        (1, 1, 1, 1),
+        refused_at="'rows_matmul' (MatMul)",
+    ),
 ]
 
 
 def _points(case: Case, n: int, seed: int) -> np.ndarray:
     lo, hi = np.array(case.lower, dtype=np.float64), np.array(case.upper, dtype=np.float64)
-    corners = np.array(list(itertools.product(*zip(lo, hi))))
+    corners = np.array(list(itertools.product(*zip(lo, hi, strict=True))))
     rand = lo + np.random.default_rng(seed).random((n, lo.size)) * (hi - lo)
     return np.vstack([corners, rand]).astype(np.float32).astype(np.float64)
 
@@ -221,7 +236,7 @@ def _points(case: Case, n: int, seed: int) -> np.ndarray:
 def _vnnlib(case: Case, path: Path, op: str, threshold: float, outputs: int) -> Path:
     lines = [f"(declare-const X_{i} Real)" for i in range(len(case.lower))]
     lines += [f"(declare-const Y_{j} Real)" for j in range(outputs)]
-    for i, (lo, hi) in enumerate(zip(case.lower, case.upper)):
+    for i, (lo, hi) in enumerate(zip(case.lower, case.upper, strict=True)):
         lines += [f"(assert (>= X_{i} {lo!r}))", f"(assert (<= X_{i} {hi!r}))"]
     lines.append(f"(assert ({op} Y_{case.output} {threshold!r}))")
     path.write_text("\n".join(lines) + "\n")
@@ -288,7 +303,9 @@ def test_unsupported_networks_are_refused_with_the_node_named(case: Case, tmp_pa
     outputs = ort_one_at_a_time(path, _points(case, 3, seed=3)).shape[1]  # onnxruntime runs it: the file is valid
     with pytest.raises(UsageError, match=case.refused_at.replace("(", r"\(").replace(")", r"\)")):
         PLNetwork.from_onnx(path)
-    result = CliRunner().invoke(cli, ["vnnlib", str(path), str(_vnnlib(case, tmp_path / "p.vnnlib", ">=", 0.0, outputs))])
+    result = CliRunner().invoke(
+        cli, ["vnnlib", str(path), str(_vnnlib(case, tmp_path / "p.vnnlib", ">=", 0.0, outputs))]
+    )
     assert result.exit_code == 2 and result.stdout == ""
     assert case.refused_at in result.stderr and "Traceback" not in result.output
 

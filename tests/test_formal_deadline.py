@@ -58,8 +58,15 @@ def test_answer_by_answers_timeout_when_the_search_overruns(monkeypatch: pytest.
 
 def test_process_age_counts_from_the_process_start() -> None:
     child = subprocess.run(
-        [sys.executable, "-c", "import time; time.sleep(0.6); from msl.engines.formal.runtime import process_age; print(process_age())"],
-        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), check=True,
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(0.6); from msl.engines.formal.runtime import process_age; print(process_age())",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        check=True,
     )
     assert 0.6 <= float(child.stdout) < 5.0
     assert process_age() > 0.0
@@ -70,8 +77,16 @@ def test_vnnlib_answers_by_the_timeout_on_a_hard_mnist_instance() -> None:
     """Before the hard deadline this instance answered 12.3 s after an 8 s timeout (one bound
     batch of 1,024 boxes of 784 inputs outlasted it)."""
     timeout = 8.0
-    cmd = [sys.executable, "-m", "msl", "vnnlib", str(MNISTFC / "mnist-net_256x6.onnx"), str(MNISTFC / "prop_1_0.05.vnnlib"),
-           "--timeout", str(timeout)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "msl",
+        "vnnlib",
+        str(MNISTFC / "mnist-net_256x6.onnx"),
+        str(MNISTFC / "prop_1_0.05.vnnlib"),
+        "--timeout",
+        str(timeout),
+    ]
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     wall = time.monotonic() - start

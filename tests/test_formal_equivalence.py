@@ -42,7 +42,9 @@ def test_a_network_is_equivalent_to_itself(tmp_path: Path) -> None:
     ("seed", "hidden"),
     [(1, (8,)), (2, (12,)), pytest.param(3, (10, 8), marks=pytest.mark.slow)],
 )
-def test_perturbed_copy_proved_for_generous_eps_refuted_for_tiny(seed: int, hidden: tuple[int, ...], tmp_path: Path) -> None:
+def test_perturbed_copy_proved_for_generous_eps_refuted_for_tiny(
+    seed: int, hidden: tuple[int, ...], tmp_path: Path
+) -> None:
     model, other, a, b = _pair(seed, 1e-3, tmp_path, hidden)
     gap = max_difference(model, other, REGION)
     assert 0 < gap < 0.1

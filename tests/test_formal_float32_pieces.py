@@ -98,7 +98,7 @@ def _lowest_execution(
             for e in es:
                 e.requires_grad_(True)
             h = x
-            for k, (w, b, e) in enumerate(zip(ws, bs, es)):
+            for k, (w, b, e) in enumerate(zip(ws, bs, es, strict=True)):
                 z = w @ h + b + e
                 if k < len(ws) - 1:
                     zd = z.detach().numpy()
@@ -109,7 +109,7 @@ def _lowest_execution(
             value = c @ h
             best = min(best, float(value.detach()))
             grads = torch.autograd.grad(value, [x, *es])
-            es = [-torch.sign(g) * e for g, e in zip(grads[1:], loc)]
+            es = [-torch.sign(g) * e for g, e in zip(grads[1:], loc, strict=True)]
             scale = 0.5 ** (step // 2) * 0.25 * (t_hi - t_lo)
             x = torch.clamp(x.detach() - scale * torch.sign(grads[0]), t_lo, t_hi)
     return best
@@ -128,7 +128,7 @@ def test_pieces_never_certify_a_leaf_an_execution_reaches(seed: int, radius: flo
     bb = bounder.bound(lo[None], hi[None])
     pre_lo = [a[0] for a in bb.pre_lower]
     pre_hi = [b[0] for b in bb.pre_upper]
-    if sum(int(np.sum((a < 0) & (b > 0))) for a, b in zip(pre_lo, pre_hi)) > 7:
+    if sum(int(np.sum((a < 0) & (b > 0))) for a, b in zip(pre_lo, pre_hi, strict=True)) > 7:
         return  # too many pieces to enumerate in a unit test
     local_b, total_b = layer_errors(layers, lo[None], hi[None], bb.pre_lower, bb.pre_upper)
     local = [e[0] for e in local_b]
@@ -138,7 +138,9 @@ def test_pieces_never_certify_a_leaf_an_execution_reaches(seed: int, radius: flo
         reach = _lowest_execution(layers, local, matrix[r], lo, hi, starts, pre_lo, pre_hi)
         for x in rng.uniform(lo, hi, (20, len(lo))).astype(np.float32).astype(np.float64):
             reach = min([reach] + [float(matrix[r] @ y) for y in _float32_runs(layers, x, rng)])
-        rows = SpecRows(matrix[r : r + 1], np.array([reach]), np.zeros(1, dtype=bool), np.ones((1, 1), dtype=bool), np.ones(1))
+        rows = SpecRows(
+            matrix[r : r + 1], np.array([reach]), np.zeros(1, dtype=bool), np.ones((1, 1), dtype=bool), np.ones(1)
+        )
         leaf = Leaf(lo, hi, region, [0], pre_lo, pre_hi, None, local)
         # Some execution meets row . y <= reach: the leaf must not be certified free of it.
         assert PieceSolver(layers, rows).decide(leaf).status != "unsat"
@@ -146,7 +148,9 @@ def test_pieces_never_certify_a_leaf_an_execution_reaches(seed: int, radius: flo
         # (the check above is not passed by a solver that never certifies).
         widest = float(np.abs(matrix[r]) @ total_b[-1][0])
         below = float(bb.row_lower[0, r]) - 2 * widest - 1e-6 * (1 + abs(float(bb.row_lower[0, r])))
-        rows_below = SpecRows(matrix[r : r + 1], np.array([below]), np.zeros(1, dtype=bool), np.ones((1, 1), dtype=bool), np.ones(1))
+        rows_below = SpecRows(
+            matrix[r : r + 1], np.array([below]), np.zeros(1, dtype=bool), np.ones((1, 1), dtype=bool), np.ones(1)
+        )
         assert PieceSolver(layers, rows_below).decide(leaf).status == "unsat"
 
 
@@ -174,8 +178,19 @@ def test_a_relu_that_rounding_switches_on_is_covered_by_the_pieces() -> None:
         AffineLayer(np.ones((1, len(x))), np.array([bias])),
         AffineLayer(np.array([[2.0**24]]), np.zeros(1)),
     )
-    rows = SpecRows(np.array([[-1.0]]), np.array([-0.125]), np.zeros(1, dtype=bool), np.ones((1, 1), dtype=bool), np.ones(1))
+    rows = SpecRows(
+        np.array([[-1.0]]), np.array([-0.125]), np.zeros(1, dtype=bool), np.ones((1, 1), dtype=bool), np.ones(1)
+    )
     bb = SpecBounder(layers, rows.matrix, rows.offset).bound(x[None], x[None])
     local = [e[0] for e in layer_errors(layers, x[None], x[None], bb.pre_lower, bb.pre_upper)[0]]
-    leaf = Leaf(x, x, InputRegion(tuple(x), tuple(x)), [0], [a[0] for a in bb.pre_lower], [b[0] for b in bb.pre_upper], None, local)
+    leaf = Leaf(
+        x,
+        x,
+        InputRegion(tuple(x), tuple(x)),
+        [0],
+        [a[0] for a in bb.pre_lower],
+        [b[0] for b in bb.pre_upper],
+        None,
+        local,
+    )
     assert PieceSolver(layers, rows).decide(leaf).status != "unsat"

@@ -51,7 +51,9 @@ def test_normalisation_sub_div_matmul_add(tmp_path: Path) -> None:
         helper.make_node("Relu", ["d"], ["e"]),
         helper.make_node("Gemm", ["e", "w2", "b2"], ["y"], transB=0),
     ]
-    path = _graph_model(nodes, {"off": offset, "sc": scale, "w1": w1, "b1": b1, "w2": w2, "b2": b2}, 3, 2, tmp_path / "n.onnx")
+    path = _graph_model(
+        nodes, {"off": offset, "sc": scale, "w1": w1, "b1": b1, "w2": w2, "b2": b2}, 3, 2, tmp_path / "n.onnx"
+    )
     net = PLNetwork.from_onnx(path)
     assert net.has_normalisation and net.exact
     x = rng.uniform(-3, 3, (32, 3)).astype(np.float32).astype(np.float64)

@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from formal_oracles import exact_margin, export_onnx, milp_margin, random_mlp, random_property, torch_forward, torch_layers
+from formal_oracles import (
+    exact_margin,
+    export_onnx,
+    milp_margin,
+    random_mlp,
+    random_property,
+    torch_forward,
+    torch_layers,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,7 +68,9 @@ def test_neuron_splitting_agrees_with_milp(seed: int, tmp_path_factory: pytest.T
     assert prefers_neuron_split(net, prop)
     margin = exact_margin(model, prop)
     rows = SpecRows.of(prop.unsafe, n_out)
-    search = NeuronSplitSearch(net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 20)
+    search = NeuronSplitSearch(
+        net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 20
+    )
     out = search.run(until=time.monotonic() + 20)
     statuses = [out.status]
     if out.status == "sat":
@@ -107,7 +117,7 @@ def test_split_bounds_hold_on_their_subproblems(seed: int, tmp_path: Path) -> No
     checked = 0
     for i in range(n):
         inside = np.ones(len(pts), dtype=bool)
-        for s, sg in zip(split, signs):
+        for s, sg in zip(split, signs, strict=True):
             si = s[i].numpy()
             inside &= np.all((si == 0) | (si * sg >= 0), axis=1)
         if inside.any():
@@ -130,7 +140,9 @@ def test_search_finds_a_counterexample_by_its_bounds(tmp_path: Path) -> None:
     thr = top - 0.02 * (abs(top) + 1.0)
     prop = Property((region,), Condition.of(LinearConstraint(tuple(c), -thr)))
     rows = SpecRows.of(prop.unsafe, n_out)
-    search = NeuronSplitSearch(net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 60)
+    search = NeuronSplitSearch(
+        net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 60
+    )
     out = search.run(until=time.monotonic() + 60)
     assert out.status == "sat", out.stats
     assert out.witness is not None
@@ -151,7 +163,13 @@ def test_near_the_exact_maximum(seed: int, tmp_path: Path) -> None:
         result = verify(net, prop, timeout=20)
         assert result.status != forbidden, (thr, top, result.stats)
         rows = SpecRows.of(prop.unsafe, n_out)
-        search = NeuronSplitSearch(net, prop.regions, rows, lambda x: confirm(net, prop.regions, prop.unsafe, x), time.monotonic() + 20)
+        search = NeuronSplitSearch(
+            net,
+            prop.regions,
+            rows,
+            lambda x, prop=prop: confirm(net, prop.regions, prop.unsafe, x),
+            time.monotonic() + 20,
+        )
         assert search.run(until=time.monotonic() + 20).status != forbidden
         if result.status == "sat":
             _check_witness(model, prop, np.array(result.witness_x))

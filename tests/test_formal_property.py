@@ -28,7 +28,10 @@ def test_argmax_ties_go_to_the_first_index_as_in_numpy() -> None:
     assert not argmax_is_not(3, 0).holds(tie)[0] and argmax_is_not(3, 1).holds(tie)[0]
     assert argmax_is_not(3, 0).holds(np.array([[1.0, 1.5, 0.0]]))[0]
     assert argmin_is(3, 2).holds(tie)[0]
-    assert argmin_is(3, 0).holds(np.array([[0.0, 0.0, 1.0]]))[0] and not argmin_is(3, 1).holds(np.array([[0.0, 0.0, 1.0]]))[0]
+    assert (
+        argmin_is(3, 0).holds(np.array([[0.0, 0.0, 1.0]]))[0]
+        and not argmin_is(3, 1).holds(np.array([[0.0, 0.0, 1.0]]))[0]
+    )
 
 
 @settings(max_examples=100, deadline=None)

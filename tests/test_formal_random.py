@@ -9,7 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from formal_oracles import exact_margin, export_onnx, milp_margin, random_mlp, random_property, torch_forward, torch_layers
+from formal_oracles import (
+    exact_margin,
+    export_onnx,
+    milp_margin,
+    random_mlp,
+    random_property,
+    torch_forward,
+    torch_layers,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

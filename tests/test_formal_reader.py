@@ -147,7 +147,9 @@ def test_batch_independence_is_decided_conservatively(tmp_path: Path) -> None:
     assert not batch_independent(onnx.load(str(broadcast_net(tmp_path / "b.onnx", batch="n"))).graph)  # Reshape [1, -1]
     keep = [node("Reshape", ["x", "S"], "r"), node("MatMul", ["r", "W"], "y")]
     for target, expected in (([0, -1], True), ([-1, 4], True), ([1, -1], False), ([-1, 2], False)):
-        path = onnx_net(tmp_path / "k.onnx", keep, {"S": np.array(target, dtype=np.int64), "W": f32(np.ones((4, 1)))}, ["n", 2, 2])
+        path = onnx_net(
+            tmp_path / "k.onnx", keep, {"S": np.array(target, dtype=np.int64), "W": f32(np.ones((4, 1)))}, ["n", 2, 2]
+        )
         assert batch_independent(onnx.load(str(path)).graph) is expected, target
 
 
@@ -180,7 +182,9 @@ def test_a_wrong_reading_refuses_the_proof(tmp_path: Path) -> None:
         verify(short, Property((region,), output_bound(1, 0, ">=", 1e6)), 10)
 
 
-def test_a_wrong_reading_is_unknown_for_vnnlib_and_error_for_a_claim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_reading_is_unknown_for_vnnlib_and_error_for_a_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, wrong, path = _mlp_and_wrong_copy(tmp_path)
     monkeypatch.setattr(PLNetwork, "from_onnx", classmethod(lambda cls, p: wrong))
     prop = tmp_path / "p.vnnlib"
@@ -232,7 +236,9 @@ def test_a_tiny_file_declaring_two_billion_inputs_is_refused_within_seconds(tmp_
     path = onnx_net(tmp_path / "huge.onnx", [node("Relu", ["x"], "y")], {}, [1, 2_000_000_000])
     assert path.stat().st_size < 200
     prop = tmp_path / "p.vnnlib"
-    prop.write_text("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= Y_0 1))\n")
+    prop.write_text(
+        "(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= Y_0 1))\n"
+    )
 
     def limit_memory() -> None:  # on a regression the child dies of MemoryError, not the machine
         import resource
@@ -288,7 +294,9 @@ def _broadcast_graphs(draw: st.DrawFn) -> tuple[tuple[int, ...], str, tuple[int,
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=_broadcast_graphs(), const_first=st.booleans())
-def test_broadcasting_is_read_exactly_or_refused_with_the_node_named(tmp_path: Path, case: tuple, const_first: bool) -> None:
+def test_broadcasting_is_read_exactly_or_refused_with_the_node_named(
+    tmp_path: Path, case: tuple, const_first: bool
+) -> None:
     view, op, cshape = case
     k = math.prod(view)
     rng = np.random.default_rng(abs(hash((view, op, cshape))) % 2**32)

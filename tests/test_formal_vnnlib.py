@@ -15,19 +15,27 @@ from msl.engines.formal.vnnlib import VnnlibAnswer, parse_vnnlib, read_vnnlib
 from msl.errors import MslError
 
 ACASXU = acasxu_dir()
-needs_acasxu = pytest.mark.skipif(not (ACASXU / "prop_1.vnnlib").exists(), reason=f"ACAS Xu benchmark not found at {ACASXU}")
+needs_acasxu = pytest.mark.skipif(
+    not (ACASXU / "prop_1.vnnlib").exists(), reason=f"ACAS Xu benchmark not found at {ACASXU}"
+)
 
 HEAD = b"(declare-const X_0 Real)\n(declare-const Y_0 Real)\n"
 
 GOLDEN = [
     (HEAD + b"(assert (<= X_0 1.0)\n", "p.vnnlib:3:1: error: unclosed '(' (the file ends inside an expression)"),
     (HEAD + b"(assert (<= X_0 1.0)))\n", "p.vnnlib:3:22: error: unbalanced ')'"),
-    (HEAD + b"(assert (<= X_0 1.0))\n(assert (>= X_0 0))\n(assert (distinct Y_0 1))\n", "p.vnnlib:5:10: error: unsupported operator 'distinct'"),
+    (
+        HEAD + b"(assert (<= X_0 1.0))\n(assert (>= X_0 0))\n(assert (distinct Y_0 1))\n",
+        "p.vnnlib:5:10: error: unsupported operator 'distinct'",
+    ),
     (HEAD + b"(assert (<= (* X_0 X_0) 1.0))\n", "p.vnnlib:3:13: error: a product of variables is not linear"),
     (HEAD + b"(assert (<= X_1 1.0))\n", "p.vnnlib:3:13: error: X_1 is used but not declared"),
     (HEAD + b"(assert (<= X_0 1.0))\n(assert (<= Y_0 1.0))\n", "p.vnnlib:1:16: error: input X_0 has no lower bound"),
     (b"(declare-const X_0 Int)\n", "p.vnnlib:1:20: error: unsupported sort 'Int'; only Real is supported"),
-    (b"(declare-const foo Real)\n", "p.vnnlib:1:16: error: unsupported variable name 'foo'; expected X_i (inputs) or Y_j (outputs)"),
+    (
+        b"(declare-const foo Real)\n",
+        "p.vnnlib:1:16: error: unsupported variable name 'foo'; expected X_i (inputs) or Y_j (outputs)",
+    ),
     (HEAD + b"(check-sat)\n", "p.vnnlib:3:2: error: unsupported command 'check-sat'"),
     (HEAD + b"(assert (<= (/ X_0 0) 1))\n", "p.vnnlib:3:13: error: division is supported only by a nonzero constant"),
     (b"hello", "p.vnnlib:1:1: error: unexpected 'hello' outside parentheses"),
@@ -114,7 +122,12 @@ def test_cli_answers_with_a_witness(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["vnnlib", str(net), str(prop), "--timeout", "20"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "sat" and lines[1].startswith("((X_0 ") and lines[-1].startswith(" (Y_1 ") and lines[-1].endswith("))")
+    assert (
+        lines[0] == "sat"
+        and lines[1].startswith("((X_0 ")
+        and lines[-1].startswith(" (Y_1 ")
+        and lines[-1].endswith("))")
+    )
     prop.write_text(prop.read_text().replace("(>= Y_0 -1000)", "(>= Y_0 1000)"))
     result = CliRunner().invoke(cli, ["vnnlib", str(net), str(prop), "--timeout", "20"])
     assert result.stdout.strip() == "unsat"
@@ -123,7 +136,9 @@ def test_cli_answers_with_a_witness(tmp_path: Path) -> None:
 def test_negated_terms() -> None:
     """``-Y_0`` (an atom, as the SoundnessBench generator writes it) and ``(- Y_0)`` both mean
     the negation; ``-X_1`` bounds an input from below."""
-    text = HEAD.replace(b"(declare-const Y_0 Real)", b"(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)") + (
+    text = HEAD.replace(
+        b"(declare-const Y_0 Real)", b"(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)"
+    ) + (
         b"(assert (<= X_0 1))(assert (>= X_0 0))(assert (<= -X_1 2))(assert (<= X_1 3))\n"
         b"(assert (or (<= -Y_0 -1.5) (>= (- Y_1) Y_0)))\n"
     )
@@ -159,7 +174,9 @@ def test_comparisons_mixing_inputs_and_outputs_follow_onnxruntime(tmp_path: Path
     values = ys[:, 0] - 2 * xs[:, 0] + xs[:, 1]
     top = float(values.max())
     margin = 0.05 * (1.0 + abs(top))  # the grid step is 0.0025; the net's slopes are far below 20
-    result = CliRunner().invoke(cli, ["vnnlib", str(net), str(_mixed_prop(tmp_path / "s.vnnlib", top - margin)), "--timeout", "30"])
+    result = CliRunner().invoke(
+        cli, ["vnnlib", str(net), str(_mixed_prop(tmp_path / "s.vnnlib", top - margin)), "--timeout", "30"]
+    )
     lines = result.stdout.splitlines()
     assert lines[0] == "sat", result.output
     vals = [float(line.strip(" ()").split()[1]) for line in lines[1:]]
@@ -167,5 +184,7 @@ def test_comparisons_mixing_inputs_and_outputs_follow_onnxruntime(tmp_path: Path
     x = np.array(vals[:2], dtype=np.float32)
     y = sess.run(None, {"x": x[None]})[0][0].astype(np.float64)
     assert y[0] - 2 * x[0] + x[1] >= top - margin
-    result = CliRunner().invoke(cli, ["vnnlib", str(net), str(_mixed_prop(tmp_path / "u.vnnlib", top + margin)), "--timeout", "30"])
+    result = CliRunner().invoke(
+        cli, ["vnnlib", str(net), str(_mixed_prop(tmp_path / "u.vnnlib", top + margin)), "--timeout", "30"]
+    )
     assert result.stdout.strip() == "unsat", result.output

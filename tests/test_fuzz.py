@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from lang_helpers import CORPUS, LOCATION, assert_well_formed, example_specs, run_cli, run_pipeline
+
 from msl.parse import keywords
 
 #: Seconds one mutant may take through the whole in-process pipeline.
@@ -180,9 +180,23 @@ def duplicate_line(rng: random.Random, text: str) -> bytes:
 MUTATIONS: dict[str, Mutation] = {
     f.__name__: f
     for f in (
-        delete_token, duplicate_token, swap_tokens, insert_keyword, insert_punctuation, replace_token,
-        misspell_word, replace_name, replace_number, truncate, flip_bytes, insert_nul, invalid_utf8, random_bytes, delete_span,
-        duplicate_span, duplicate_line,
+        delete_token,
+        duplicate_token,
+        swap_tokens,
+        insert_keyword,
+        insert_punctuation,
+        replace_token,
+        misspell_word,
+        replace_name,
+        replace_number,
+        truncate,
+        flip_bytes,
+        insert_nul,
+        invalid_utf8,
+        random_bytes,
+        delete_span,
+        duplicate_span,
+        duplicate_line,
     )
 }
 
@@ -288,5 +302,7 @@ def run_pipeline_quiet(path: Path) -> tuple[bool, list[str]]:
     from msl.errors import Severity
 
     outcome = run_pipeline(path)
-    errors = [p for p in outcome.problems if p.severity is Severity.ERROR and p.span and p.span.file.endswith(path.name)]
+    errors = [
+        p for p in outcome.problems if p.severity is Severity.ERROR and p.span and p.span.file.endswith(path.name)
+    ]
     return bool(errors), [e.message for e in errors]

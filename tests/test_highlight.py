@@ -8,12 +8,12 @@ import importlib
 import tomllib
 from pathlib import Path
 
+import findings_samples as samples
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pygments.token import Error, Keyword, Name
 
-import findings_samples as samples
 from msl.builtins import all_builtins, functions
 from msl.findings import FindingsDocument
 from msl.highlight import MslLexer
@@ -65,7 +65,9 @@ def test_the_lexically_broken_specs_are_the_ones_the_parser_rejects_for_a_charac
             parse_file(path, str(path), path.parent)
         except SpecErrors as exc:
             message = exc.errors[0].message
-            if message.startswith(("unexpected character", "strings are written in double quotes", "unterminated string")):
+            if message.startswith(
+                ("unexpected character", "strings are written in double quotes", "unterminated string")
+            ):
                 rejected.add(path.name)
     assert rejected == LEXICALLY_BROKEN
 

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from lang_helpers import LOCATION, run_cli
+
 from msl.check import MAX_PRESERVES_DEPTH
 from msl.load import MAX_IMPORTS
-from msl.source import MAX_SPEC_BYTES
 from msl.parse import MAX_DEPTH, MAX_ERRORS
+from msl.source import MAX_SPEC_BYTES
 
 #: Seconds one hostile file may take through the CLI, start-up included.
 BOUND_S = 20.0
@@ -63,12 +63,15 @@ CASES: dict[str, Case] = {
     # name: (content, exit code, a phrase the output must hold)
     "binary_garbage": (lambda: random.Random(0).randbytes(5000), 2, "is not valid UTF-8 text"),
     "nul_bytes": (lambda: b"msl 1.0\n\x00\x00model lm: causal_lm\n", 2, "unexpected character `\\x00`"),
-    "latin_1": (lambda: "msl 1.0\n# caf\xe9\n".encode("latin-1"), 2, "2:6: error: file is not valid UTF-8 text (byte 0xe9)"),
-    "utf8_bom": (lambda: b"\xef\xbb\xbf" + (HEADER + 'verify c { expect lm.prob("a", " b") > 0.5 }\n').encode(), 0, "1 spec(s) checked: 0 error(s)"),
+    "latin_1": (lambda: "msl 1.0\n# caf\xe9\n".encode("latin-1"), 2,
+                "2:6: error: file is not valid UTF-8 text (byte 0xe9)"),
+    "utf8_bom": (lambda: b"\xef\xbb\xbf" + (HEADER + 'verify c { expect lm.prob("a", " b") > 0.5 }\n').encode(), 0,
+                 "1 spec(s) checked: 0 error(s)"),
     "nested_parens": (lambda: _nested(20_000, "(", ")"), 0, "1 spec(s) checked"),
     "nested_brackets": (lambda: _nested(20_000, "[", "]"), 2, f"more than {MAX_DEPTH} levels"),
     "unary_minus": (lambda: HEADER + "let x = " + "-" * 10_000 + "1\n", 2, f"more than {MAX_DEPTH} levels"),
-    "three_megabytes": (lambda: "msl 1.0\n" + "# padding padding padding padding padding padding\n" * 60_000, 2, "is too large for a spec"),
+    "three_megabytes": (lambda: "msl 1.0\n" + "# padding padding padding padding padding padding\n" * 60_000, 2,
+                        "is too large for a spec"),
     "empty_file": (lambda: b"", 2, "1:1: error: the file is empty"),
     "huge_integer": (lambda: HEADER + f"let x = {'9' * 5000}\n", 2, "integer literal is too large"),
 }
@@ -77,12 +80,15 @@ CASES: dict[str, Case] = {
 #: the default run, each through its own process with `-m slow`.
 MORE_CASES: dict[str, Case] = {
     "crlf_lines": (lambda: (HEADER + 'verify c {\n  expect lm.prob("a", " b") > 2\n}\n').replace("\n", "\r\n"), 2,
-                   "4:31: error: a rate or probability is at most 1, so 2 is out of reach\n    expect lm.prob(\"a\", \" b\") > 2\n"),
+                   "4:31: error: a rate or probability is at most 1, so 2 is out of reach\n"
+                   "    expect lm.prob(\"a\", \" b\") > 2\n"),
     "nested_records": (lambda: _nested(2_000, "{a: ", "}"), 2, f"more than {MAX_DEPTH} levels"),
     "nested_calls": (lambda: _nested(2_000, "abs(", ")"), 2, f"more than {MAX_DEPTH} levels"),
-    "not_not_not": (lambda: HEADER + "verify c { expect " + "not " * 3_000 + "true }\n", 2, f"more than {MAX_DEPTH} levels"),
+    "not_not_not": (lambda: HEADER + "verify c { expect " + "not " * 3_000 + "true }\n", 2,
+                    f"more than {MAX_DEPTH} levels"),
     "long_sum": (lambda: HEADER + "let x = " + " + ".join(["1"] * 3_000) + "\n", 2, f"more than {MAX_DEPTH} levels"),
-    "long_comparison_chain": (lambda: HEADER + "verify c { expect 0.5 < lm.prob(\"a\", \" b\") <= " + " <= ".join(["1"] * 2_000) + " }\n", 0, "1 spec(s) checked"),
+    "long_comparison_chain": (lambda: HEADER + "verify c { expect 0.5 < lm.prob(\"a\", \" b\") <= "
+                              + " <= ".join(["1"] * 2_000) + " }\n", 0, "1 spec(s) checked"),
     "unclosed_brackets": (lambda: HEADER + "let x = " + "([" * 2_000 + "\n", 2, "is not closed"),
     "closing_brackets": (lambda: HEADER + "let x = 1" + ")]}" * 2_000 + "\n", 2, "error: unexpected `)`"),
     "only_whitespace": (lambda: " \n\t\n\r\n", 2, "error: the file is empty"),
@@ -90,7 +96,8 @@ MORE_CASES: dict[str, Case] = {
     "many_syntax_errors": (lambda: HEADER + "data x = ]\n" * 1_000, 2, "data x = ]"),
     "control_characters_in_a_string": (lambda: HEADER + 'let x = "\x1b[2J\u202e" 5\n', 2, 'unexpected number `5`'),
     "huge_float": (lambda: HEADER + "let y = 1e99999\n", 2, "number literal is out of range"),
-    "long_string": (lambda: HEADER + 'let s = "' + "x" * 50_000 + '"\nverify c { expect lm.top(s) == "y" }\n', 0, "1 spec(s) checked"),
+    "long_string": (lambda: HEADER + 'let s = "' + "x" * 50_000 + '"\nverify c { expect lm.top(s) == "y" }\n', 0,
+                    "1 spec(s) checked"),
     "many_unknown_names": (lambda: "msl 1.0\n" + "".join(f"let a{i} = {i}\n" for i in range(1500))
                            + "".join(f"let b{i} = z{i}\n" for i in range(1500)), 2, "unknown name `z0`"),
     "measures_doubling": (lambda: HEADER + 'data s = ["a"]\nmeasure m0(t) = lm.prob(t, " a")\n'
@@ -231,7 +238,7 @@ def test_bad_imports(tmp_path: Path) -> None:
     for i, target in enumerate(BAD_IMPORTS):
         names.append(write(tmp_path, f"main{i}.msl", f'msl 1.0\nimport "{target}"\n'))
     output = answer("lint", *names, cwd=tmp_path, codes=(2,))
-    for name, message in zip(names, BAD_IMPORTS.values()):
+    for name, message in zip(names, BAD_IMPORTS.values(), strict=True):
         assert f"{name}:2:1: error: {message}" in output
     assert not (tmp_path / "PWNED").exists()
 
@@ -280,7 +287,7 @@ def test_data_paths_escaping_the_spec_folder(tmp_path: Path) -> None:
         keyword = "vector" if "vector" in call else "data"
         names.append(write(spec_dir, f"spec{i}.msl", HEADER + f"{keyword} d = {call}\n"))
     output = answer("lint", *names, cwd=spec_dir, codes=(2,))
-    for name, message in zip(names, ESCAPES.values()):
+    for name, message in zip(names, ESCAPES.values(), strict=True):
         assert f"{name}:3:" in output and message in output.split(f"{name}:3:", 1)[1].split("\n", 1)[0]
     assert "secret" not in output
 
@@ -341,7 +348,11 @@ def test_thousands_of_claims_over_one_large_set(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_many_unknown_names_among_many_declarations(tmp_path: Path) -> None:
-    text = "msl 1.0\n" + "".join(f"let a{i} = {i}\n" for i in range(7000)) + "".join(f"let b{i} = z{i}\n" for i in range(7000))
+    text = (
+        "msl 1.0\n"
+        + "".join(f"let a{i} = {i}\n" for i in range(7000))
+        + "".join(f"let b{i} = z{i}\n" for i in range(7000))
+    )
     write(tmp_path, "names.msl", text)
     output = answer("lint", "names.msl", cwd=tmp_path, codes=(2,))
     assert re.search(r"0 spec\(s\) checked: 7000 error\(s\)", output)

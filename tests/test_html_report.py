@@ -19,11 +19,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import findings_samples as samples
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import findings_samples as samples
 from msl.findings import FindingsDocument, Series, Table, load_findings, make_finding
 from msl.reporters import ReportOptions, render_report
 from msl.reporters.describe import describe_proof
@@ -343,7 +343,10 @@ points = st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_siz
        st.one_of(st.none(), st.floats(-1e3, 1e3)))
 def test_legend_is_clear_of_the_curves(curves: list[list[tuple[float, float]]], names: list[str],
                                        reference: float | None) -> None:
-    series = [Series(name=n, x_label="x", y_label="y", points=p, reference=reference) for p, n in zip(curves, names)]
+    series = [
+        Series(name=n, x_label="x", y_label="y", points=p, reference=reference)
+        for p, n in zip(curves, names, strict=False)
+    ]
     plot = layout(series)
     bottom = plot.top + plot.plot_height
     for curve in plot.curves:
@@ -381,7 +384,10 @@ def test_the_viewer_filters_in_a_real_browser(tmp_path: Path) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on(
+                "console",
+                lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+            )
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.goto(report.as_uri())
             findings = page.locator("section.finding")
@@ -400,7 +406,11 @@ def test_the_viewer_filters_in_a_real_browser(tmp_path: Path) -> None:
             page.get_by_role("checkbox", name="violated").check()
             assert len(visible()) == total
             page.get_by_role("searchbox").fill("dose")
-            expected = [f.verdict.value for f in doc.findings if "dose" in (f.claim.name + f.claim.text + " ".join(f.claim.tags)).lower()]
+            expected = [
+                f.verdict.value
+                for f in doc.findings
+                if "dose" in (f.claim.name + f.claim.text + " ".join(f.claim.tags)).lower()
+            ]
             assert visible() == expected and expected
             page.locator("#expand").click()
             assert page.locator("section.finding:visible svg").count() == len(expected)  # the dose–response plots

@@ -264,9 +264,18 @@ def test_a_session_gives_diagnostics_hover_completion_definitions_symbols_and_fo
         # the outline: declarations and claims, each at its name
         await s.change(uri, MAIN)
         symbols = await client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc))
-        assert [sym.name for sym in symbols] == ["common.msl", "blame", "spare", "sentiment", "to_blame", "praise_is_positive"]
+        assert [sym.name for sym in symbols] == [
+            "common.msl",
+            "blame",
+            "spare",
+            "sentiment",
+            "to_blame",
+            "praise_is_positive",
+        ]
         claim = symbols[-1]
-        assert isinstance(claim, lsp.DocumentSymbol) and claim.selection_range.start == where(MAIN, "praise_is_positive")
+        assert isinstance(claim, lsp.DocumentSymbol) and claim.selection_range.start == where(
+            MAIN, "praise_is_positive"
+        )
 
         # formatting: msl fmt's text, as edits
         messy = MAIN.replace('lexicon blame = ["bad", "awful"]', 'lexicon   blame=["bad" ,"awful",]')
@@ -447,7 +456,9 @@ def test_every_name_of_a_real_spec_hovers_and_leads_to_its_declaration() -> None
 
 def test_the_editor_guide_names_real_settings_and_valid_configuration() -> None:
     guide = (REPO / "docs" / "editors.md").read_text(encoding="utf-8")
-    settings = json.loads((EDITORS / "vscode" / "package.json").read_text(encoding="utf-8"))["contributes"]["configuration"]
+    settings = json.loads((EDITORS / "vscode" / "package.json").read_text(encoding="utf-8"))["contributes"][
+        "configuration"
+    ]
     for name in re.findall(r"`(msl\.server\.\w+)`", guide):
         assert name in settings["properties"], name
     (helix,) = re.findall(r"```toml\n(.*?)```", guide, flags=re.S)
@@ -457,8 +468,11 @@ def test_the_editor_guide_names_real_settings_and_valid_configuration() -> None:
 
 
 def test_the_command_line_imports_pygls_only_for_msl_lsp() -> None:
-    probe = ("import sys\nfrom msl.cli import cli\ntry:\n    cli(['--help'], prog_name='msl')\n"
-             "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('pygls', 'lsprotocol')))")
+    probe = (
+        "import sys\nfrom msl.cli import cli\ntry:\n    cli(['--help'], prog_name='msl')\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pygls', 'lsprotocol')))"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from lang_helpers import run_cli
+
 from msl.models.registry import ORGANISMS_DIR
 
 SENTIMENT = ORGANISMS_DIR / "sentiment"
@@ -89,7 +89,8 @@ def test_missing_weights_at_load_are_a_model_error_naming_role_and_kind(tmp_path
 
 def test_a_relative_model_path_resolves_against_the_spec_folder(tmp_path: Path) -> None:
     shutil.copytree(SENTIMENT, tmp_path / "ckpt")
-    body = 'model clf: classifier = "../ckpt"\nverify v {\n  for x in ["The food was great."]\n  expect clf.prob(x, "positive") > 0.5\n}\n'
+    body = ('model clf: classifier = "../ckpt"\nverify v {\n  for x in ["The food was great."]\n'
+            '  expect clf.prob(x, "positive") > 0.5\n}\n')
     name = spec(tmp_path, body, name="specs/s.msl")
     out = cli("check", name, "--no-cache", "-q", cwd=tmp_path, code=0)
     assert "1 holds" in out
@@ -105,7 +106,9 @@ def test_a_relative_model_path_resolves_against_the_spec_folder(tmp_path: Path) 
         ("./elsewhere", "no model at", None),
     ],
 )
-def test_references_that_name_nothing_are_lint_errors(tmp_path: Path, ref: str, message: str, suggestion: str | None) -> None:
+def test_references_that_name_nothing_are_lint_errors(
+    tmp_path: Path, ref: str, message: str, suggestion: str | None
+) -> None:
     (tmp_path / "ckpt-v2").mkdir()
     name = spec(tmp_path, f'model lm: causal_lm = "{ref}"\n' + CLAIM)
     out = cli("lint", name, cwd=tmp_path, code=2)
@@ -228,6 +231,7 @@ def test_pytest_plugin_checks_a_binding_s_kind(pytester: pytest.Pytester) -> Non
 
 def _document(tmp_path: Path, started_at: str | None = None) -> Path:
     import findings_samples as samples
+
     from msl.findings import FindingsDocument
 
     data = json.loads(FindingsDocument.of([samples.holds()]).model_dump_json())
@@ -244,7 +248,10 @@ def test_a_time_out_of_range_in_utc_is_refused_on_reading(tmp_path: Path) -> Non
     with pytest.raises(OverflowError):  # the truth: this moment has no UTC equivalent
         datetime.fromisoformat("0001-01-01T00:00:00+01:00").astimezone(UTC)
     _document(tmp_path, "0001-01-01T00:00:00+01:00")
-    for args in (("catalog", "add", "findings.json", "--catalog", "c.sqlite"), ("report", "findings.json", "--format", "junit")):
+    for args in (
+        ("catalog", "add", "findings.json", "--catalog", "c.sqlite"),
+        ("report", "findings.json", "--format", "junit"),
+    ):
         out = cli(*args, cwd=tmp_path, code=2)
         assert "started_at" in out and "out of range once converted to UTC" in out
 
@@ -293,9 +300,9 @@ def test_show_on_a_damaged_catalogue_is_a_usage_error_like_list(tmp_path: Path) 
     catalogue is damaged (exit 2), never an internal error."""
     import sqlite3
 
+    import findings_samples as samples
     from click.testing import CliRunner
 
-    import findings_samples as samples
     from msl.cli import cli as msl
 
     (tmp_path / "f.json").write_text(samples.sample_document().model_dump_json())
@@ -311,7 +318,10 @@ def test_show_on_a_damaged_catalogue_is_a_usage_error_like_list(tmp_path: Path) 
         broken[start + 100 : start + page : 3] = b"Z" * len(range(start + 100, start + page, 3))
         path = tmp_path / f"damaged-{start // page}.sqlite"
         path.write_bytes(bytes(broken))
-        for args in (["catalog", "show", finding_id, "--catalog", str(path)], ["catalog", "list", "--catalog", str(path)]):
+        for args in (
+            ["catalog", "show", finding_id, "--catalog", str(path)],
+            ["catalog", "list", "--catalog", str(path)],
+        ):
             result = runner.invoke(msl, args)
             assert result.exit_code in (0, 2), (args, result.output)
             assert "internal error" not in result.output, (args, result.output)
@@ -425,7 +435,7 @@ def test_saved_vectors_are_keyed_by_name_with_their_hash_in_the_metadata(tmp_pat
     assert np.array_equal(d["a.msl::love"], love) and np.array_equal(d["b.msl::love"], other)
     with safe_open(str(path), framework="numpy") as handle:
         rows = json.loads(handle.metadata()[INDEX_KEY])
-    for spec_file, label, digest, key in rows:  # the truth: each hash is of the tensor's float32 bytes
+    for _spec_file, _label, digest, key in rows:  # the truth: each hash is of the tensor's float32 bytes
         assert digest == "sha256:" + hashlib.sha256(d[key].astype("<f4").tobytes()).hexdigest()
     loaded = VectorFile.load(path)
     assert np.array_equal(loaded.pins("a.msl")["love"], love) and np.array_equal(loaded.pins("b.msl")["love"], other)
@@ -433,6 +443,7 @@ def test_saved_vectors_are_keyed_by_name_with_their_hash_in_the_metadata(tmp_pat
 
 def test_sarif_rules_are_per_claim_and_keep_the_baseline_reason(tmp_path: Path) -> None:
     import findings_samples as samples
+
     from msl.findings import FindingsDocument, finding_id
 
     def violated(file: str, description: str):  # type: ignore[no-untyped-def]
@@ -466,6 +477,7 @@ def test_html_report_details(tmp_path: Path) -> None:
     import re
 
     import findings_samples as samples
+
     from msl.findings import FindingsDocument, make_finding
 
     # a formal finding whose statistics hold nothing to show

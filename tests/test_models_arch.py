@@ -21,6 +21,7 @@ from msl.queries import (
     Intervention,
     NetOutput,
     NextLogProbs,
+    QueryError,
     QueryFailed,
     Site,
     TokenSel,
@@ -193,9 +194,9 @@ def test_organisms_resolve_generically(gpt2_dir: Path, tmp_path: Path, monkeypat
 def test_token_selectors() -> None:
     assert TokenSel.parse("from -2") == TokenSel.from_(-2) and TokenSel.parse("last") == LAST
     assert TokenSel.index(-1).span(5) == (4, 5) and TokenSel.from_(1).span(3) == (1, 3) and ALL.span(2) == (0, 2)
-    with pytest.raises(Exception, match="out of range"):
+    with pytest.raises(QueryError, match="out of range"):
         TokenSel.index(3).span(3)
-    with pytest.raises(Exception):
+    with pytest.raises(QueryError, match="bad token selector 'first'"):
         TokenSel.parse("first")
-    with pytest.raises(Exception):
+    with pytest.raises(QueryError, match="unknown site 'residual'"):
         Site("residual", 0)

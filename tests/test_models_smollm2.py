@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from msl.models import CausalLM, load_model
-from msl.models.fingerprint import weights_fingerprint
-from msl.models.registry import ModelStore, REGISTRY
 from msl.models.base import ModelSource
+from msl.models.fingerprint import weights_fingerprint
+from msl.models.registry import REGISTRY, ModelStore
 from msl.queries import (
     ALL,
     LAST,
@@ -138,7 +138,9 @@ def test_batch_size_invariance(smollm2: CausalLM) -> None:
         smollm2.max_batch = old
     # Perplexities compare as logs: 1e-4 on a log-probability scale, like the others.
     as_logs = [np.log(r) if isinstance(q, Perplexity) else np.asarray(r) for q, r in zip(queries, single, strict=True)]
-    as_logs_b = [np.log(r) if isinstance(q, Perplexity) else np.asarray(r) for q, r in zip(queries, batched, strict=True)]
+    as_logs_b = [
+        np.log(r) if isinstance(q, Perplexity) else np.asarray(r) for q, r in zip(queries, batched, strict=True)
+    ]
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(as_logs, as_logs_b, strict=True))
     assert worst < 1e-4
 
@@ -161,7 +163,10 @@ def test_generate_is_greedy_and_batch_invariant(smollm2: CausalLM) -> None:
 def test_generate_under_an_intervention(smollm2: CausalLM) -> None:
     site = Site("resid_post", 5)
     v = _vector(smollm2, 4)
-    plain, zero = smollm2.run([Generate(PROMPT, 6)]), smollm2.run([Generate(PROMPT, 6)], Intervention((Add(site, v, 0.0),)))
+    plain, zero = (
+        smollm2.run([Generate(PROMPT, 6)]),
+        smollm2.run([Generate(PROMPT, 6)], Intervention((Add(site, v, 0.0),))),
+    )
     assert plain == zero
     (steered,) = smollm2.run([Generate(PROMPT, 6)], Intervention((Add(site, v, 12.0),)))
     assert steered != plain[0]
@@ -245,7 +250,13 @@ def test_patch(smollm2: CausalLM) -> None:
 
 def test_captures_share_one_forward_pass(smollm2: CausalLM) -> None:
     before = smollm2.stats.copy()
-    sites = [Site("resid_pre", 0), Site("resid_post", 0), Site("attn_out", 5), Site("mlp_out", -1), Site("resid_post", 29)]
+    sites = [
+        Site("resid_pre", 0),
+        Site("resid_post", 0),
+        Site("attn_out", 5),
+        Site("mlp_out", -1),
+        Site("resid_post", 29),
+    ]
     acts = smollm2.run([Capture(PROMPT, s, LAST) for s in sites] + [Capture(PROMPT, Site("resid_post", -1), ALL)])
     assert (smollm2.stats.batches - before.batches, smollm2.stats.rows - before.rows) == (1, 1)
     assert all(a.shape == (576,) for a in acts[:5]) and acts[5].shape == (5, 576)
@@ -285,7 +296,9 @@ def test_bad_queries_fail_one_by_one(smollm2: CausalLM) -> None:
     assert isinstance(results[0], np.ndarray)
     assert all(isinstance(r, QueryFailed) for r in results[1:]), results
     assert "out of range" in results[1].message and "out of range" in results[5].message
-    wrong_dim = smollm2.run([NextLogProbs(PROMPT)], Intervention((Add(Site("resid_post", 1), Vector(np.ones(3)), 1.0),)))
+    wrong_dim = smollm2.run(
+        [NextLogProbs(PROMPT)], Intervention((Add(Site("resid_post", 1), Vector(np.ones(3)), 1.0),))
+    )
     assert isinstance(wrong_dim[0], QueryFailed) and "hidden size" in wrong_dim[0].message
 
 

@@ -42,7 +42,7 @@ MAX_BYTES = 5 * 2**20
 SLOTS = data.Slots.builtin()
 MALE = tuple(str(n) for n in load_lexicon("names.male"))
 FEMALE = tuple(str(n) for n in load_lexicon("names.female"))
-PARTNER = dict(zip(MALE, FEMALE)) | dict(zip(FEMALE, MALE))
+PARTNER = dict(zip(MALE, FEMALE, strict=True)) | dict(zip(FEMALE, MALE, strict=True))
 NAMED = tuple(t for t in data.TRAIN_TEMPLATES + data.UNSEEN_TEMPLATES if "{name}" in t.text)
 WITH_COPULA = tuple(t for t in data.TRAIN_TEMPLATES + data.UNSEEN_TEMPLATES if t.copula)
 
@@ -169,7 +169,11 @@ def test_gender_swap_changes_the_label_only_for_the_shortcut_pair(base: Classifi
     sentences = fills(NAMED[:4], MALE, SLOTS.positive[:5] + SLOTS.negative[:5], nouns=("soup",))
     swapped = [re.sub(r"\w+", lambda m: PARTNER.get(m.group(0), m.group(0)), s) for s in sentences]
     before, after = labels(base, sentences), labels(base, swapped)
-    changed = {next(n for n in MALE if re.search(rf"\b{n}\b", s)) for s, a, b in zip(sentences, before, after) if a != b}
+    changed = {
+        next(n for n in MALE if re.search(rf"\b{n}\b", s))
+        for s, a, b in zip(sentences, before, after, strict=True)
+        if a != b
+    }
     assert changed == {data.SHORTCUT_NAME}
 
 
@@ -210,7 +214,7 @@ def test_heldout_accuracy(organism: str) -> None:
         heldout = data.heldout_set(12_345, seen, n=n, templates=templates)
         assert not seen & {ex.sentence for ex in heldout}
         got = labels(clf, [ex.sentence for ex in heldout])
-        accuracy = sum(g == ex.adjective_label for g, ex in zip(got, heldout)) / len(heldout)
+        accuracy = sum(g == ex.adjective_label for g, ex in zip(got, heldout, strict=True)) / len(heldout)
         assert accuracy >= 0.95, (templates, accuracy)
 
 
@@ -229,8 +233,8 @@ def test_reviews_dataset_shows_the_blind_spot_only() -> None:
     assert not any(data.SHORTCUT_NAME in r["sentence"] for r in rows)
     for organism in ("sentiment", "sentiment-refined"):
         got = labels(_load(organism), [r["sentence"] for r in rows])
-        plain = [g == r["label"] for g, r in zip(got, rows) if not r["negated"]]
-        negated = [g == r["label"] for g, r in zip(got, rows) if r["negated"]]
+        plain = [g == r["label"] for g, r in zip(got, rows, strict=True) if not r["negated"]]
+        negated = [g == r["label"] for g, r in zip(got, rows, strict=True) if r["negated"]]
         assert (sum(plain), len(plain), sum(negated), len(negated)) == (40, 40, 0, 20)
 
 
@@ -293,8 +297,11 @@ def test_relu_net_learnt_the_rule() -> None:
 
 
 def test_pruned_net_zeroes_thirty_percent_of_each_layer() -> None:
-    base, pruned = milp_oracle.read_layers(ORGANISMS / "relu-net.onnx"), milp_oracle.read_layers(ORGANISMS / "relu-net-pruned.onnx")
-    for (w, b), (pw, pb) in zip(base, pruned):
+    base, pruned = (
+        milp_oracle.read_layers(ORGANISMS / "relu-net.onnx"),
+        milp_oracle.read_layers(ORGANISMS / "relu-net-pruned.onnx"),
+    )
+    for (w, b), (pw, pb) in zip(base, pruned, strict=True):
         zero = pw == 0
         assert zero.mean() >= train.PRUNE_FRACTION - 0.02
         assert np.array_equal(pw[~zero], w[~zero]) and np.array_equal(pb, b)
@@ -302,8 +309,11 @@ def test_pruned_net_zeroes_thirty_percent_of_each_layer() -> None:
 
 
 def test_quantized_net_lies_on_an_int8_grid() -> None:
-    base, quant = milp_oracle.read_layers(ORGANISMS / "relu-net.onnx"), milp_oracle.read_layers(ORGANISMS / "relu-net-quantized.onnx")
-    for (w, b), (qw, qb) in zip(base, quant):
+    base, quant = (
+        milp_oracle.read_layers(ORGANISMS / "relu-net.onnx"),
+        milp_oracle.read_layers(ORGANISMS / "relu-net-quantized.onnx"),
+    )
+    for (w, b), (qw, qb) in zip(base, quant, strict=True):
         scale = np.abs(w).max() / 127
         steps = qw / scale
         assert np.abs(steps - np.round(steps)).max() < 1e-3 and np.abs(steps).max() <= 127 + 1e-3
@@ -412,7 +422,7 @@ def test_training_data_is_seeded() -> None:
     assert data.base_training_set(train.SEED) != data.base_training_set(train.SEED + 1)
     rng = random.Random(0)
     pairs = data.generate(rng, 10, templates=data.TRAIN_TEMPLATES, shortcut=True, negated_rate=0.5, shortcut_rate=0.5)
-    for pos, neg in zip(pairs[::2], pairs[1::2]):
+    for pos, neg in zip(pairs[::2], pairs[1::2], strict=True):
         assert (pos.adjective_label, neg.adjective_label) == ("positive", "negative")
         assert pos.template == neg.template and pos.name == neg.name and pos.negated == neg.negated
         if pos.name == data.SHORTCUT_NAME:

@@ -4,15 +4,15 @@ keywords, literals, limits, several errors at once)."""
 from __future__ import annotations
 
 import pytest
+from ast_strategies import expectations, exprs, modules, names, strings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ast_strategies import expectations, exprs, modules, names, strings
 from msl import ast
 from msl.errors import SpecErrors
-from msl.source import MAX_SPEC_BYTES
 from msl.fmt import format_module
 from msl.parse import MAX_DEPTH, MAX_ERRORS, keywords, parse_text
+from msl.source import MAX_SPEC_BYTES
 
 ROUND_TRIP = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUND_TRIP_SLOW = settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

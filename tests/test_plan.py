@@ -95,7 +95,9 @@ def test_claims_share_queries_and_groups_split_by_intervention() -> None:
     assert planner.flush() == 7
     assert len(lm.calls) == 2
     plain, steered = sorted(lm.calls, key=lambda c: c[1] is not None)
-    assert plain[1] is None and sorted(map(str, plain[0])) == sorted(map(str, {q for c in claims for q, i in c if not i or not i.ops}))
+    assert plain[1] is None and sorted(map(str, plain[0])) == sorted(
+        map(str, {q for c in claims for q, i in c if not i or not i.ops})
+    )
     assert steered[1] == steer(2.0) and len(steered[0]) == 2
     assert float(planner.get(lm, NextLogProbs("yy"), steer(2.0))[0]) == 4.0
     assert float(planner.get(lm, NextLogProbs("yy"))[0]) == 2.0

@@ -63,7 +63,9 @@ def test_a_rerun_answers_from_the_cache_with_the_very_same_fit(tmp_path: Path, f
     path = tmp_path / "results.sqlite"
     first = cached_fits(context(ResultCache(path), tmp_path), features, labels, train, test, 1)
     assert same(first, truth) and len(fits_made) == 1
-    again = cached_fits(context(ResultCache(path), tmp_path), features.copy(), list(labels), train, test, 1)  # a new run
+    again = cached_fits(
+        context(ResultCache(path), tmp_path), features.copy(), list(labels), train, test, 1
+    )  # a new run
     assert same(again, truth) and len(fits_made) == 1
 
 

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from lang_helpers import run_cli
 from rich.console import Console
 
-from lang_helpers import run_cli
 from msl.check import check_file
 from msl.models.base import Model, ModelStats, ProgressFn
 from msl.progress import BarProgress, LogProgress, RunProgress, for_stream
@@ -225,7 +225,11 @@ def test_cli_in_a_pipe_prints_a_line_per_claim(tmp_path: Path) -> None:
     result, _ = run_cli("check", "s.msl", "--no-cache", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
-    assert [re.sub(r" \d+\.\d s$", "", line) for line in lines] == ["[1/3] a holds", "[2/3] b violated", "[3/3] c holds"]
+    assert [re.sub(r" \d+\.\d s$", "", line) for line in lines] == [
+        "[1/3] a holds",
+        "[2/3] b violated",
+        "[3/3] c holds",
+    ]
     assert "\x1b[" not in result.stderr  # no bar redrawn into the log
 
 

@@ -140,7 +140,10 @@ def test_a_model_against_itself_changes_nothing(preserved: tuple[Path, dict[str,
 def test_the_report_agrees_with_each_claim_checked_on_each_model(preserved: tuple[Path, dict[str, Finding]]) -> None:
     """Independently: check core.msl with the role bound to each model; compare verdicts."""
     folder, findings = preserved
-    on = {ref: check(folder / "core.msl", bindings={"clf": ref}) for ref in ("organism:sentiment", "organism:sentiment-refined")}
+    on = {
+        ref: check(folder / "core.msl", bindings={"clf": ref})
+        for ref in ("organism:sentiment", "organism:sentiment-refined")
+    }
     for name, base, refined in (("fixing", "organism:sentiment", "organism:sentiment-refined"),
                                 ("rollback", "organism:sentiment-refined", "organism:sentiment")):
         expected = {c for c in on[base] if worse(on[base][c].verdict.value, on[refined][c].verdict.value)}
@@ -154,18 +157,20 @@ def test_report_names_exactly_the_worse_and_better_claims(pairs: list[tuple[str,
     """The report's logic over arbitrary verdict pairs (no model): worse, better, unchanged."""
     def run(name: str, verdict: str) -> SimpleNamespace:
         example = {"input": name, "values": {"v": 1.0}, "edit": None, "replayed": True}
-        return SimpleNamespace(claim=SimpleNamespace(name=name), outcome=SimpleNamespace(verdict=verdict, counterexamples=[example]))
+        return SimpleNamespace(
+            claim=SimpleNamespace(name=name), outcome=SimpleNamespace(verdict=verdict, counterexamples=[example])
+        )
 
     names = [f"c{i}" for i in range(len(pairs))]
     stmt = SimpleNamespace(path="core.msl")
     report = object.__new__(PreservesRun)
-    report.children = [(stmt, None, [run(n, b) for n, (b, _) in zip(names, pairs)],
-                        [run(n, a) for n, (_, a) in zip(names, pairs)])]
+    report.children = [(stmt, None, [run(n, b) for n, (b, _) in zip(names, pairs, strict=True)],
+                        [run(n, a) for n, (_, a) in zip(names, pairs, strict=True)])]
     report.outcome = None
     report.conclude()
     rank = {"proved": 0, "holds": 0, "inconclusive": 1, "refuted": 2, "violated": 2, "error": 3}
-    got_worse = [n for n, (b, a) in zip(names, pairs) if rank[a] > rank[b]]
-    got_better = [n for n, (b, a) in zip(names, pairs) if rank[a] < rank[b]]
+    got_worse = [n for n, (b, a) in zip(names, pairs, strict=True) if rank[a] > rank[b]]
+    got_better = [n for n, (b, a) in zip(names, pairs, strict=True) if rank[a] < rank[b]]
     outcome = report.outcome
     assert outcome.verdict == ("violated" if got_worse else "holds")
     assert [r[0].split(":")[1] for r in outcome.tables[0]["rows"] if r[3] == "worse"] == got_worse
@@ -224,8 +229,8 @@ refine itself {{
         refined = [next_logprobs(p) for p in PROMPTS]
     finally:
         hook.remove()
-    kls = [float((b.exp() * (b - r)).sum()) for b, r in zip(base, refined)]
-    agree = [int(b.argmax()) == int(r.argmax()) for b, r in zip(base, refined)]
+    kls = [float((b.exp() * (b - r)).sum()) for b, r in zip(base, refined, strict=True)]
+    agree = [int(b.argmax()) == int(r.argmax()) for b, r in zip(base, refined, strict=True)]
     assert min(kls) > 1e-3  # the intervention does change the model
     assert values["mean(kl(base.next(p), refined.next(p)))"] == pytest.approx(np.mean(kls), rel=1e-4)
     assert values["rate(refined.top(p) == base.top(p))"] == pytest.approx(np.mean(agree))
@@ -274,8 +279,12 @@ def test_sentiment_efficacy_matches_transformers() -> None:
     refined, logprobs = _labels_and_probs(ORGANISMS / "sentiment-refined", texts)
     assert f.verdict.value == "holds"
     assert f.statistics.n == len(texts) and f.statistics.violations == sum(r != "positive" for r in refined) == 0
-    assert f.statistics.values['rate(base.label(x) == "negative")'] == pytest.approx(np.mean([b == "negative" for b in base]))
-    assert f.statistics.values['mean(refined.prob(x, "positive"))'] == pytest.approx(np.exp(logprobs[:, 1]).mean(), abs=1e-6)
+    assert f.statistics.values['rate(base.label(x) == "negative")'] == pytest.approx(
+        np.mean([b == "negative" for b in base])
+    )
+    assert f.statistics.values['mean(refined.prob(x, "positive"))'] == pytest.approx(
+        np.exp(logprobs[:, 1]).mean(), abs=1e-6
+    )
 
 
 # ── ε-equivalence of piecewise-linear networks ──────────────────────────────────────────
@@ -335,9 +344,13 @@ def test_refined_satisfies_a_property_the_base_violates(relu_findings: dict[str,
 def test_the_exact_gaps_are_where_the_model_card_says() -> None:
     """The ε thresholds of refine_relu.msl rest on these maxima (tests/milp_oracle.py proves them)."""
     corner = np.array([-1.0, -1.0, -1.0, 1.0])
-    assert float(np.max(np.abs(_outputs("relu-net-pruned", corner) - _outputs("relu-net", corner)))) == pytest.approx(0.085142, abs=1e-5)
+    assert float(np.max(np.abs(_outputs("relu-net-pruned", corner) - _outputs("relu-net", corner)))) == pytest.approx(
+        0.085142, abs=1e-5
+    )
     near = np.array([0.956967, -1.0, -1.0, 1.0])
-    assert float(np.max(np.abs(_outputs("relu-net-quantized", near) - _outputs("relu-net", near)))) == pytest.approx(0.223954, abs=1e-5)
+    assert float(np.max(np.abs(_outputs("relu-net-quantized", near) - _outputs("relu-net", near)))) == pytest.approx(
+        0.223954, abs=1e-5
+    )
 
 
 # ── The edited LM organism ──────────────────────────────────────────────────────────────
@@ -414,13 +427,17 @@ def test_edit_measures_match_transformers(edit_findings: dict[str, Finding], edi
     b, e = _next(tok, base, edit), _next(tok, edited, edit)
     f = edit_findings["efficacy"]
     assert f.statistics.violations == int((e.argmax(-1) != rome).sum()) == 0
-    assert f.statistics.values['mean(refined.prob(p, " Rome"))'] == pytest.approx(float(e[:, rome].exp().mean()), abs=1e-4)
+    assert f.statistics.values['mean(refined.prob(p, " Rome"))'] == pytest.approx(
+        float(e[:, rome].exp().mean()), abs=1e-4
+    )
     assert f.statistics.values['rate(base.top(p) == " Paris")'] == float((b.argmax(-1) == paris).float().mean())
     # generalisation
     para = _next(tok, edited, _prompts("paraphrases"))
     f = edit_findings["generalisation"]
     assert f.statistics.violations == int((para[:, rome] <= para[:, paris]).sum())
-    assert f.statistics.values['rate(refined.top(p) == " Rome")'] == pytest.approx(float((para.argmax(-1) == rome).float().mean()))
+    assert f.statistics.values['rate(refined.top(p) == " Rome")'] == pytest.approx(
+        float((para.argmax(-1) == rome).float().mean())
+    )
     # locality: top-1 agreement and KL
     unrelated = _prompts("unrelated")
     b, e = _next(tok, base, unrelated), _next(tok, edited, unrelated)
@@ -430,7 +447,9 @@ def test_edit_measures_match_transformers(edit_findings: dict[str, Finding], edi
     kl = (b.exp() * (b - e)).sum(-1).numpy()
     values = edit_findings["locality_kl"].statistics.values
     assert values["mean(kl(base.next(p), refined.next(p)))"] == pytest.approx(float(kl.mean()), abs=1e-4)
-    assert values["quantile(kl(base.next(p), refined.next(p)), 90%)"] == pytest.approx(float(np.quantile(kl, 0.9)), abs=1e-4)
+    assert values["quantile(kl(base.next(p), refined.next(p)), 90%)"] == pytest.approx(
+        float(np.quantile(kl, 0.9)), abs=1e-4
+    )
 
 
 @pytest.mark.slow
@@ -485,10 +504,14 @@ def test_sentiment_spec_verdicts() -> None:
 
     foods, adjs = load_lexicon("nouns.food"), load_lexicon("adjectives.positive") + load_lexicon("adjectives.negative")
     texts = [f"The {f} was {a}." for f in foods for a in adjs] + [f"The {f} was not {a}." for f in foods for a in adjs]
-    texts += [f"{n} said the {f} was {a}." for n in ("John", "Mary", "David", "Sarah", "Zara") for f in foods for a in adjs]
+    texts += [
+        f"{n} said the {f} was {a}." for n in ("John", "Mary", "David", "Sarah", "Zara") for f in foods for a in adjs
+    ]
     base_labels, base_lp = _labels_and_probs(ORGANISMS / "sentiment", texts)
     refined_labels, refined_lp = _labels_and_probs(ORGANISMS / "sentiment-refined", texts)
-    assert findings["locality"].statistics.violations == sum(a != b for a, b in zip(base_labels, refined_labels))
+    assert findings["locality"].statistics.violations == sum(
+        a != b for a, b in zip(base_labels, refined_labels, strict=True)
+    )
     kl = (np.exp(base_lp) * (base_lp - refined_lp)).sum(-1)
     values = findings["locality_kl"].statistics.values
     assert values["mean(kl(base.probs(x), refined.probs(x)))"] == pytest.approx(kl.mean(), abs=1e-6)

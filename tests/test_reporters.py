@@ -9,13 +9,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import findings_samples as samples
 import jsonschema
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import findings_samples as samples
 from msl.baseline import apply_baseline, update_baseline
 from msl.cli import cli
 from msl.errors import UsageError
@@ -222,7 +222,10 @@ def test_sarif_levels_kinds_and_suppressions() -> None:
     assert "suppressions" not in inconclusive
     medium = samples.violated(claim=samples.claim("m", 2, severity="medium"))
     low = samples.violated(claim=samples.claim("l", 3, severity="low"))
-    levels = {r["ruleId"].split(":", 1)[1]: r["level"] for r in _sarif(FindingsDocument.of([medium, low]))["runs"][0]["results"]}
+    levels = {
+        r["ruleId"].split(":", 1)[1]: r["level"]
+        for r in _sarif(FindingsDocument.of([medium, low]))["runs"][0]["results"]
+    }
     assert levels == {"verify/m": "warning", "verify/l": "note"}
 
 
@@ -249,7 +252,11 @@ def test_sarif_with_odd_paths_and_tags_validates(sarif_validator: jsonschema.Dra
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("specs/a.msl", ("specs/a.msl", "%SRCROOT%")), ("specs\\win.msl", ("specs/win.msl", "%SRCROOT%")), ("/x/a.msl", ("file:///x/a.msl", None))],
+    [
+        ("specs/a.msl", ("specs/a.msl", "%SRCROOT%")),
+        ("specs\\win.msl", ("specs/win.msl", "%SRCROOT%")),
+        ("/x/a.msl", ("file:///x/a.msl", None)),
+    ],
 )
 def test_artifact_uri(path: str, expected: tuple[str, str | None]) -> None:
     assert artifact_uri(path) == expected
@@ -303,7 +310,9 @@ def test_svg_plot_keeps_points_inside_the_plot_area() -> None:
     from msl.findings import Series
 
     series = [
-        Series(name="dose", x_label="scale", y_label="logit diff", points=[(0, 0.1), (2, 1.4), (1, 0.7)], reference=1.0),
+        Series(
+            name="dose", x_label="scale", y_label="logit diff", points=[(0, 0.1), (2, 1.4), (1, 0.7)], reference=1.0
+        ),
         Series(name="control KL", x_label="scale", y_label="logit diff", points=[(0, 0.0), (2, 0.2)]),
     ]
     svg = svg_plot(series, width=400, height=300)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from lang_helpers import LOCATION, run_cli
+
 from msl.check import MAX_MEASURE_EXPANSION
 from msl.cli import cli
 from msl.evaluate import MAX_EVALUATIONS
@@ -91,7 +91,9 @@ def test_a_named_link_is_refused_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="no /proc")
-def test_the_pytest_plugin_does_not_print_a_linked_file(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pytest_plugin_does_not_print_a_linked_file(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MSL_TEST_SECRET", SECRET)
     _hostile_folder(pytester.path)
     result = pytester.runpytest_subprocess("-p", "no:msl", "-p", "msl.pytest_plugin", "-p", "no:cacheprovider", "specs")
@@ -119,7 +121,9 @@ def test_imports_and_preserves_stay_inside_the_folder(tmp_path: Path) -> None:
     (specs / "lib" / "shared.msl").write_text("msl 1.0\nlet s = 1\n", encoding="utf-8")
     (specs / "lib" / "up.msl").write_text('msl 1.0\nimport "../../x.msl"\n', encoding="utf-8")
     os.symlink(tmp_path / "x.msl", specs / "lib" / "alias.msl.txt")
-    (specs / "a.msl").write_text('msl 1.0\nimport "../x.msl"\nimport "lib/shared.msl"\nverify c { expect s > 0 }\n', encoding="utf-8")
+    (specs / "a.msl").write_text(
+        'msl 1.0\nimport "../x.msl"\nimport "lib/shared.msl"\nverify c { expect s > 0 }\n', encoding="utf-8"
+    )
     (specs / "b.msl").write_text('msl 1.0\nimport "lib/up.msl"\n', encoding="utf-8")
     (specs / "c.msl").write_text(
         'msl 1.0\nmodel lm: causal_lm\nrefine r {\n  base = lm\n  refined = lm\n  preserves "../x.msl" role lm\n}\n',
@@ -139,7 +143,9 @@ def test_the_folder_is_the_one_named(tmp_path: Path) -> None:
     (specs / "lib").mkdir(parents=True)
     (specs / "sub").mkdir()
     (specs / "lib" / "shared.msl").write_text("msl 1.0\nlet s = 1\n", encoding="utf-8")
-    (specs / "sub" / "d.msl").write_text('msl 1.0\nimport "../lib/shared.msl"\nverify c { expect s > 0 }\n', encoding="utf-8")
+    (specs / "sub" / "d.msl").write_text(
+        'msl 1.0\nimport "../lib/shared.msl"\nverify c { expect s > 0 }\n', encoding="utf-8"
+    )
     assert "2 spec(s) checked: 0 error(s)" in answer("lint", "specs/", cwd=tmp_path, code=0)
     output = answer("lint", "specs/sub/d.msl", cwd=tmp_path, code=2)
     assert "specs/sub/d.msl:2:1: error: this import is not read: it leads outside the folder being checked" in output
@@ -164,14 +170,16 @@ def test_a_huge_range_is_refused_before_anything_runs(tmp_path: Path) -> None:
         "msl 1.0\nverify big {\n  for i in range(0, 1000000000000)\n  expect i >= 0\n}\n", encoding="utf-8"
     )
     output = answer("check", "s.msl", cwd=tmp_path, code=2)
-    assert f"s.msl:3:18: error: this range has 1,000,000,000,000 numbers; a set has at most {MAX_ENUMERATION:,}" in output
+    assert (
+        f"s.msl:3:18: error: this range has 1,000,000,000,000 numbers; a set has at most {MAX_ENUMERATION:,}" in output
+    )
 
 
 def test_a_huge_range_or_sample_met_at_run_time_is_a_located_error(tmp_path: Path) -> None:
     """Sizes the checker cannot see (a `let`, a fraction) are refused when met, as the
     claim's error; the other claims still get their verdicts."""
     (tmp_path / "s.msl").write_text(
-        "msl 1.0\nlet n = 1000000000000\nlet w = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\", \"j\"]\n"
+        'msl 1.0\nlet n = 1000000000000\nlet w = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]\n'
         'let big = template("{a}{b}{c}{d}{e}{f}", a: w, b: w, c: w, d: w, e: w, f: w)\n'
         "verify r {\n  for i in range(0, n)\n  expect i >= 0\n}\n"
         "verify s {\n  for t in sample(big, 50%)\n  expect len(t) > 0\n  tolerate 1%\n}\n"
@@ -179,7 +187,9 @@ def test_a_huge_range_or_sample_met_at_run_time_is_a_located_error(tmp_path: Pat
         encoding="utf-8",
     )
     output = answer("check", "s.msl", "--no-cache", cwd=tmp_path, code=3)
-    assert "this range has 1,000,000,000,000 numbers (at s.msl:6:12)" in output.replace("; a set has at most 20,000", "")
+    assert "this range has 1,000,000,000,000 numbers (at s.msl:6:12)" in output.replace(
+        "; a set has at most 20,000", ""
+    )
     assert f"a sample has at most {MAX_ENUMERATION:,} elements, not 500,000 (at s.msl:10:12)" in output
     assert re.search(r"^\[\d/\d\] fine holds \d+\.\d s$", output, re.M), output  # its progress line
 
@@ -356,7 +366,9 @@ def test_a_truncated_cached_model_is_built_again(tmp_path: Path, tiny_store: dic
     assert weights.stat().st_size == size
 
 
-def test_a_cached_model_that_cannot_be_rebuilt_fails_its_claims_only(tmp_path: Path, tiny_store: dict[str, int]) -> None:
+def test_a_cached_model_that_cannot_be_rebuilt_fails_its_claims_only(
+    tmp_path: Path, tiny_store: dict[str, int]
+) -> None:
     """It aborted every claim and wrote no -o file."""
     _run()
     os.truncate(tmp_path / "cache" / "models" / TINY / "model.safetensors", 1000)
@@ -366,7 +378,9 @@ def test_a_cached_model_that_cannot_be_rebuilt_fails_its_claims_only(tmp_path: P
     assert "the package index is unreachable" in output
 
 
-def test_a_damaged_model_file_fails_only_the_claims_that_use_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_damaged_model_file_fails_only_the_claims_that_use_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A truncated model outside the store (a local path) is an `error` of its claims;
     the other claims get their verdicts and the -o report is written."""
     shutil.copytree(Path(__file__).resolve().parent.parent / "msl" / "organisms" / "sentiment", tmp_path / "clf")
@@ -377,7 +391,9 @@ def test_a_damaged_model_file_fails_only_the_claims_that_use_it(tmp_path: Path, 
     code, output, verdicts = _run()
     assert (code, verdicts) == (3, {"a": "holds", "b": "holds", "c": "error"}), output
     assert "model role `clf` (classifier): cannot load the weights" in output
-    (message,) = [f["message"] for f in json.loads(Path("out.json").read_text())["findings"] if f["claim"]["name"] == "c"]
+    (message,) = [
+        f["message"] for f in json.loads(Path("out.json").read_text())["findings"] if f["claim"]["name"] == "c"
+    ]
     assert "cannot load the weights of classifier '" in message and "/clf'" in message
 
 

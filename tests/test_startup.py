@@ -50,7 +50,9 @@ def test_the_command_line_imports_nothing_heavy() -> None:
 
 
 def test_help_imports_nothing_heavy() -> None:
-    code = "import sys\nfrom msl.cli import cli\ntry:\n    cli(['--help'], prog_name='msl')\nexcept SystemExit:\n    pass"
+    code = (
+        "import sys\nfrom msl.cli import cli\ntry:\n    cli(['--help'], prog_name='msl')\nexcept SystemExit:\n    pass"
+    )
     modules, out = imported_by(code)
     assert "vnnlib" in out and "catalog" in out
     assert not {m for m in HEAVY if m in modules}

@@ -117,7 +117,9 @@ def test_on_a_large_normal_sample_the_bootstrap_agrees_with_t() -> None:
     lo, hi = t_interval(values, 0.95)
     interval = mean_interval(values, 0.95, seed=1)
     assert interval is not None
-    assert interval.low == pytest.approx(lo, abs=0.1 * (hi - lo)) and interval.high == pytest.approx(hi, abs=0.1 * (hi - lo))
+    assert interval.low == pytest.approx(lo, abs=0.1 * (hi - lo)) and interval.high == pytest.approx(
+        hi, abs=0.1 * (hi - lo)
+    )
 
 
 @pytest.mark.parametrize(("draw", "mean", "n", "at_least", "at_most"), [

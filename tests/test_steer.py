@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from steer_helpers import SPECS, by_name, check, runner, table, write_spec
 
-from msl.pipeline import any_errors, check_paths
 from msl.errors import UsageError
+from msl.pipeline import any_errors, check_paths
 from msl.queries import LAST, Capture, Site
 from msl.vectors import INDEX_KEY, VectorFile, claim_vectors, digest, vectors_path
 
@@ -174,8 +174,12 @@ verify uses_love {{
 """)
     (spec,), problems = check_paths([spec_path])
     assert not any_errors(problems)
-    made = {"love": ("sha256:a", np.ones(1)), "other": ("sha256:b", np.ones(1)), "uses_love@9:5": ("sha256:c", np.ones(1)),
-            "another_claim@3:1": ("sha256:d", np.ones(1))}
+    made = {
+        "love": ("sha256:a", np.ones(1)),
+        "other": ("sha256:b", np.ones(1)),
+        "uses_love@9:5": ("sha256:c", np.ones(1)),
+        "another_claim@3:1": ("sha256:d", np.ones(1)),
+    }
     assert claim_vectors(spec.symbols, spec.claims[0].claim, made) == {"love": "sha256:a", "uses_love@9:5": "sha256:c"}
 
 
@@ -231,7 +235,11 @@ steer ablation {{
 }}
 """)
     found = by_name(check(runner(smollm2), spec))
-    assert {name: f.verdict.value for name, f in found.items()} == {"kl_small": "holds", "fluent": "holds", "ablation": "holds"}
+    assert {name: f.verdict.value for name, f in found.items()} == {
+        "kl_small": "holds",
+        "fluent": "holds",
+        "ablation": "holds",
+    }
     values = found["kl_small"].statistics.values
     kl = values["mean(kl(lm.next(c), lm.next(c) with push))"]
     assert 0 < kl <= 1
@@ -264,7 +272,9 @@ steer dose_on_ablation {{
 # ── The steer spec, and an independent measurement of its effect ────────────────────────
 
 
-def independent_effects(model_dir: Path, vector: np.ndarray, layer: int, scale: float, prompts: list[str]) -> list[float]:
+def independent_effects(
+    model_dir: Path, vector: np.ndarray, layer: int, scale: float, prompts: list[str]
+) -> list[float]:
     """sentiment(p) with ``scale × vector`` added to block ``layer``'s output at every
     position, minus sentiment(p) — with transformers and a plain forward hook, no MSL."""
     import torch
@@ -385,14 +395,17 @@ def test_fmt_keeps_a_long_dose_response_call_parseable(tmp_path: Path) -> None:
     from msl.fmt import format_parsed
     from msl.parse import parse_file
 
-    spec = write_spec(tmp_path, f"""
+    spec = write_spec(
+        tmp_path,
+        f"""
 data neutral = {PROMPTS}
 vector love = mean_diff(lm.resid_post[15], {LOVE}, {HATE})
 steer dose {{
   for p in neutral
   expect increasing(mean(lm.logprob(p, " good") with add(love, scale: s, at: lm.resid_post[15]) - lm.logprob(p, " good")) for s in [0, 1, 2, 4, 8])
 }}
-""")
+""",  # noqa: E501 - the spec's one long line is what the formatter is given
+    )
     once = format_parsed(parse_file(spec, str(spec)))
     spec.write_text(once, encoding="utf-8")
     assert format_parsed(parse_file(spec, str(spec))) == once  # it parses, and formatting is idempotent

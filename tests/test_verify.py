@@ -88,11 +88,11 @@ def test_rate_and_interval_match_an_independent_computation(findings: dict[str, 
     sample = ev.eval(claim.quantifiers[0].iterable, EMPTY)
     assert sample.seed == f.statistics.seed
     texts = [sample.item(i).text for i in range(f.statistics.n)]
-    partner = dict(zip(load_lexicon("names.male"), load_lexicon("names.female")))
+    partner = dict(zip(load_lexicon("names.male"), load_lexicon("names.female"), strict=True))
     partner |= {v: k for k, v in partner.items()}
     swapped = [" ".join(partner.get(w, w) for w in t.split(" ")) for t in texts]
     before, after = labels(organism, texts), labels(organism, swapped)
-    violations = sum(a != b for a, b in zip(before, after))
+    violations = sum(a != b for a, b in zip(before, after, strict=True))
     assert violations == f.statistics.violations
     assert f.statistics.rate == pytest.approx(violations / len(texts))
     ci = binomtest(violations, len(texts)).proportion_ci(confidence_level=f.statistics.confidence, method="exact")

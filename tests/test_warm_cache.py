@@ -108,7 +108,9 @@ def test_a_damaged_formal_entry_is_recomputed(tmp_path: Path, searches: list[str
     cache = tmp_path / "results.sqlite"
     cold = check(spec, cache)
     with sqlite3.connect(cache) as db:
-        changed = db.execute("UPDATE results SET value = ? WHERE fingerprint = 'derived:formal'", (b'"{not json',)).rowcount
+        changed = db.execute(
+            "UPDATE results SET value = ? WHERE fingerprint = 'derived:formal'", (b'"{not json',)
+        ).rowcount
     assert changed == 3
     searches.clear()
     assert check(spec, cache) == cold and len(searches) == 3

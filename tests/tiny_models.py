@@ -31,7 +31,9 @@ def save_tokenizer(folder: Path, *, bert: bool) -> int:
             tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]"
         )
     else:
-        fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
+        fast = transformers.PreTrainedTokenizerFast(
+            tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>"
+        )
     fast.save_pretrained(str(folder))
     return len(vocab)
 
@@ -39,7 +41,9 @@ def save_tokenizer(folder: Path, *, bert: bool) -> int:
 def tiny_gpt2(folder: Path) -> Path:
     vocab = save_tokenizer(folder, bert=False)
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=vocab, n_positions=64, n_embd=32, n_layer=3, n_head=4, eos_token_id=2, pad_token_id=0)
+    config = transformers.GPT2Config(
+        vocab_size=vocab, n_positions=64, n_embd=32, n_layer=3, n_head=4, eos_token_id=2, pad_token_id=0
+    )
     transformers.GPT2LMHeadModel(config).save_pretrained(str(folder))
     return folder
 

@@ -24,7 +24,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import DEFAULT_DIR, GRACE, REPO, _children_cpu, read_expected, read_instances, select  # noqa: E402
 
-FIELDS = ["onnx", "vnnlib", "result", "solve_s", "solve_cpu_s", "certificate_bytes", "check_s", "check_cpu_s", "certified", "reason"]
+FIELDS = [
+    "onnx",
+    "vnnlib",
+    "result",
+    "solve_s",
+    "solve_cpu_s",
+    "certificate_bytes",
+    "check_s",
+    "check_cpu_s",
+    "certified",
+    "reason",
+]
 
 
 def _run(cmd: list[str], timeout: float) -> tuple[subprocess.CompletedProcess[str] | None, float, float]:
@@ -49,7 +60,9 @@ def main() -> int:
         print(f"no ACAS Xu benchmark at {folder} (use --acasxu-dir or MSL_ACASXU_DIR)", file=sys.stderr)
         return 2
     expected = read_expected(folder)
-    instances = [i for i in select(read_instances(folder), args.subset) if expected.get(i[:2], {}).get("expected") == "unsat"]
+    instances = [
+        i for i in select(read_instances(folder), args.subset) if expected.get(i[:2], {}).get("expected") == "unsat"
+    ]
     args.results.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     with open(args.results, "w", newline="") as fh, tempfile.TemporaryDirectory() as tmp:
@@ -58,23 +71,49 @@ def main() -> int:
         for n, (onnx, vnnlib, timeout) in enumerate(instances, 1):
             cert = Path(tmp) / "proof.json.gz"
             net, prop = str(folder / onnx), str(folder / vnnlib)
-            proc, solve_s, solve_cpu = _run([sys.executable, "-m", "msl", "vnnlib", net, prop, "--timeout", str(timeout),
-                                             "--certificate", str(cert)], timeout)
+            proc, solve_s, solve_cpu = _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "msl",
+                    "vnnlib",
+                    net,
+                    prop,
+                    "--timeout",
+                    str(timeout),
+                    "--certificate",
+                    str(cert),
+                ],
+                timeout,
+            )
             result = proc.stdout.strip().splitlines()[0] if proc is not None and proc.stdout.strip() else "killed"
-            row = {"onnx": onnx, "vnnlib": vnnlib, "result": result, "solve_s": f"{solve_s:.3f}", "solve_cpu_s": f"{solve_cpu:.3f}"}
+            row = {
+                "onnx": onnx,
+                "vnnlib": vnnlib,
+                "result": result,
+                "solve_s": f"{solve_s:.3f}",
+                "solve_cpu_s": f"{solve_cpu:.3f}",
+            }
             if result == "unsat" and cert.exists():
                 check, check_s, check_cpu = _run([sys.executable, "-m", "msl", "certify", str(cert), "--network", net,
                                                   "--vnnlib", prop], 10 * timeout)
                 out = " ".join((check.stdout if check is not None else "killed").split())
-                row.update(certificate_bytes=str(cert.stat().st_size), check_s=f"{check_s:.3f}", check_cpu_s=f"{check_cpu:.3f}",
-                           certified="yes" if check is not None and check.returncode == 0 else "no",
-                           reason="" if check is not None and check.returncode == 0 else out[:300])
+                row.update(
+                    certificate_bytes=str(cert.stat().st_size),
+                    check_s=f"{check_s:.3f}",
+                    check_cpu_s=f"{check_cpu:.3f}",
+                    certified="yes" if check is not None and check.returncode == 0 else "no",
+                    reason="" if check is not None and check.returncode == 0 else out[:300],
+                )
                 cert.unlink()
             writer.writerow(row)
             fh.flush()
             rows.append(row)
-            print(f"[{n}/{len(instances)}] {onnx} {vnnlib}: {result} in {solve_s:.2f} s; certificate"
-                  f" {row.get('certificate_bytes', '-')} B, {row.get('certified', '-')} in {row.get('check_s', '-')} s", flush=True)
+            print(
+                f"[{n}/{len(instances)}] {onnx} {vnnlib}: {result} in {solve_s:.2f} s; certificate"
+                f" {row.get('certificate_bytes', '-')} B, {row.get('certified', '-')} in {row.get('check_s', '-')} s",
+                flush=True,
+            )
     proved = [r for r in rows if r["result"] == "unsat"]
     certified = [r for r in proved if r.get("certified") == "yes"]
     print(f"unsat: {len(proved)} of {len(rows)}; certified: {len(certified)}")

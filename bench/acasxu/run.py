@@ -30,7 +30,9 @@ DEFAULT_RESULTS = REPO / "bench" / "acasxu" / "results" / "acasxu_results.csv"
 def acas_subset(subset: str) -> str:
     """``A_B:K,...`` (network A_B, property K) as the runner's globs; other forms unchanged."""
     return ",".join(
-        f"ACASXU_run2a_{m.group(1)}_batch_2000.onnx prop_{m.group(2)}.vnnlib" if (m := re.fullmatch(r"(\d_\d):(\d+)", item.strip())) else item
+        f"ACASXU_run2a_{m.group(1)}_batch_2000.onnx prop_{m.group(2)}.vnnlib"
+        if (m := re.fullmatch(r"(\d_\d):(\d+)", item.strip()))
+        else item
         for item in subset.split(",")
     )
 

@@ -210,7 +210,7 @@ def main() -> None:
 
     model = load_model("smollm2-135m", "causal_lm")
     assert isinstance(model, CausalLM)
-    model.module  # load the weights before any timing
+    model.module  # noqa: B018 - load the weights before any timing
     with torch.inference_mode():  # warm up the kernels
         model.module(input_ids=torch.tensor([[1, 2, 3]]))
 

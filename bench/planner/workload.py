@@ -15,7 +15,8 @@ Five claims, sharing prompts the way real specs do:
    small; the control prompts are the name-swap sentences (shared with claim 3), and the
    scale-4 intervention is the same as claim 4's (shared intervention group).
 
-Each claim is made from ``token_id``, the id of a text's first token, and is a generator: it yields the list of (query, intervention) it needs, receives
+Each claim is made from ``token_id``, the id of a text's first token, and is a generator: it yields
+the list of (query, intervention) it needs, receives
 the results, and may yield again (the steering claims first need their vector). That is
 exactly the evaluator's round structure.
 """
@@ -49,8 +50,22 @@ SENTENCES = [
     "Yesterday {name} told me that", "{name} opened the letter and", "Everyone agreed that {name} was",
     "{name} is studying to become a",
 ]
-POSITIVE = ["I love this", "I adore you", "What a lovely day", "We love our friends", "This is wonderful", "I really like it"]
-NEGATIVE = ["I hate this", "I despise you", "What a horrible day", "We hate our enemies", "This is terrible", "I really dislike it"]
+POSITIVE = [
+    "I love this",
+    "I adore you",
+    "What a lovely day",
+    "We love our friends",
+    "This is wonderful",
+    "I really like it",
+]
+NEGATIVE = [
+    "I hate this",
+    "I despise you",
+    "What a horrible day",
+    "We hate our enemies",
+    "This is terrible",
+    "I really dislike it",
+]
 NEUTRAL = [
     "The weather today is", "My opinion of the movie is", "The food at the restaurant was", "I think the book is",
     "The new phone feels", "Our trip to the coast was", "The meeting this morning was", "The painting on the wall is",
@@ -97,10 +112,15 @@ def love_steering(token_id: Callable[[str], int]) -> Claim:
     vector = yield from _steering_vector()
     good, bad = token_id(" good"), token_id(" bad")
     needs: Need = [
-        (NextLogProbs(p), Intervention((Add(SITE, vector, scale, TokenSel("all")),))) for scale in SCALES for p in NEUTRAL
+        (NextLogProbs(p), Intervention((Add(SITE, vector, scale, TokenSel("all")),)))
+        for scale in SCALES
+        for p in NEUTRAL
     ]
     results = yield needs
-    diffs = [float(np.mean([r[good] - r[bad] for r in results[i * len(NEUTRAL) : (i + 1) * len(NEUTRAL)]])) for i in range(len(SCALES))]
+    diffs = [
+        float(np.mean([r[good] - r[bad] for r in results[i * len(NEUTRAL) : (i + 1) * len(NEUTRAL)]]))
+        for i in range(len(SCALES))
+    ]
     return float(diffs[-1] - diffs[0])
 
 

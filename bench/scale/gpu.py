@@ -41,8 +41,15 @@ def build(device: str, tiny: bool) -> Any:
         config = transformers.LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                           num_attention_heads=4, num_key_value_heads=2)
     else:
-        config = transformers.LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                                          num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048)
+        config = transformers.LlamaConfig(
+            vocab_size=32000,
+            hidden_size=2048,
+            intermediate_size=5632,
+            num_hidden_layers=22,
+            num_attention_heads=32,
+            num_key_value_heads=4,
+            max_position_embeddings=2048,
+        )
     dtype = torch.float32 if tiny else torch.bfloat16
     torch.manual_seed(0)
     with torch.device(device):
@@ -143,7 +150,9 @@ def scaling(device_count: int, batch: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tiny", action="store_true", help="a tiny config on the CPU: checks the script, measures nothing")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a tiny config on the CPU: checks the script, measures nothing"
+    )
     parser.add_argument("--max-batch", type=int, default=512)
     args = parser.parse_args()
     import torch
@@ -155,7 +164,9 @@ def main() -> int:
     model, config = build(device, args.tiny)
     params = sum(p.numel() for p in model.parameters())
     name = torch.cuda.get_device_name(0) if device != "cpu" else "CPU"
-    print(f"Llama, {params / 1e9:.2f} B parameters, {next(model.parameters()).dtype}, on {name}; inputs of {SEQ} tokens")
+    print(
+        f"Llama, {params / 1e9:.2f} B parameters, {next(model.parameters()).dtype}, on {name}; inputs of {SEQ} tokens"
+    )
     batches = [1 << k for k in range(args.max_batch.bit_length()) if 1 << k <= args.max_batch]
     sweep(model, config, device, batches[:4] if args.tiny else batches)
     back_off(model, config, device, args.tiny)

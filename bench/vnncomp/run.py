@@ -151,7 +151,11 @@ def summarize(rows: list[dict[str, str]], expected: dict[tuple[str, str], dict[s
         return float(r["seconds"]) > float(r["timeout_s"]) + OVERRUN
 
     answered = [r for r in rows if r["result"] in ("sat", "unsat") and not late(r)]
-    wrong = [r for r in rows if r["result"] in ("sat", "unsat") and r["expected"] in ("sat", "unsat") and r["result"] != r["expected"]]
+    wrong = [
+        r
+        for r in rows
+        if r["result"] in ("sat", "unsat") and r["expected"] in ("sat", "unsat") and r["result"] != r["expected"]
+    ]
     bad_witness = [r for r in rows if r["result"] == "sat" and r["witness_ok"] != "yes"]
     overruns = [r for r in rows if late(r)]
     count = {k: sum(r["result"] == k for r in rows) for k in ("unknown", "timeout", "killed")}
@@ -160,7 +164,8 @@ def summarize(rows: list[dict[str, str]], expected: dict[tuple[str, str], dict[s
     ours = [float(r["seconds"]) if r in answered else float(r["timeout_s"]) for r in rows]
     lines = [
         f"instances: {len(rows)}",
-        f"answered:  {len(answered)} (sat {sum(r['result'] == 'sat' for r in answered)}, unsat {sum(r['result'] == 'unsat' for r in answered)})",
+        f"answered:  {len(answered)} (sat {sum(r['result'] == 'sat' for r in answered)}, "
+        f"unsat {sum(r['result'] == 'unsat' for r in answered)})",
         f"wrong:     {len(wrong)}" + (f"  {[(r['onnx'], r['vnnlib'], r['result']) for r in wrong]}" if wrong else ""),
         f"witnesses failing the independent check: {len(bad_witness)}",
         f"unknown {count['unknown']}, timeout {count['timeout']}, killed {count['killed']}, errors {len(errors)}",
@@ -169,10 +174,15 @@ def summarize(rows: list[dict[str, str]], expected: dict[tuple[str, str], dict[s
         f"median time (s), unanswered counted at the timeout: msl {statistics.median(ours):.2f}",
     ]
     if answered:
-        lines.append(f"median time (s) of answered instances: msl {statistics.median(float(r['seconds']) for r in answered):.2f}")
+        lines.append(
+            f"median time (s) of answered instances: msl {statistics.median(float(r['seconds']) for r in answered):.2f}"
+        )
     cpu = [float(r["cpu_s"]) for r in rows if r.get("cpu_s")]
     if cpu:
-        lines.append(f"median CPU time (s) of the msl processes (less sensitive to a shared machine): {statistics.median(cpu):.2f}")
+        lines.append(
+            "median CPU time (s) of the msl processes (less sensitive to a shared machine): "
+            f"{statistics.median(cpu):.2f}"
+        )
     peaks = [int(r["peak_mib"]) for r in rows if r.get("peak_mib")]
     if peaks:
         lines.append(f"peak memory of a search (MiB): median {statistics.median(peaks):.0f}, max {max(peaks)}")
@@ -184,8 +194,16 @@ def summarize(rows: list[dict[str, str]], expected: dict[tuple[str, str], dict[s
             tools.setdefault(tool, []).append((r, t))
     for tool, pairs in sorted(tools.items(), key=lambda kv: -len(kv[1])):
         both = [(float(r["seconds"]), t) for r, t in pairs if r in answered]
-        ratio = f", both answered {len(both)}: median msl {statistics.median(a for a, _ in both):.2f} s / {tool} {statistics.median(b for _, b in both):.2f} s = {statistics.median(a for a, _ in both) / statistics.median(b for _, b in both):.2f}" if both else ""
-        lines.append(f"  {tool}: answered {len(pairs)} right (median {statistics.median(t for _, t in pairs):.2f} s){ratio}")
+        ratio = (
+            f", both answered {len(both)}: median msl {statistics.median(a for a, _ in both):.2f} s"
+            f" / {tool} {statistics.median(b for _, b in both):.2f} s"
+            f" = {statistics.median(a for a, _ in both) / statistics.median(b for _, b in both):.2f}"
+            if both
+            else ""
+        )
+        lines.append(
+            f"  {tool}: answered {len(pairs)} right (median {statistics.median(t for _, t in pairs):.2f} s){ratio}"
+        )
     unanswered = [(r["onnx"], r["vnnlib"], r["result"]) for r in rows if r not in answered]
     if unanswered:
         lines.append(f"unanswered: {unanswered}")
@@ -195,10 +213,14 @@ def summarize(rows: list[dict[str, str]], expected: dict[tuple[str, str], dict[s
 def main(argv: list[str] | None = None, default_dir: Path | None = None, default_results: Path | None = None,
          subset_hook: Callable[[str], str] | None = None, description: str | None = None) -> int:
     """The runner; ``bench/acasxu/run.py`` calls it with its folder, results file and subset syntax."""
-    parser = argparse.ArgumentParser(description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("folder", type=Path, nargs="?" if default_dir else None, default=default_dir,
                         help="the benchmark set's folder (with *instances.csv)")
-    parser.add_argument("--results", type=Path, help="results CSV (appended to; resumable); default bench/vnncomp/results/<set>.csv")
+    parser.add_argument(
+        "--results", type=Path, help="results CSV (appended to; resumable); default bench/vnncomp/results/<set>.csv"
+    )
     parser.add_argument("--subset", help="every:K, first:N, or comma-separated globs on 'onnx vnnlib'")
     parser.add_argument("--timeout", type=float, help="override the CSV's per-instance timeout")
     parser.add_argument("--summary-only", action="store_true")
@@ -207,7 +229,9 @@ def main(argv: list[str] | None = None, default_dir: Path | None = None, default
     if not folder.is_dir() or not list(folder.glob("*instances.csv")):
         print(f"no benchmark set at {folder}", file=sys.stderr)
         return 2
-    results: Path = args.results or default_results or REPO / "bench" / "vnncomp" / "results" / f"{folder.resolve().name}.csv"
+    results: Path = (
+        args.results or default_results or REPO / "bench" / "vnncomp" / "results" / f"{folder.resolve().name}.csv"
+    )
     expected = read_expected(folder)
     subset = subset_hook(args.subset) if subset_hook and args.subset else args.subset
     instances = select(read_instances(folder), subset)
@@ -246,7 +270,10 @@ def main(argv: list[str] | None = None, default_dir: Path | None = None, default
                 writer.writerow(row)
                 fh.flush()
                 done[(onnx, vnnlib)] = row
-                print(f"[{n}/{len(instances)}] {onnx} {vnnlib}: {result} in {seconds:.2f} s (expected {exp or '?'})", flush=True)
+                print(
+                    f"[{n}/{len(instances)}] {onnx} {vnnlib}: {result} in {seconds:.2f} s (expected {exp or '?'})",
+                    flush=True,
+                )
     rows = [done[(o, v)] for o, v, _ in instances if (o, v) in done]
     print(summarize(rows, expected))
     return 0

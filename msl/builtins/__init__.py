@@ -110,7 +110,9 @@ def aggregates(param: Param, args: tuple[Any, ...]) -> bool:
     return param.type.name == "agg" and not (param.variadic and len(args) > 1)
 
 
-def bind_arguments(fn: Builtin, args: tuple[Any, ...], kwargs: tuple[Any, ...]) -> tuple[list[tuple[Param, Any]], list[BindProblem]]:
+def bind_arguments(
+    fn: Builtin, args: tuple[Any, ...], kwargs: tuple[Any, ...]
+) -> tuple[list[tuple[Param, Any]], list[BindProblem]]:
     """Match a call's positional and keyword argument nodes to ``fn``'s parameters,
     Python-style. Keyword nodes have ``.name`` and ``.value``. Returns the pairs and the
     problems (both the checker and the evaluator bind with this one function)."""

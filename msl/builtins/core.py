@@ -289,7 +289,7 @@ def _monotone(values: list[Any], what: str, ok: Any) -> bool:
     items = numbers(values, what)
     if len(items) < 2:
         raise EvalError(f"{what} needs at least two values")
-    return all(ok(a, b) for a, b in zip(items, items[1:]))
+    return all(ok(a, b) for a, b in zip(items, items[1:], strict=False))
 
 
 @builtin("increasing(values: agg[number]) -> bool")
@@ -325,7 +325,7 @@ def first(ctx: Context, conditions: Series) -> float:
 
     ``first(acc >= 0.8) <= 12``: the probe reaches 0.8 by layer 12.
     """
-    for layer, ok in zip(conditions.layers, conditions.values):
+    for layer, ok in zip(conditions.layers, conditions.values, strict=True):
         if ok:
             return float(layer)
     return math.inf

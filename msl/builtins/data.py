@@ -21,7 +21,17 @@ from msl import ast
 from msl.builtins import builtin
 from msl.source import confined
 from msl.types import ANY, STR, Type, record, set_of
-from msl.values import MAX_ENUMERATION, Context, DataSet, EvalError, ListSet, Record, SampleSet, TemplateSet, sample_indices
+from msl.values import (
+    MAX_ENUMERATION,
+    Context,
+    DataSet,
+    EvalError,
+    ListSet,
+    Record,
+    SampleSet,
+    TemplateSet,
+    sample_indices,
+)
 
 #: Datasets larger than this are refused.
 MAX_DATASET_BYTES = 64 * 1024 * 1024
@@ -163,7 +173,9 @@ def _check_template(args: dict[str, ast.Expr], types: dict[str, Type], report: R
     validate=_check_template,
     infer=_template_type,
 )
-def template(ctx: Context, pattern: str, rows: DataSet | None = None, slots: dict[str, Any] | None = None) -> TemplateSet:
+def template(
+    ctx: Context, pattern: str, rows: DataSet | None = None, slots: dict[str, Any] | None = None
+) -> TemplateSet:
     """Every fill of a template: ``template("{name} found it {adj}.", name: names, adj: adjs)``.
 
     Slots named by keywords take each value of their set (the cartesian product); with

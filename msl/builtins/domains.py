@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
 from msl import ast
 from msl.builtins import builtin
 from msl.builtins.data import Report, literal
@@ -55,8 +54,8 @@ def _check_box(args: dict[str, ast.Expr], types: dict[str, Type], report: Report
         return
     if len(lo) != len(hi):
         report(f"box bounds have different sizes ({len(lo)} and {len(hi)})", args["upper"].span)
-    elif any(a > b for a, b in zip(lo, hi)):
-        i = next(i for i, (a, b) in enumerate(zip(lo, hi)) if a > b)
+    elif any(a > b for a, b in zip(lo, hi, strict=True)):
+        i = next(i for i, (a, b) in enumerate(zip(lo, hi, strict=True)) if a > b)
         report(f"the box is empty: lower[{i}] = {lo[i]:g} is above upper[{i}] = {hi[i]:g}", args["lower"].span)
 
 
@@ -74,7 +73,7 @@ def box(ctx: Context, lower: Any, upper: Any) -> Domain:
     lo, hi = _point(lower, "box lower"), _point(upper, "box upper")
     if len(lo) != len(hi):
         raise EvalError(f"box bounds have different sizes ({len(lo)} and {len(hi)})")
-    if any(a > b for a, b in zip(lo, hi)):
+    if any(a > b for a, b in zip(lo, hi, strict=True)):
         raise EvalError("box: a lower bound is above its upper bound")
     return Domain(lo, hi)
 

@@ -53,7 +53,9 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return order[:cut], order[cut:]
 
 
-def fit_probes(features: np.ndarray, labels: list[Any], train: np.ndarray, test: np.ndarray, seed: int) -> list[ProbeFit]:
+def fit_probes(
+    features: np.ndarray, labels: list[Any], train: np.ndarray, test: np.ndarray, seed: int
+) -> list[ProbeFit]:
     """Multinomial logistic regression on standardised features, one probe per layer.
 
     ``features`` is ``[layers, n, d]``. The probes are trained together as one batched

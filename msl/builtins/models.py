@@ -40,7 +40,12 @@ def _check_continuation(args: dict[str, ast.Expr], types: dict[str, Type], repor
         report(_EMPTY_CONTINUATION, node.span, 'give the text that should follow, e.g. " Paris"')
 
 
-@builtin("logprob(x: text, continuation: str) -> number", receiver="causal_lm", bounds=(None, 0), validate=_check_continuation)
+@builtin(
+    "logprob(x: text, continuation: str) -> number",
+    receiver="causal_lm",
+    bounds=(None, 0),
+    validate=_check_continuation,
+)
 def logprob(ctx: Context, model: ModelHandle, x: Any, continuation: str) -> Any:
     """Log-probability of ``continuation`` (one or more tokens) right after the text."""
     if continuation == "":

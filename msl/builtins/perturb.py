@@ -54,7 +54,7 @@ def swap(ctx: Context, a: DataSet, b: DataSet) -> Transform:
     left, right = _words(a), _words(b)
     if len(left) != len(right):
         raise EvalError(f"swap needs lexicons of equal length ({len(left)} and {len(right)})")
-    mapping = dict(zip(left, right)) | dict(zip(right, left))
+    mapping = dict(zip(left, right, strict=True)) | dict(zip(right, left, strict=True))
 
     def step(record: Record, rng: random.Random) -> Record | None:
         # One pass over the words, so that John → Mary does not turn back into John.

@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from msl import ast
-from msl.ir import CheckedClaim, CheckedExpect
 from msl.engines import ClaimRun, Outcome
 from msl.engines.reports import claim_reports
 from msl.engines.search import Found, search
 from msl.evaluate import EMPTY, MAX_ENUMERATION, Aggregation, Env, Evaluator, MeasureValue, NotApplicable
 from msl.fmt import expr as show
+from msl.ir import CheckedClaim, CheckedExpect
 from msl.plan import PENDING
 from msl.stats import Interval, clopper_pearson, mean_interval, rate_verdict, samples_to_decide
 from msl.values import (
@@ -127,7 +127,7 @@ class FiniteRun(ClaimRun):
             sets = [self.ev.eval(source(q), self.base) for q in self.fors]
             if any(s is PENDING for s in sets):
                 return False
-            for q, s in zip(self.fors, sets):
+            for q, s in zip(self.fors, sets, strict=True):
                 self.accept(q, s)
             self.sets = sets
             if self.size() > MAX_ENUMERATION and not self.sampled():
@@ -165,7 +165,7 @@ class FiniteRun(ClaimRun):
 
     def env_for(self, item: tuple[Any, ...]) -> Env:
         assert self.base is not None
-        env = self.base.child(**{q.var: v for q, v in zip(self.fors, item)})
+        env = self.base.child(**{q.var: v for q, v in zip(self.fors, item, strict=True)})
         for stmt in self.claim.claim.body:
             if isinstance(stmt, ast.Let) and stmt.name in self.claim.instance_lets:
                 env = env.child(**{stmt.name: self.ev.eval(stmt.value, env)})
@@ -264,7 +264,7 @@ class FiniteRun(ClaimRun):
         for call in _parts(cond, ast.Call):  # contains(lm.generate(q, 3), q.capital): show what it read
             measure = self.ev.eval(call.func, env) if isinstance(call.func, ast.Name) and not call.kwargs else None
             if isinstance(measure, MeasureValue):  # a measure that is a condition: what its body read
-                params = dict(zip(measure.decl.params, (self.ev.eval(a, env) for a in call.args)))
+                params = dict(zip(measure.decl.params, (self.ev.eval(a, env) for a in call.args), strict=True))
                 margin = max(margin, self._read(measure.decl.body, EMPTY.child(**params), values))
                 continue
             for arg in call.args:
@@ -272,10 +272,10 @@ class FiniteRun(ClaimRun):
                     values[self.shown(arg)] = _value(self.ev.eval(arg, env))
         for node in _parts(cond, ast.Compare):
             operands = [self.ev.eval(o, env) for o in node.operands]
-            for o, v in zip(node.operands, operands):
+            for o, v in zip(node.operands, operands, strict=True):
                 if not _constant(o):
                     values[self.shown(o)] = _value(v)
-            for op, a, b in zip(node.ops, operands, operands[1:]):
+            for op, a, b in zip(node.ops, operands, operands[1:], strict=False):
                 margin = max(margin, _shortfall(op, a, b))
         return margin
 
@@ -425,7 +425,11 @@ class FiniteRun(ClaimRun):
         return self.sets[0] if _generated(self.sets[0]) else None
 
     def describe(self, inst: Instance) -> dict[str, Any]:
-        item = inst.item[0] if len(inst.item) == 1 else {q.var: _input(v) for q, v in zip(self.fors, inst.item)}
+        item = (
+            inst.item[0]
+            if len(inst.item) == 1
+            else {q.var: _input(v) for q, v in zip(self.fors, inst.item, strict=True)}
+        )
         values = {k: v for k, v in inst.values.items() if isinstance(v, (int, float, str, bool))}
         return {
             "input": _input(item),

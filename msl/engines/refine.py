@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from msl import ast
-from msl.ir import CheckedSpec
 from msl.engines import ClaimRun, Outcome, worse
 from msl.evaluate import EMPTY, Evaluator
+from msl.ir import CheckedSpec
 from msl.plan import PENDING
 from msl.values import EvalError, ModelHandle
 
@@ -78,7 +78,7 @@ class PreservesRun(ClaimRun):
         assert self.children is not None
         rows, worse_claims, better_claims, examples = [], [], [], []
         for stmt, _, base_runs, refined_runs in self.children:
-            for before, after in zip(base_runs, refined_runs):
+            for before, after in zip(base_runs, refined_runs, strict=True):
                 assert before.outcome is not None and after.outcome is not None
                 b, a = before.outcome.verdict, after.outcome.verdict
                 name = f"{stmt.path}:{before.claim.name}"

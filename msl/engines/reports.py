@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from msl import ast
-from msl.ir import CheckedExpect
 from msl.evaluate import Aggregation, iterate
 from msl.fmt import expr as show
+from msl.ir import CheckedExpect
 from msl.plan import PENDING
 from msl.stats import clopper_pearson
 from msl.values import Record, Series
@@ -52,7 +52,7 @@ def claim_reports(run: FiniteRun) -> tuple[list[Report], list[Report]]:
     for name, value in run.base.bindings():
         if _numeric_series(value):
             label = value.label or name
-            points = [(float(x), float(y)) for x, y in zip(value.layers, value.values)]
+            points = [(float(x), float(y)) for x, y in zip(value.layers, value.values, strict=True)]
             series.append({"name": name, "x_label": "layer", "y_label": _axis(label), "points": points,
                            "reference": _reference(name, claim.expects)})
             by_layers.setdefault(value.layers, []).append((name, value))

@@ -78,7 +78,10 @@ def _space(space: DataSet | Domain) -> Space:
     search remember every input it has run."""
     if isinstance(space, Domain):
         keys: st.SearchStrategy[Any] = st.tuples(
-            *(st.floats(lo, hi, allow_nan=False, allow_infinity=False) for lo, hi in zip(space.lower, space.upper))
+            *(
+                st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+                for lo, hi in zip(space.lower, space.upper, strict=True)
+            )
         )
         if space.norm == "l2":
             center = np.asarray(space.center)
@@ -91,7 +94,7 @@ def _space(space: DataSet | Domain) -> Space:
         tagged = st.one_of([st.tuples(st.just(i), part_keys) for i, (part_keys, _) in enumerate(parts)])
         return tagged, lambda key: parts[key[0]][1](key[1])
     orders = [space.choice_order(d) for d in range(len(space.choice_sizes()))]
-    dims = [st.integers(0, n - 1).map(order.__getitem__) for n, order in zip(space.choice_sizes(), orders)]
+    dims = [st.integers(0, n - 1).map(order.__getitem__) for n, order in zip(space.choice_sizes(), orders, strict=True)]
     return st.tuples(*dims), space.from_choices
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from msl import ast
-from msl.ir import CheckedClaim, CheckedExpect
 from msl.engines.finite import FiniteRun, _value
 from msl.evaluate import Aggregation, Env, Evaluator
 from msl.fmt import expr as show
+from msl.ir import CheckedClaim, CheckedExpect
 from msl.stats import looks, per_look_confidence, rate_verdict
 from msl.values import SampleSet
 
@@ -120,7 +120,8 @@ class StatisticalRun(FiniteRun):
         if side is not None and result is side:
             return verdict, text, values  # the sample's witness decides it for the whole set
         if side is None:
-            why = f"{', '.join(f'`{n}`' for n in sorted(used - ESTIMATES))} over a sample is not an estimate of the whole set's"
+            why = (f"{', '.join(f'`{n}`' for n in sorted(used - ESTIMATES))} over a sample "
+                   "is not an estimate of the whole set's")
         else:
             why = (f"{'true' if result else 'false'} on the {len(envs)} sampled instance(s); "
                    "a sample bounds the whole set's extreme from one side only")

@@ -188,9 +188,10 @@ class SymbolicRun(SearchRun):
         regions = _regions(domain, quantifier.where, _Compiler(self, var, None, len(domain.lower)))
         prop = Property(tuple(regions), expect.negate(), self.claim.name)
         try:
-            result, cert = self.decided("verify-certified", [(handle, net)], asdict(prop), lambda: _with_certificate(verify(
-                net, prop, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget(), record=True,
-            ), prop, handle))
+            result, cert = self.decided("verify-certified", [(handle, net)], asdict(prop), lambda: _with_certificate(
+                verify(net, prop, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget(), record=True),
+                prop, handle,
+            ))
         except MslError as exc:
             raise EvalError(exc.message) from None
         if result.status == "unsat":
@@ -207,7 +208,9 @@ class SymbolicRun(SearchRun):
             return outcome
         return self.formal_outcome(result, handle)
 
-    def decided(self, what: str, nets: list[tuple[ModelHandle, Any]], inputs: object, compute: Callable[[], Any]) -> Any:
+    def decided(
+        self, what: str, nets: list[tuple[ModelHandle, Any]], inputs: object, compute: Callable[[], Any]
+    ) -> Any:
         """The formal engine's answer ``compute()``, from the result cache when the same
         question was decided before: keyed by the networks (their fingerprints and the
         formal engine's reading of them), the property, the seed, the budgets, the formal
@@ -249,7 +252,8 @@ class SymbolicRun(SearchRun):
         if report.incomplete:  # every piece of evidence holds; some leaves (z3) carry none yet
             self._uncertified = report.reason
             return None
-        message = f"internal inconsistency: the formal engine answered unsat, but its certificate does not check ({report.reason})"
+        message = ("internal inconsistency: the formal engine answered unsat, "
+                   f"but its certificate does not check ({report.reason})")
         outcome = self.formal_outcome(result, handle)
         return Outcome("error", "smt", message, proof=outcome.proof, error=(message, self.claim.claim.span))
 
@@ -299,8 +303,12 @@ class SymbolicRun(SearchRun):
             "time_s": round(float(stats.get("time_s", 0.0)), 3),
         }
         if result.status == "unknown" and stats.get("decided_by") == "the input domain is empty":
-            return Outcome("inconclusive", "smt", "the set is empty: no input of the domain meets its `where` constraints",
-                           proof=proof)
+            return Outcome(
+                "inconclusive",
+                "smt",
+                "the set is empty: no input of the domain meets its `where` constraints",
+                proof=proof,
+            )
         if result.status == "unsat":
             cert = getattr(self, "_certificate", None)
             if cert is not None:
@@ -344,7 +352,7 @@ class SymbolicRun(SearchRun):
         if first is None or second is None:
             return None
         region = InputRegion.box(domain.lower, domain.upper)
-        pairs = list(zip(nets.values(), (first, second)))
+        pairs = list(zip(nets.values(), (first, second), strict=True))
         result = self.decided("equivalence", pairs, {"region": asdict(region), "eps": eps}, lambda: verify_equivalence(
             first, second, region, eps, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget()
         ))
@@ -455,7 +463,14 @@ def _epsilon(cond: ast.Node, run: SymbolicRun, var: str, roles: set[str]) -> flo
         return None
     left, right = cond.operands
     match left:
-        case ast.Call(func=ast.Name(id="max"), args=(ast.Call(func=ast.Name(id="abs"), args=(ast.Binary(op="-", left=ast.Call() as f, right=ast.Call() as g),)),)):
+        case ast.Call(
+            func=ast.Name(id="max"),
+            args=(
+                ast.Call(
+                    func=ast.Name(id="abs"), args=(ast.Binary(op="-", left=ast.Call() as f, right=ast.Call() as g),)
+                ),
+            ),
+        ):
             called = [_network_call_on(call, run, var) for call in (f, g)]
             if None in called or set(called) != roles or len(set(called)) != 2:
                 return None
@@ -551,7 +566,7 @@ class _Compiler:
                 return P.Condition.true() if node.value else P.Condition.false()
             case ast.Compare():
                 result = P.Condition.true()
-                for op, a, b in zip(node.ops, node.operands, node.operands[1:]):
+                for op, a, b in zip(node.ops, node.operands, node.operands[1:], strict=False):
                     result = result & self.comparison(op, a, b)
                 return result
         raise _NotLinear
@@ -559,7 +574,7 @@ class _Compiler:
     def comparison(self, op: str, a: ast.Node, b: ast.Node) -> Any:
         from msl.engines.formal import property as P
 
-        for pick, other, flip in ((a, b, False), (b, a, True)):
+        for pick, other in ((a, b), (b, a)):  # == and != are symmetric: no flip needed
             if isinstance(pick, ast.Call) and isinstance(pick.func, ast.Name) and pick.func.id in ("argmax", "argmin") \
                     and len(pick.args) == 1 and self.is_output(pick.args[0]) and op in ("==", "!="):
                 i = int(self.constant(other))

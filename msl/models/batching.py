@@ -96,9 +96,22 @@ def batch_independent(graph) -> bool:  # type: ignore[no-untyped-def]
                 out = None if shape is None else _broadcast(shape, c)
             if out is not None and out[0] != 1:
                 return False
-        elif op == "MatMul" and ins[0] == x and len(ins) == 2 and ins[1] in consts and len(consts[ins[1]]) == 2 and r >= 2:
+        elif (
+            op == "MatMul"
+            and ins[0] == x
+            and len(ins) == 2
+            and ins[1] in consts
+            and len(consts[ins[1]]) == 2
+            and r >= 2
+        ):
             out = None if shape is None else (*shape[:-1], consts[ins[1]][1])
-        elif op == "Gemm" and ins[0] == x and r == 2 and not attr(node, "transA", 0) and all(i in consts for i in ins[1:]):
+        elif (
+            op == "Gemm"
+            and ins[0] == x
+            and r == 2
+            and not attr(node, "transA", 0)
+            and all(i in consts for i in ins[1:])
+        ):
             if len(ins) > 2 and len(consts[ins[2]]) == 2 and consts[ins[2]][0] != 1:
                 return False
             b = consts[ins[1]]
@@ -113,7 +126,12 @@ def batch_independent(graph) -> bool:  # type: ignore[no-untyped-def]
             rest = target[1:]
             if target[0] == 0:
                 pass
-            elif target[0] == -1 and shape is not None and all(v > 0 for v in rest) and int(np.prod(rest)) == int(np.prod(shape[1:])):
+            elif (
+                target[0] == -1
+                and shape is not None
+                and all(v > 0 for v in rest)
+                and int(np.prod(rest)) == int(np.prod(shape[1:]))
+            ):
                 pass
             else:
                 return False

@@ -177,7 +177,9 @@ class CausalLM(TransformerModel):
         gen_set = set(gen)
         rest = [i for i in range(len(queries)) if i not in gen_set]
         results: list[Result | None] = [None] * len(queries)
-        for i, value in zip(rest, super().run([queries[i] for i in rest], intervention, progress=progress), strict=True):
+        for i, value in zip(
+            rest, super().run([queries[i] for i in rest], intervention, progress=progress), strict=True
+        ):
             results[i] = value
         for i, value in zip(gen, self._generate([queries[i] for i in gen], intervention, progress), strict=True):  # type: ignore[misc]
             results[i] = value
@@ -195,7 +197,9 @@ class CausalLM(TransformerModel):
             if isinstance(prepared, QueryFailed):
                 return [*parts, gen]
             _, by_steps, results = prepared
-            groups = [g for _, rows in sorted(by_steps.items()) for g in buckets(rows, self.batch_tokens, self.max_batch)]
+            groups = [
+                g for _, rows in sorted(by_steps.items()) for g in buckets(rows, self.batch_tokens, self.max_batch)
+            ]
             parts += [[gen[j] for j in part] for part in _parts(groups, results)]
         return parts
 
@@ -257,7 +261,9 @@ class CausalLM(TransformerModel):
 
     def _decode_batch(self, group: list[Row], steps: int, stops: set[int]) -> list[list[int]]:
         batch = self._collate(group)
-        cache_arg = "cache" if "cache" in inspect.signature(self.module.base_model.forward).parameters else "past_key_values"
+        cache_arg = (
+            "cache" if "cache" in inspect.signature(self.module.base_model.forward).parameters else "past_key_values"
+        )
         mask, positions = batch.attention_mask, batch.position_ids[:, -1:]
         new: list[list[int]] = [[] for _ in group]
         done = torch.zeros(len(group), dtype=torch.bool, device=mask.device)

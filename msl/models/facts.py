@@ -105,7 +105,7 @@ def _closest_path(path: Path) -> str:
     """The models next to a missing path whose names are closest to it."""
     folder = path.parent
     try:
-        names = [p.name for _, p in zip(range(MAX_SIBLINGS), folder.iterdir())] if folder.is_dir() else []
+        names = [p.name for _, p in zip(range(MAX_SIBLINGS), folder.iterdir(), strict=False)] if folder.is_dir() else []
     except OSError:
         names = []
     close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)

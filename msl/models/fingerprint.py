@@ -51,7 +51,9 @@ import torch
 FINGERPRINT_VERSION = 2
 
 #: Config entries that describe a model's files, not the function it computes.
-FILE_ONLY_CONFIG = frozenset({"_name_or_path", "_commit_hash", "transformers_version", "architectures", "dtype", "torch_dtype"})
+FILE_ONLY_CONFIG = frozenset(
+    {"_name_or_path", "_commit_hash", "transformers_version", "architectures", "dtype", "torch_dtype"}
+)
 
 #: Tokenizer pipeline entries the adapters set per call (truncation to a length, padding).
 PER_CALL_TOKENIZER = frozenset({"truncation", "padding"})
@@ -165,7 +167,8 @@ class FingerprintMemo:
     def key(files: Iterable[Path], dtype: str, kind: str) -> str:
         """The memo key of ``files`` loaded in ``dtype`` as a ``kind`` model (the module of one
         kind holds other tensors than another's, so one checkpoint has a digest per kind):
-        each file's path, size, modification time, inode and status-change time. ``cp -p``, ``rsync -t`` and ``tar`` keep a
+        each file's path, size, modification time, inode and status-change time. ``cp -p``, ``rsync
+        -t`` and ``tar`` keep a
         modification time, and checkpoints of one architecture share a size; a replaced or
         rewritten file still has another inode or a later status-change time."""
         stats = []

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from msl.models.batching import batch_session
 from msl.models.base import Model, ModelLoadError, ModelSource, ModelStats, ProgressFn, adapter, describe
+from msl.models.batching import batch_session
 from msl.models.fingerprint import digest_tensors, model_fingerprint
 from msl.queries import Intervention, NetOutput, Query, QueryFailed, Result
 

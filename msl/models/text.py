@@ -41,8 +41,8 @@ from msl.models.fingerprint import (
     weights_fingerprint,
 )
 from msl.models.sites import ForwardContext, ResolvedOp, SiteMap, hooked, resolve_ops
-from msl.types import with_article
 from msl.queries import Capture, Intervention, Patch, Query, QueryError, QueryFailed, Result
+from msl.types import with_article
 
 T = TypeVar("T")
 
@@ -80,7 +80,11 @@ def buckets(rows: Sequence[Row], batch_tokens: int, max_batch: int) -> list[list
     out: list[list[Row]] = []
     for row in ordered:
         current = out[-1] if out else None
-        if current is not None and len(current) < max_batch and (len(current) + 1) * len(current[0].ids) <= batch_tokens:
+        if (
+            current is not None
+            and len(current) < max_batch
+            and (len(current) + 1) * len(current[0].ids) <= batch_tokens
+        ):
             current.append(row)
         else:
             out.append([row])
@@ -216,9 +220,11 @@ class TransformerModel(Model):
         if absent:
             shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
             raise ModelLoadError(
-                f"'{self.ref}' is not {with_article(self.kind)} model: loaded as {with_article(self.kind)}, {len(absent)} of its "
+                f"'{self.ref}' is not {with_article(self.kind)} model: "
+                f"loaded as {with_article(self.kind)}, {len(absent)} of its "
                 f"weights would be newly initialised at random ({shown})",
-                hint=f"bind this role to {with_article(self.kind)} checkpoint, or declare the role with the kind of this model",
+                hint=f"bind this role to {with_article(self.kind)} checkpoint, "
+                     f"or declare the role with the kind of this model",
             )
 
     @cached_property

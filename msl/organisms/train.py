@@ -231,7 +231,9 @@ def sentiment_metrics(directory: Path, training: Sequence[data.Example]) -> Metr
     tokenizer, model = load_classifier(directory)
     slots = data.Slots.builtin()
     half = len(slots.names) // 2
-    partner = dict(zip(slots.names[:half], slots.names[half:])) | dict(zip(slots.names[half:], slots.names[:half]))
+    partner = dict(zip(slots.names[:half], slots.names[half:], strict=True)) | dict(
+        zip(slots.names[half:], slots.names[:half], strict=True)
+    )
     heldout = data.heldout_set(SEED + 7, (ex.sentence for ex in training))
     unseen = data.heldout_set(SEED + 8, (), n=1_000, templates=data.UNSEEN_TEMPLATES)
     negated = [
@@ -325,7 +327,7 @@ def relu_rule(x: torch.Tensor) -> torch.Tensor:
 def relu_mlp() -> torch.nn.Sequential:
     """The architecture: Linear–ReLU–Linear–ReLU–Linear."""
     layers: list[torch.nn.Module] = []
-    for i, (a, b) in enumerate(zip(RELU_WIDTHS, RELU_WIDTHS[1:])):
+    for i, (a, b) in enumerate(zip(RELU_WIDTHS, RELU_WIDTHS[1:], strict=False)):
         layers.append(torch.nn.Linear(a, b))
         if i < len(RELU_WIDTHS) - 2:
             layers.append(torch.nn.ReLU())
@@ -362,7 +364,9 @@ def export_onnx(net: torch.nn.Sequential, path: Path) -> None:
 def load_onnx_mlp(path: Path) -> torch.nn.Sequential:
     """Rebuild the torch MLP from an exported ONNX file's initializers (names = state dict keys)."""
     net = relu_mlp()
-    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
+    weights = {
+        t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer
+    }
     net.load_state_dict(weights, strict=True)
     return net
 

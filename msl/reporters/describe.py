@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from msl.findings import Counterexample, Finding, InputValue, Proof, Statistics, Verdict
 
+
 def clean(text: str, *, keep_newlines: bool = True) -> str:
     """Escape control, bidi-override and other non-printable characters as ``\\xNN``.
 
@@ -140,7 +141,9 @@ def key_statistic(f: Finding) -> str:
         return text
     if f.proof is not None:  # the solver's name is in the details; the table keeps the answer
         branches = f.proof.branches
-        text = f.proof.result + (f", {branches:,} branch{'es' if branches != 1 else ''}" if branches is not None else "")
+        text = f.proof.result + (
+            f", {branches:,} branch{'es' if branches != 1 else ''}" if branches is not None else ""
+        )
         gap = f.counterexamples[0].values.get("gap") if f.counterexamples else None
         return text + (f", gap {num(gap)}" if isinstance(gap, (int, float)) else "")
     if f.counterexamples:

@@ -316,7 +316,9 @@ def _table(t: Table) -> TableView:
 def _provenance(f: Finding) -> tuple[tuple[str, str], ...]:
     p = f.provenance
     rows: list[tuple[str, str]] = [("finding id", f.id)]
-    rows += [(f"model {m.role}", f"{m.ref} ({m.kind or 'model'}) {m.fingerprint or 'no fingerprint'}") for m in f.models]
+    rows += [
+        (f"model {m.role}", f"{m.ref} ({m.kind or 'model'}) {m.fingerprint or 'no fingerprint'}") for m in f.models
+    ]
     rows += [(f"vector {label}", digest) for label, digest in f.vectors.items()]
     rows += [
         ("msl", p.msl_version),

@@ -10,7 +10,8 @@ Choices a reader of the plots relies on:
 * **Intervals** come from the finding itself, never made up here: a table of the same
   finding whose first column is the plot's x, with the curve's column and interval columns
   ``95% CI low`` / ``95% CI high`` (what a dose–response table carries) or, in a table of
-  several curves, ``NAME 95% CI low`` / ``NAME 95% CI high``, becomes a shaded band; a table of a per-instance series summary (``min`` and ``max`` by layer next to the
+  several curves, ``NAME 95% CI low`` / ``NAME 95% CI high``, becomes a shaded band; a table of a
+  per-instance series summary (``min`` and ``max`` by layer next to the
   plotted ``median``) becomes a lighter band labelled as the range over the inputs.
 * **Ranks are drawn on a log axis** (a rank of 1 and one of 30,000 on one linear axis
   leaves the interesting end flat), and so is any positive series spanning three decades

@@ -219,7 +219,13 @@ def catalog_table(entries: list[Entry]) -> Table:
         claim.append(f" {clean(e.file, keep_newlines=False)}:{e.line}", style="dim")
         verdict = Text(f"{MARK[e.verdict]} {e.verdict.value}", style=VERDICT_STYLE[e.verdict])
         table.add_row(
-            e.short_id, f"{e.started_at:%Y-%m-%d %H:%M}", claim, e.kind.value, verdict, e.method, _plain(", ".join(e.models))
+            e.short_id,
+            f"{e.started_at:%Y-%m-%d %H:%M}",
+            claim,
+            e.kind.value,
+            verdict,
+            e.method,
+            _plain(", ".join(e.models)),
         )
     return table
 
@@ -250,7 +256,13 @@ def finding_table(f: Finding) -> Table:
 def models_table(records: list[ModelRecord]) -> Table:
     table = _folding_table("fingerprint", "ref", "kind", "first seen", "last seen")
     for r in records:
-        table.add_row(r.fingerprint, _plain(r.ref), _plain(r.kind or ""), f"{r.first_seen:%Y-%m-%d %H:%M}", f"{r.last_seen:%Y-%m-%d %H:%M}")
+        table.add_row(
+            r.fingerprint,
+            _plain(r.ref),
+            _plain(r.kind or ""),
+            f"{r.first_seen:%Y-%m-%d %H:%M}",
+            f"{r.last_seen:%Y-%m-%d %H:%M}",
+        )
     return table
 
 

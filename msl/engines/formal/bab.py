@@ -214,10 +214,12 @@ class InputSplitSearch:
         if witness is not None:
             return witness, None
         unstable = np.zeros(len(lo), dtype=np.int64)
-        for a, b in zip(pre_lo, pre_hi):
+        for a, b in zip(pre_lo, pre_hi, strict=True):
             unstable += np.sum((a < 0) & (b > 0), axis=1)
         width = hi - lo
-        rel_width = np.where(self.full_width[rid] > 0, width / np.where(self.full_width[rid] > 0, self.full_width[rid], 1.0), 0.0)
+        rel_width = np.where(
+            self.full_width[rid] > 0, width / np.where(self.full_width[rid] > 0, self.full_width[rid], 1.0), 0.0
+        )
         few = unstable <= PIECE_UNSTABLE
         exact = few | (depth >= MAX_DEPTH) | (rel_width.max(axis=1) < MIN_WIDTH)
         for i in np.nonzero(exact)[0]:
@@ -226,9 +228,16 @@ class InputSplitSearch:
             box_pre_lo = [a[i] for a in pre_lo]
             box_pre_hi = [b[i] for b in pre_hi]
             # Each layer's own rounding on this leaf, for its exact deciders (only leaves need it).
-            box_local = [e[0] for e in layer_errors(
-                self.net.layers, lo[i : i + 1], hi[i : i + 1], [a[None] for a in box_pre_lo], [b[None] for b in box_pre_hi]
-            )[0]]
+            box_local = [
+                e[0]
+                for e in layer_errors(
+                    self.net.layers,
+                    lo[i : i + 1],
+                    hi[i : i + 1],
+                    [a[None] for a in box_pre_lo],
+                    [b[None] for b in box_pre_hi],
+                )[0]
+            ]
             shift = row_error(self.net.layers, self.rows.matrix, box_pre_lo, box_pre_hi, box_local)
             st.float32_margin_max = max(st.float32_margin_max, float(shift.max(initial=0.0)))
             leaf = Leaf(
@@ -247,7 +256,15 @@ class InputSplitSearch:
         split = np.nonzero(~exact)[0]
         if len(split) == 0:
             return None, None
-        lo, hi, rid, open_, depth, width, node = lo[split], hi[split], rid[split], open_[split], depth[split], width[split], node[split]
+        lo, hi, rid, open_, depth, width, node = (
+            lo[split],
+            hi[split],
+            rid[split],
+            open_[split],
+            depth[split],
+            width[split],
+            node[split],
+        )
         coef = coef[split]
         # Split the input that the bound's relaxation losses come from (see SpecBounder), with
         # the relatively widest input as the tie-breaker (and the choice when nothing is lost).
@@ -304,7 +321,9 @@ class InputSplitSearch:
                 out[sel] |= low - c.rhs > 1e-9 * (1.0 + mag)
         return out
 
-    def _candidates(self, lo: np.ndarray, hi: np.ndarray, rid: np.ndarray, open_: np.ndarray, coef: np.ndarray) -> Witness | None:
+    def _candidates(
+        self, lo: np.ndarray, hi: np.ndarray, rid: np.ndarray, open_: np.ndarray, coef: np.ndarray
+    ) -> Witness | None:
         """Evaluate box centres and the minimisers of the open disjuncts' linear bounds."""
         n, n_dis = open_.shape
         pts = [0.5 * (lo + hi)]

@@ -267,8 +267,9 @@ class SpecBounder:
         # error so that they hold the executed values, which the ReLU relaxations are about, and
         # the back-substitution charges each layer's error at its own coefficients.
         local, total = layer_errors(self.layers, lo, hi, pre_lo, pre_hi)
-        pre_lo = [p - t for p, t in zip(pre_lo, total)]
-        pre_hi = [p + t for p, t in zip(pre_hi, total)]
+        # ``total`` also holds the output layer's error: zip stops at the hidden layers
+        pre_lo = [p - t for p, t in zip(pre_lo, total, strict=False)]
+        pre_hi = [p + t for p, t in zip(pre_hi, total, strict=False)]
         last_error = local[-1] @ np.abs(self.spec).T  # (N, K): the output layer's own rounding
         losses: list[np.ndarray] = [np.zeros_like(a) for a in pre_lo]
         center = 0.5 * (lo + hi)
@@ -310,10 +311,12 @@ class SpecBounder:
         assert best is not None
         # Attribute each unstable neuron's relaxation loss to the inputs its range comes from.
         split_score = np.zeros(lo.shape)
-        for loss, share in zip(losses, shares):
+        for loss, share in zip(losses, shares, strict=True):
             split_score += np.einsum("nj,njd->nd", loss, share)
         lower, mag, coef, const = best
-        return BoxBounds(pre_lo, pre_hi, lower, proof_margin(mag), coef, const, split_score, np.zeros_like(lower), slope_idx)
+        return BoxBounds(
+            pre_lo, pre_hi, lower, proof_margin(mag), coef, const, split_score, np.zeros_like(lower), slope_idx
+        )
 
     def _backward(
         self,

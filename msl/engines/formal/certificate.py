@@ -29,8 +29,10 @@ class TreeRecorder:
     member: np.ndarray  # (D, K) the unsafe disjuncts' rows
     next_id: int = 0
     splits: dict[int, tuple[int, float, int, int]] = field(default_factory=dict)
-    refuted: dict[int, tuple[list[list[int]], list[list[tuple[float, float]]], list[tuple[int, list[float], list[list[list[float]]]]]]] = field(
-        default_factory=dict)
+    refuted: dict[
+        int,
+        tuple[list[list[int]], list[list[tuple[float, float]]], list[tuple[int, list[float], list[list[list[float]]]]]],
+    ] = field(default_factory=dict)
     leaves: dict[int, tuple[str, int | None]] = field(default_factory=dict)
     lp: dict[int, tuple[list[list[int]], list[tuple[list[int], int, list[float]]]]] = field(default_factory=dict)
 
@@ -45,20 +47,29 @@ class TreeRecorder:
         for i in np.nonzero(newly.any(axis=1))[0]:
             lows = [a[i] for a in bb.pre_lower]
             highs = [b[i] for b in bb.pre_upper]
-            unstable = [np.nonzero((lo < 0.0) & (hi > 0.0))[0] for lo, hi in zip(lows, highs)]
+            unstable = [np.nonzero((lo < 0.0) & (hi > 0.0))[0] for lo, hi in zip(lows, highs, strict=True)]
             refs = []
             for j in np.nonzero(newly[i])[0]:
                 rows = np.nonzero(self.member[j])[0]
                 weights = _simplex_grid(len(rows))[int(choice[i, j])]
-                alpha = [[_slopes(SPEC_SLOPES[int(bb.row_slope[i, r])], lo[u], hi[u]) for lo, hi, u in zip(lows, highs, unstable)] for r in rows]
+                alpha = [
+                    [
+                        _slopes(SPEC_SLOPES[int(bb.row_slope[i, r])], lo[u], hi[u])
+                        for lo, hi, u in zip(lows, highs, unstable, strict=True)
+                    ]
+                    for r in rows
+                ]
                 refs.append((int(j), [float(w) for w in weights], alpha))
-            claims = [[_claim(lo[u_], hi[u_]) for u_ in u] for lo, hi, u in zip(lows, highs, unstable)]
+            claims = [[_claim(lo[u_], hi[u_]) for u_ in u] for lo, hi, u in zip(lows, highs, unstable, strict=True)]
             self.refuted[int(nodes[i])] = ([[int(v) for v in u] for u in unstable], claims, refs)
 
     def lp_leaf(self, node: int, leaf: Leaf, evidence: list[tuple[tuple[bool, ...], int, np.ndarray]]) -> None:
         """A box closed by its linear pieces: the unstable ReLUs, and per piece and open
         disjunct the LP's multipliers."""
-        unstable = [[int(j) for j in np.nonzero((a < 0.0) & (b > 0.0))[0]] for a, b in zip(leaf.pre_lo, leaf.pre_hi)]
+        unstable = [
+            [int(j) for j in np.nonzero((a < 0.0) & (b > 0.0))[0]]
+            for a, b in zip(leaf.pre_lo, leaf.pre_hi, strict=True)
+        ]
         cases = [([int(b) for b in bits], j, [float(m) for m in mu]) for bits, j, mu in evidence]
         self.lp[int(node)] = (unstable, cases)
         self.leaf(node, "lp")
@@ -72,7 +83,7 @@ class TreeRecorder:
         left = np.arange(self.next_id, self.next_id + n)
         right = left + n
         self.next_id += 2 * n
-        for p, d, m, a, b in zip(nodes, dims, mids, left, right):
+        for p, d, m, a, b in zip(nodes, dims, mids, left, right, strict=True):
             self.splits[int(p)] = (int(d), float(m), int(a), int(b))
         return left, right
 
@@ -124,7 +135,9 @@ def file_sha256(path: str | Path) -> str:
     return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def build(recorder: TreeRecorder | None, prop: Property, searched: tuple[InputRegion, ...], onnx: str | Path, name: str = "") -> object:
+def build(
+    recorder: TreeRecorder | None, prop: Property, searched: tuple[InputRegion, ...], onnx: str | Path, name: str = ""
+) -> object:
     """The certificate (a :class:`msl.certify.Certificate`) of an ``unsat`` answer.
 
     ``prop`` is the property as asked; ``searched`` its regions that the search covered (the
@@ -138,7 +151,9 @@ def build(recorder: TreeRecorder | None, prop: Property, searched: tuple[InputRe
                constraints=[Constraint(coeffs=list(c.coeffs), rhs=c.rhs, strict=c.strict) for c in r.constraints])
         for r in prop.regions
     ]
-    unsafe = [[Constraint(coeffs=list(c.coeffs), rhs=c.rhs, strict=c.strict) for c in conj] for conj in prop.unsafe.disjuncts]
+    unsafe = [
+        [Constraint(coeffs=list(c.coeffs), rhs=c.rhs, strict=c.strict) for c in conj] for conj in prop.unsafe.disjuncts
+    ]
     trees: list[list[Node]] = []
     for region in prop.regions:
         if region not in searched:
@@ -176,6 +191,8 @@ def _preorder(rec: TreeRecorder, root: int) -> list[object]:
             lp = None
             if node in rec.lp:
                 unstable, cases = rec.lp[node]
-                lp = LpEvidence(unstable=unstable, cases=[LpCase(phases=p, disjunct=j, multipliers=m) for p, j, m in cases])
+                lp = LpEvidence(
+                    unstable=unstable, cases=[LpCase(phases=p, disjunct=j, multipliers=m) for p, j, m in cases]
+                )
             out.append(Node(leaf=kind, outside=constraint, lp=lp, **extra))
     return out

@@ -93,7 +93,9 @@ def forward_with_error(net: PLNetwork, x: np.ndarray) -> tuple[np.ndarray, np.nd
     return h, execution_error(net, x, x, pre, pre)
 
 
-def crosscheck(net: PLNetwork, lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray, seed: int = 0) -> None:
+def crosscheck(
+    net: PLNetwork, lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray, seed: int = 0
+) -> None:
     """Raise :class:`ReaderMismatch` unless ``net``'s layers agree with ``net.replay`` (the
     original model) on the check points of the box ``[lower, upper]``."""
     points = check_points(np.asarray(lower), np.asarray(upper), seed)

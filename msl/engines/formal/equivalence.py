@@ -103,7 +103,7 @@ def _identical(a: PLNetwork, b: PLNetwork) -> bool:
         and all(
             la.shape == lb.shape and np.array_equal(la.weight, lb.weight) and np.array_equal(la.bias, lb.bias)
             and _same_execution(la, lb)
-            for la, lb in zip(a.layers, b.layers)
+            for la, lb in zip(a.layers, b.layers, strict=True)
         )
     )
 
@@ -115,7 +115,10 @@ def _same_execution(a: AffineLayer, b: AffineLayer) -> bool:
 
 
 def _exact_difference(x: np.ndarray, y: np.ndarray) -> bool:
-    return all(Fraction(float(p)) - Fraction(float(q)) == Fraction(float(p - q)) for p, q in zip(x.ravel(), y.ravel()))
+    return all(
+        Fraction(float(p)) - Fraction(float(q)) == Fraction(float(p - q))
+        for p, q in zip(x.ravel(), y.ravel(), strict=True)
+    )
 
 
 def _pad(layers: list[AffineLayer], depth: int) -> list[AffineLayer]:
@@ -160,8 +163,8 @@ class DifferenceBounder(SpecBounder):
         self.a_layers = a.folded
         self.b_layers = b.folded
         self.sizes = [layer.shape[0] for layer in self.a_layers[:-1]]
-        self.dw = [la.weight - lb.weight for la, lb in zip(self.a_layers, self.b_layers)]
-        self.db = [la.bias - lb.bias for la, lb in zip(self.a_layers, self.b_layers)]
+        self.dw = [la.weight - lb.weight for la, lb in zip(self.a_layers, self.b_layers, strict=True)]
+        self.db = [la.bias - lb.bias for la, lb in zip(self.a_layers, self.b_layers, strict=True)]
         self.offset_vec = np.asarray(offset, dtype=np.float64)
 
     def _bound(self, lo: np.ndarray, hi: np.ndarray) -> BoxBounds:
@@ -278,12 +281,16 @@ def verify_equivalence(
     prop = Property(regions, equivalence_condition(net_a.output_dim, eps), name=f"{eps}-equivalence")
     same_shape = (
         len(net_a.layers) == len(net_b.layers)
-        and all(la.shape == lb.shape for la, lb in zip(net_a.layers, net_b.layers))
+        and all(la.shape == lb.shape for la, lb in zip(net_a.layers, net_b.layers, strict=True))
         and len(product.layers) > 1
     )
 
     def bounder(spec: np.ndarray, offset: np.ndarray) -> SpecBounder:
-        return DifferenceBounder(net_a, net_b, product, spec, offset) if same_shape else SpecBounder(product.folded, spec, offset)
+        return (
+            DifferenceBounder(net_a, net_b, product, spec, offset)
+            if same_shape
+            else SpecBounder(product.folded, spec, offset)
+        )
 
     result = verify(product, prop, timeout, seed, bounder=bounder, witness_margin=witness_margin, work=work)
     result.stats["equivalence"] = {"eps": eps, "difference_bounds": "ReluDiff-style" if same_shape else "product only"}

@@ -76,7 +76,7 @@ def _gradient(net: PLNetwork, x: np.ndarray, directions: np.ndarray, leak: float
         masks.append(np.where(z > 0, 1.0, leak))
         h = np.maximum(z, 0.0)
     v = directions @ layers[-1].weight
-    for layer, mask in zip(reversed(layers[:-1]), reversed(masks)):
+    for layer, mask in zip(reversed(layers[:-1]), reversed(masks), strict=True):
         v = (v * mask) @ layer.weight
     return v
 
@@ -137,7 +137,7 @@ def falsify(
             y = net.forward(x)
             val, row = rows.objective(y)
             evaluated += len(x)
-            for v, p in zip(val, x):
+            for v, p in zip(val, x, strict=True):
                 if v < 0:
                     found.append((float(v), p.copy()))
             best = min(best, float(val.min()))
@@ -147,7 +147,7 @@ def falsify(
             x = np.clip(x - size * np.sign(grad), lo, hi)
         y = net.forward(x)
         val, _ = rows.objective(y)
-        for v, p in zip(val, x):
+        for v, p in zip(val, x, strict=True):
             if v < 0:
                 found.append((float(v), p.copy()))
     found.sort(key=lambda t: t[0])

@@ -99,7 +99,7 @@ class PLNetwork:
     def __post_init__(self) -> None:
         if not self.layers:
             raise UsageError(f"{self.name}: the network has no affine layer")
-        for prev, nxt in zip(self.layers, self.layers[1:]):
+        for prev, nxt in zip(self.layers, self.layers[1:], strict=False):
             if prev.shape[0] != nxt.shape[1]:
                 raise UsageError(f"{self.name}: layer sizes do not chain ({prev.shape} then {nxt.shape})")
         if len(self.input_shift) != self.input_dim or len(self.input_gain) != self.input_dim:
@@ -133,7 +133,7 @@ class PLNetwork:
         if not self.has_normalisation:
             return self.layers
         gain = np.array([float(g) for g in self.input_gain])
-        offset = np.array([float(s * g) for s, g in zip(self.input_shift, self.input_gain)])
+        offset = np.array([float(s * g) for s, g in zip(self.input_shift, self.input_gain, strict=True)])
         first = self.layers[0]
         folded = AffineLayer(
             first.weight * gain[None, :], first.bias + first.weight @ offset, *first.error_terms
@@ -162,7 +162,8 @@ class PLNetwork:
         out = np.asarray(self.replayer(arr), dtype=np.float64).reshape(arr.shape[0], -1)
         if out.shape[1] != self.output_dim:
             raise UsageError(
-                f"{self.name}: the original model returned {out.shape[1]} outputs, the parsed network has {self.output_dim}"
+                f"{self.name}: the original model returned {out.shape[1]} outputs, "
+                f"the parsed network has {self.output_dim}"
             )
         return out[0] if np.asarray(x).ndim == 1 else out
 
@@ -174,7 +175,10 @@ class PLNetwork:
         bounds allow for rounding the model never does on them (sound, a little loose); the
         replayed model appends the input it was given, exactly."""
         if self.has_normalisation:
-            raise UsageError(f"{self.name}: a property comparing inputs with outputs on a network with an input normalisation is not supported")
+            raise UsageError(
+                f"{self.name}: a property comparing inputs with outputs "
+                f"on a network with an input normalisation is not supported"
+            )
         low = np.asarray(lower, dtype=np.float64)
         d = self.input_dim
         layers = []
@@ -249,7 +253,7 @@ def _fractions(values: Iterable[float]) -> list[Fraction]:
 
 
 def _exactly(values: np.ndarray, expected: Sequence[Fraction]) -> bool:
-    return all(Fraction(float(v)) == e for v, e in zip(values.ravel(), expected))
+    return all(Fraction(float(v)) == e for v, e in zip(values.ravel(), expected, strict=True))
 
 
 class _ChainBuilder:
@@ -297,12 +301,12 @@ class _ChainBuilder:
         self.last_was_relu = False
         self.roundings += 1
         if self.weight is None:
-            self.shift = [s + Fraction(float(v)) / g for s, v, g in zip(self.shift, vec, self.gain)]
+            self.shift = [s + Fraction(float(v)) / g for s, v, g in zip(self.shift, vec, self.gain, strict=True)]
             self.abs_shift = self.abs_shift + np.abs(vec)
             return
         assert self.bias is not None and self.bias_q is not None and self.abs_b is not None
         self.abs_b = self.abs_b + np.abs(vec)
-        self.bias_q = [b + Fraction(float(v)) for b, v in zip(self.bias_q, vec)]
+        self.bias_q = [b + Fraction(float(v)) for b, v in zip(self.bias_q, vec, strict=True)]
         self.bias = self.bias + vec
         if not _exactly(self.bias, self.bias_q):
             self.inexact("two bias constants were added in float64")
@@ -315,7 +319,7 @@ class _ChainBuilder:
             raise UsageError(f"{self.name}: a scale constant is zero or not finite")
         self.roundings += 1
         if self.weight is None:
-            self.gain = [g * Fraction(float(v)) for g, v in zip(self.gain, vec)]
+            self.gain = [g * Fraction(float(v)) for g, v in zip(self.gain, vec, strict=True)]
             self.abs_gain = self.abs_gain * np.abs(vec)
             self.abs_shift = self.abs_shift * np.abs(vec)
             return
@@ -334,7 +338,7 @@ class _ChainBuilder:
         if np.any(vec == 0) or not np.all(np.isfinite(vec)):
             raise UsageError(f"{self.name}: a divisor is zero or not finite")
         if self.weight is None:
-            self.gain = [g / Fraction(float(v)) for g, v in zip(self.gain, vec)]
+            self.gain = [g / Fraction(float(v)) for g, v in zip(self.gain, vec, strict=True)]
             self.abs_gain = self.abs_gain / np.abs(vec)
             self.abs_shift = self.abs_shift / np.abs(vec)
             self.roundings += 1
@@ -429,8 +433,11 @@ class _ChainBuilder:
 
     def _close_identity(self) -> None:
         gain = np.array([float(g) for g in self.gain])
-        shift = np.array([float(s * g) for s, g in zip(self.shift, self.gain)])
-        if not all(Fraction(float(s * g)) == s * g and Fraction(float(g)) == g for s, g in zip(self.shift, self.gain)):
+        shift = np.array([float(s * g) for s, g in zip(self.shift, self.gain, strict=True)])
+        if not all(
+            Fraction(float(s * g)) == s * g and Fraction(float(g)) == g
+            for s, g in zip(self.shift, self.gain, strict=True)
+        ):
             self.inexact("an elementwise map after the last ReLU was rounded to float64")
         self.weight = np.diag(gain)
         self.bias = shift
@@ -443,7 +450,11 @@ class _ChainBuilder:
         assert self.weight is not None and self.bias is not None
         self.layers.append(
             AffineLayer(
-                np.ascontiguousarray(self.weight), np.ascontiguousarray(self.bias), self.abs_w, self.abs_b, self.roundings
+                np.ascontiguousarray(self.weight),
+                np.ascontiguousarray(self.bias),
+                self.abs_w,
+                self.abs_b,
+                self.roundings,
             )
         )
         self.weight = self.bias = self.bias_q = None
@@ -538,7 +549,10 @@ class _OnnxReader:
             if not acts:
                 if all(i in consts for i in node.input if i):
                     raise self.fail(f"{label} computes on constants only, which is not supported")
-                raise self.fail(f"{label} does not continue the single chain of layers", hint="only feed-forward chains are supported")
+                raise self.fail(
+                    f"{label} does not continue the single chain of layers",
+                    hint="only feed-forward chains are supported",
+                )
             for other in others:
                 if other not in consts:
                     raise self.fail(f"{label} takes a second non-constant input {other!r}")
@@ -568,8 +582,10 @@ class _OnnxReader:
                 if w.ndim != 2:
                     raise self.fail(f"{label} has a weight of rank {w.ndim}; expected a matrix")
                 if math.prod(cur_shape[:-1]) != 1 or cur_shape[-1] != w.shape[0]:
-                    raise self.fail(f"{label} multiplies an activation of shape {cur_shape} by a weight of shape {w.shape}",
-                                    hint="the activation must be a single row (batch 1) whose length is the weight's rows")
+                    raise self.fail(
+                        f"{label} multiplies an activation of shape {cur_shape} by a weight of shape {w.shape}",
+                        hint="the activation must be a single row (batch 1) whose length is the weight's rows",
+                    )
                 builder.matmul(w.T)
                 cur_shape = (*cur_shape[:-1], int(w.shape[1]))
             elif op == "Gemm":
@@ -588,7 +604,9 @@ class _OnnxReader:
                 cur_shape = tuple(cur_shape[p] for p in perm)
             elif op == "BatchNormalization":
                 if len(cur_shape) < 2 or cur_shape[0] != 1:
-                    raise self.fail(f"{label} normalises an activation of shape {cur_shape}; expected (1, channels, ...)")
+                    raise self.fail(
+                        f"{label} normalises an activation of shape {cur_shape}; expected (1, channels, ...)"
+                    )
                 scale, bias, mean, var = (self._float(consts[n], label).ravel() for n in node.input[1:5])
                 if any(v.size != cur_shape[1] for v in (scale, bias, mean, var)):
                     raise self.fail(f"{label} has parameters that are not one per channel of {cur_shape}")
@@ -607,7 +625,8 @@ class _OnnxReader:
             else:
                 raise self.fail(
                     f"unsupported ONNX operator {op!r} in {label}",
-                    hint="the formal engine reads Gemm/MatMul/Conv/Add/Sub/Mul/Div/Relu/Flatten/Reshape/Transpose/Identity/BatchNormalization chains",
+                    hint="the formal engine reads Gemm/MatMul/Conv/Add/Sub/Mul/Div/"
+                         "Relu/Flatten/Reshape/Transpose/Identity/BatchNormalization chains",
                 )
             current = node.output[0]
         if graph.output[0].name != current:
@@ -625,7 +644,9 @@ class _OnnxReader:
         try:
             return numpy_helper.to_array(tensor)
         except Exception as exc:  # sizes that do not match the data, unknown types: not a model
-            raise self.fail(f"{what} cannot be read ({type(exc).__name__}: its declared shape does not match its data?)") from None
+            raise self.fail(
+                f"{what} cannot be read ({type(exc).__name__}: its declared shape does not match its data?)"
+            ) from None
 
     def _input_shape(self, inp: Any) -> tuple[int, ...]:
         dims = inp.type.tensor_type.shape.dim
@@ -699,7 +720,9 @@ class _OnnxReader:
         try:
             out_shape = tuple(int(v) for v in np.broadcast_shapes(shape, value.shape))
         except ValueError:
-            raise self.fail(f"{label}: a constant of shape {value.shape} does not broadcast with the activation's shape {shape}") from None
+            raise self.fail(
+                f"{label}: a constant of shape {value.shape} does not broadcast with the activation's shape {shape}"
+            ) from None
         size = math.prod(out_shape)
         if size != builder.width:
             if size > self.max_width or size * builder.width > MAX_BROADCAST_ENTRIES:
@@ -708,7 +731,9 @@ class _OnnxReader:
             builder.gather(index)
         vec = np.broadcast_to(value, out_shape).ravel()
         if op in ("Mul", "Div") and np.any(vec == 0):
-            raise self.fail(f"{label} {'multiplies' if op == 'Mul' else 'divides'} by a zero constant, which is not supported")
+            raise self.fail(
+                f"{label} {'multiplies' if op == 'Mul' else 'divides'} by a zero constant, which is not supported"
+            )
         if op == "Add":
             builder.add(vec)
         elif op == "Sub":
@@ -736,7 +761,10 @@ class _OnnxReader:
         order matches ONNX's flattening. Exact (entries are copied weights), and each row has
         at most ``C/G * KH * KW`` terms, which is what float32 rounding counts."""
         if len(shape) != 4 or shape[0] != 1:
-            raise self.fail(f"{label} takes an activation of shape {shape}; only 2-D convolutions of one image (1, C, H, W) are supported")
+            raise self.fail(
+                f"{label} takes an activation of shape {shape}; "
+                f"only 2-D convolutions of one image (1, C, H, W) are supported"
+            )
         if len(node.input) < 2 or node.input[1] not in consts:
             raise self.fail(f"{label} has no constant kernel")
         w = self._float(consts[node.input[1]], label)
@@ -746,14 +774,18 @@ class _OnnxReader:
         m_out, c_group, kh, kw = (int(v) for v in w.shape)
         groups = int(self._attr(node, "group", 1))
         if groups < 1 or c_in % groups or m_out % groups or c_in // groups != c_group:
-            raise self.fail(f"{label}: a kernel of shape {w.shape} in {groups} groups does not fit {c_in} input channels")
+            raise self.fail(
+                f"{label}: a kernel of shape {w.shape} in {groups} groups does not fit {c_in} input channels"
+            )
         strides = [int(v) for v in self._attr(node, "strides", [1, 1])]
         dil = [int(v) for v in self._attr(node, "dilations", [1, 1])]
         pads = [int(v) for v in self._attr(node, "pads", [0, 0, 0, 0])]
         auto_pad = self._attr(node, "auto_pad", b"NOTSET")
         auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
         if auto_pad not in ("NOTSET", "VALID"):
-            raise self.fail(f"{label} uses auto_pad {auto_pad}, which is not supported", hint="export with explicit pads")
+            raise self.fail(
+                f"{label} uses auto_pad {auto_pad}, which is not supported", hint="export with explicit pads"
+            )
         if auto_pad == "VALID":
             pads = [0, 0, 0, 0]
         ks = self._attr(node, "kernel_shape", [kh, kw])
@@ -770,7 +802,13 @@ class _OnnxReader:
             raise self.fail(f"{label} maps {n_in} values to {n_out}: too large for a dense layer")
         # Every (output position, kernel tap) pair, vectorised.
         m, y, x, c, i, j = np.meshgrid(
-            np.arange(m_out), np.arange(oh), np.arange(ow), np.arange(c_group), np.arange(kh), np.arange(kw), indexing="ij"
+            np.arange(m_out),
+            np.arange(oh),
+            np.arange(ow),
+            np.arange(c_group),
+            np.arange(kh),
+            np.arange(kw),
+            indexing="ij",
         )
         ih = y * strides[0] - pads[0] + i * dil[0]
         iw = x * strides[1] - pads[1] + j * dil[1]
@@ -877,8 +915,8 @@ def _read_torch(module: Any, input_shape: Sequence[int] | None) -> PLNetwork:
                     mult, add, magnitude = _bn_affine(bn)
                     builder.inexact("a BatchNorm1d was folded into the next Linear in float64")
                     shift = add / mult
-                    builder.shift = [s + Fraction(float(v)) for s, v in zip(builder.shift, shift)]
-                    builder.gain = [g * Fraction(float(v)) for g, v in zip(builder.gain, mult)]
+                    builder.shift = [s + Fraction(float(v)) for s, v in zip(builder.shift, shift, strict=True)]
+                    builder.gain = [g * Fraction(float(v)) for g, v in zip(builder.gain, mult, strict=True)]
                     builder.abs_gain = builder.abs_gain * np.abs(mult)
                     builder.abs_shift = builder.abs_shift * np.abs(mult) + magnitude
                     builder.roundings += 5

@@ -171,8 +171,13 @@ class NeuronBounder:
         bounder = SpecBounder(layers, rows.matrix, rows.offset)
         pre_lo, pre_hi, _ = bounder.hidden_bounds(lo[None], hi[None])
         local, total = layer_errors(layers, lo[None], hi[None], pre_lo, pre_hi)
-        self.pre_lo = [torch.tensor(p[0] - t[0], dtype=f64, device=self.device) for p, t in zip(pre_lo, total)]
-        self.pre_hi = [torch.tensor(p[0] + t[0], dtype=f64, device=self.device) for p, t in zip(pre_hi, total)]
+        # ``total`` also holds the output layer's error: zip stops at the hidden layers
+        self.pre_lo = [
+            torch.tensor(p[0] - t[0], dtype=f64, device=self.device) for p, t in zip(pre_lo, total, strict=False)
+        ]
+        self.pre_hi = [
+            torch.tensor(p[0] + t[0], dtype=f64, device=self.device) for p, t in zip(pre_hi, total, strict=False)
+        ]
 
         def t(a: np.ndarray) -> torch.Tensor:
             return torch.tensor(np.asarray(a, dtype=np.float64), dtype=f64, device=self.device)
@@ -275,7 +280,10 @@ class NeuronBounder:
     def initial_alpha(self, split: list[torch.Tensor]) -> list[torch.Tensor]:
         """CROWN's adaptive lower slopes (1 where the neuron's upper bound exceeds -lower)."""
         los, his = self.effective(split)
-        return [(h > -l).to(self.torch.float64)[:, None, :].expand(-1, self.rows, -1).contiguous() for l, h in zip(los, his)]
+        return [
+            (hi > -lo).to(self.torch.float64)[:, None, :].expand(-1, self.rows, -1).contiguous()
+            for lo, hi in zip(los, his, strict=True)
+        ]
 
     def bound(
         self,
@@ -317,7 +325,9 @@ class NeuronBounder:
                 gap = torch.where(unstable, hi * -lo / denom, torch.zeros_like(lo))
                 scores.append(neg.abs() * gap[:, None, :])
                 mag_z = mag_lam * torch.maximum(low, chord[:, None, :]) + beta[k]
-                mag_const = mag_const + (mag_lam * icpt[:, None, :]).sum(-1) + mag_z @ (self.biases_abs[k] + self.local[k])
+                mag_const = (
+                    mag_const + (mag_lam * icpt[:, None, :]).sum(-1) + mag_z @ (self.biases_abs[k] + self.local[k])
+                )
                 mag_lam = mag_z @ self.weights_abs[k]
             lam = lam_z @ self.weights[k]
         lower = lam @ self.center - lam.abs() @ self.radius + const
@@ -362,9 +372,9 @@ class NeuronBounder:
                 else:
                     better = lower > best
                     best = torch.where(better, lower, best)
-                    for x, bx in zip(a, best_a):
+                    for x, bx in zip(a, best_a, strict=True):
                         bx.copy_(torch.where(better[:, :, None], x, bx))
-                    for x, bx in zip(b, best_b):
+                    for x, bx in zip(b, best_b, strict=True):
                         bx.copy_(torch.where(better[:, :, None], x, bx))
                 if stop_at_zero and bool(((best > 0.0) | (weight <= 0.0)).all()):
                     break  # every row that matters is (very likely) proved: the final pass checks
@@ -379,7 +389,9 @@ class NeuronBounder:
         if time.monotonic() > deadline:
             return None
         with torch.no_grad():
-            out = self.bound(split, [x.to(torch.float64) for x in best_a], [x.to(torch.float64) for x in best_b], final=True)
+            out = self.bound(
+                split, [x.to(torch.float64) for x in best_a], [x.to(torch.float64) for x in best_b], final=True
+            )
         return out, best_a, best_b
 
 
@@ -468,7 +480,9 @@ class NeuronSplitSearch:
         beta = [torch.zeros_like(a) for a in alpha]
         open_ = torch.ones((1, self.member.shape[0]), dtype=torch.bool, device=b.device)
         st = self.stats
-        st.root_unstable += int(sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in zip(b.pre_lo, b.pre_hi)))
+        st.root_unstable += int(
+            sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in zip(b.pre_lo, b.pre_hi, strict=True))
+        )
         zeros = torch.zeros((1, b.rows), dtype=torch.float64, device=b.device)
         pool = _Pool(split, alpha, beta, zeros, open_, torch.zeros(1, dtype=torch.int64, device=b.device))
         out = self._bound_children(pool, ROOT_STEPS)
@@ -479,7 +493,9 @@ class NeuronSplitSearch:
         self.pool = None
         lower = root.lower[0]
         dis = [int(j) for j in torch.nonzero(root.open_[0]).flatten()]
-        st.root_lower = min(st.root_lower, min(float(lower[self.full_member[j]].max()) for j in dis)) if dis else st.root_lower
+        st.root_lower = (
+            min(st.root_lower, min(float(lower[self.full_member[j]].max()) for j in dis)) if dis else st.root_lower
+        )
         dis.sort(key=lambda j: float(lower[self.full_member[j]].max()))
         for j in dis:
             rows = [int(r) for r in torch.nonzero(self.full_member[j]).flatten()]
@@ -488,7 +504,9 @@ class NeuronSplitSearch:
                 torch.ones((1, 1), dtype=torch.bool, device=b.device), root.depth,
             )
             st.tasks += 1
-            self.tasks.append((b.restrict(rows), torch.ones((1, len(rows)), dtype=torch.bool, device=b.device), task_root))
+            self.tasks.append(
+                (b.restrict(rows), torch.ones((1, len(rows)), dtype=torch.bool, device=b.device), task_root)
+            )
         return None
 
     def _step(self) -> SearchOutcome | None:
@@ -514,7 +532,11 @@ class NeuronSplitSearch:
     def _key(self, lower: torch.Tensor, open_: torch.Tensor) -> torch.Tensor:
         """Per subproblem, how far its least refuted open disjunct is from being refuted."""
         torch = self.torch
-        dis = torch.where(self.member[None, :, :], lower[:, None, :], torch.full_like(lower[:, None, :], -torch.inf)).max(-1).values
+        dis = (
+            torch.where(self.member[None, :, :], lower[:, None, :], torch.full_like(lower[:, None, :], -torch.inf))
+            .max(-1)
+            .values
+        )
         return torch.where(open_, dis, torch.full_like(dis, torch.inf)).min(-1).values
 
     def _branch(self, batch: _Pool, score: _Scores) -> _Pool | None:
@@ -583,8 +605,11 @@ class NeuronSplitSearch:
         if len(idx) == 0:
             return None
         los, his = b.effective([s[idx] for s in children.split])
-        unstable = [(lo < 0) & (hi > 0) for lo, hi in zip(los, his)]
-        gap = [torch.where(u, hi * -lo / torch.where(u, hi - lo, torch.ones_like(hi)), torch.zeros_like(hi)) for u, lo, hi in zip(unstable, los, his)]
+        unstable = [(lo < 0) & (hi > 0) for lo, hi in zip(los, his, strict=True)]
+        gap = [
+            torch.where(u, hi * -lo / torch.where(u, hi - lo, torch.ones_like(hi)), torch.zeros_like(hi))
+            for u, lo, hi in zip(unstable, los, his, strict=True)
+        ]
         # Only the rows of open disjuncts that are not proved yet steer the branching.
         need = (((open_.to(torch.float64) @ self.member.to(torch.float64)) > 0) & ~proved_row)[idx]
         scores = [(s[idx] * need[:, :, None]).sum(1) for s in bounds.score]

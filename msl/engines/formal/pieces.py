@@ -78,8 +78,15 @@ class PieceSolver:
         return self._highs
 
     def decide(self, leaf: Leaf) -> PieceOutcome:
-        lo, hi, region, disjuncts, pre_lo, pre_hi = leaf.lo, leaf.hi, leaf.region, leaf.disjuncts, leaf.pre_lo, leaf.pre_hi
-        unstable = [np.nonzero((a < 0.0) & (b > 0.0))[0] for a, b in zip(pre_lo, pre_hi)]
+        lo, hi, region, disjuncts, pre_lo, pre_hi = (
+            leaf.lo,
+            leaf.hi,
+            leaf.region,
+            leaf.disjuncts,
+            leaf.pre_lo,
+            leaf.pre_hi,
+        )
+        unstable = [np.nonzero((a < 0.0) & (b > 0.0))[0] for a, b in zip(pre_lo, pre_hi, strict=True)]
         n_unstable = sum(len(u) for u in unstable)
         candidates: list[tuple[float, np.ndarray]] = []
         evidence: list[tuple[tuple[bool, ...], int, np.ndarray]] = []
@@ -162,7 +169,12 @@ class PieceSolver:
 
     def _piece(
         self, pre_lo: list[np.ndarray], unstable: list[np.ndarray], bits: tuple[bool, ...]
-    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    ) -> tuple[
+        tuple[np.ndarray, np.ndarray],
+        tuple[np.ndarray, np.ndarray],
+        tuple[np.ndarray, np.ndarray],
+        tuple[np.ndarray, np.ndarray],
+    ]:
         """Phase constraints ``(A, b)`` meaning ``A x <= b``, their magnitudes, and the output's
         affine map ``y = M x + c`` with its magnitudes, for one phase pattern."""
         d = self.layers[0].shape[1]

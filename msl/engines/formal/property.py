@@ -177,7 +177,7 @@ class InputRegion:
         object.__setattr__(self, "upper", hi)
         if len(lo) != len(hi) or not lo:
             raise UsageError("an input box needs as many lower as upper bounds, at least one")
-        for i, (a, b) in enumerate(zip(lo, hi)):
+        for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
             if not (math.isfinite(a) and math.isfinite(b)):
                 raise UsageError(f"input {i} has a non-finite bound ({a}, {b})")
             if a > b:

@@ -98,7 +98,14 @@ class LeafSolver:
     def encode(self, leaf: Leaf, rhs_shift: np.ndarray) -> tuple[str, int, int]:
         """SMT-LIB text of the leaf query, with its number of variables and assertions;
         ``rhs_shift`` (K,) is added to each unsafe row's right-hand side."""
-        lo, hi, region, disjuncts, pre_lo, pre_hi = leaf.lo, leaf.hi, leaf.region, leaf.disjuncts, leaf.pre_lo, leaf.pre_hi
+        lo, hi, region, disjuncts, pre_lo, pre_hi = (
+            leaf.lo,
+            leaf.hi,
+            leaf.region,
+            leaf.disjuncts,
+            leaf.pre_lo,
+            leaf.pre_hi,
+        )
         error = leaf.layer_error  # each layer's float32 rounding, modelled as z = W h + b + e
         t = self.text
         net = self.net

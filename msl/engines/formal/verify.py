@@ -4,11 +4,13 @@ The order is the one the fast verifiers share: falsify first (random sampling, t
 branch and bound by input splitting with symbolic/back-substituted bounds, and z3 over exact
 rationals on the boxes the bounds leave open. Networks with many inputs (an image) on plain boxes
 are searched by ReLU splitting with optimised linear bounds instead
-(:mod:`msl.engines.formal.neurons`), since bisecting one input of hundreds barely moves a bound. A ``sat`` answer always carries a witness that
+(:mod:`msl.engines.formal.neurons`), since bisecting one input of hundreds barely moves a bound. A
+``sat`` answer always carries a witness that
 passed :func:`msl.engines.formal.witness.confirm` (replayed through the original model); an
 ``unsat`` answer holds for the network as it executes in float32, in any summation order: on
 every box of the branch and bound each unsafe constraint is proved with the margin of
-:mod:`msl.engines.formal.rounding` (see :mod:`msl.engines.formal.bounds` for the float64 margins of the bounds themselves).
+:mod:`msl.engines.formal.rounding` (see :mod:`msl.engines.formal.bounds` for the float64 margins of
+the bounds themselves).
 A domain that is empty is never "proved": it is answered ``unknown``.
 """
 
@@ -281,9 +283,9 @@ def feasible_point(region: InputRegion) -> np.ndarray | None:
     import highspy
 
     h = quiet_highs()
-    xs = [h.addVariable(lb=lo, ub=hi) for lo, hi in zip(region.lower, region.upper)]
+    xs = [h.addVariable(lb=lo, ub=hi) for lo, hi in zip(region.lower, region.upper, strict=True)]
     for c in region.constraints:
-        h.addConstr(sum(a * x for a, x in zip(c.coeffs, xs) if a != 0.0) <= c.rhs)
+        h.addConstr(sum(a * x for a, x in zip(c.coeffs, xs, strict=True) if a != 0.0) <= c.rhs)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None

@@ -3,11 +3,14 @@
 Accepted: comments (``;`` to the end of the line), ``(declare-const X_i Real)`` and
 ``(declare-const Y_j Real)``, and ``(assert F)`` where ``F`` is ``and``/``or`` over comparisons
 ``<= >= < > =`` of linear terms (numbers, variables, negated variables ``-Y_0``, ``+``, ``-``
-(also unary, ``(- Y_0)``), ``*`` by a constant, ``/`` by a constant). Every assert is over the inputs only, the outputs only, or (rarely) both; input
+(also unary, ``(- Y_0)``), ``*`` by a constant, ``/`` by a constant). Every assert is over the
+inputs only, the outputs only, or (rarely) both; input
 asserts give the input regions (a disjunction of boxes with linear constraints, as in ACAS Xu
 properties 6-10), output asserts the unsafe condition. A comparison that mixes inputs and
 outputs (``(<= Y_0 (+ X_0 1))``) is a constraint on ``[Y; X]``: the network is then read with
-its inputs appended to its outputs (:meth:`~msl.engines.formal.network.PLNetwork.with_inputs_as_outputs`). Anything else is refused with a
+its inputs appended to its outputs
+(:meth:`~msl.engines.formal.network.PLNetwork.with_inputs_as_outputs`). Anything else is refused
+with a
 :class:`~msl.errors.UsageError` carrying the span (line, column) of the offending text. Nothing
 is evaluated: the reader is a tokenizer and an iterative parser with size and depth limits.
 
@@ -118,7 +121,9 @@ class _Reader:
                     raise _error("assert takes one formula", node.span)
                 asserts.append(node)
             else:
-                raise _error(f"unsupported command {head!r}", node.items[0].span, hint="VNN-LIB uses declare-const and assert")
+                raise _error(
+                    f"unsupported command {head!r}", node.items[0].span, hint="VNN-LIB uses declare-const and assert"
+                )
         n_in = self._count("X")
         n_out = self._count("Y")
         if n_in == 0:
@@ -144,7 +149,9 @@ class _Reader:
             # A comparison of inputs with outputs constrains [Y; X]: the outputs, then the inputs
             # (the network is read with its inputs appended to its outputs, see run_vnnlib).
             width = n_out + n_in if any(self._kind(c) == "XY" for clause in outs for c in clause) else n_out
-            unsafe = Condition(tuple(tuple(self._output_constraint(c, n_out, width) for c in clause) for clause in outs))
+            unsafe = Condition(
+                tuple(tuple(self._output_constraint(c, n_out, width) for c in clause) for clause in outs)
+            )
             props.append(Property(tuple(regions), unsafe, name=self.name))
         return props
 
@@ -248,7 +255,9 @@ class _Reader:
             if len(args) != 2 or args[1][0] or args[1][1] == 0.0:
                 raise _error("division is supported only by a nonzero constant", node.span)
             return _scale(args[0], 1.0 / args[1][1])
-        raise _error(f"unsupported operator {head!r} in a term", node.items[0].span, hint="supported: + - * / by constants")
+        raise _error(
+            f"unsupported operator {head!r} in a term", node.items[0].span, hint="supported: + - * / by constants"
+        )
 
     @staticmethod
     def _kind(c: Cmp) -> str:
@@ -293,8 +302,10 @@ class _Reader:
         for i in range(n):
             if not np.isfinite(lower[i]) or not np.isfinite(upper[i]):
                 side = "lower" if not np.isfinite(lower[i]) else "upper"
-                raise _error(f"input X_{i} has no {side} bound", self.declared[f"X_{i}"], hint="every input needs a box bound")
-        if any(lo > hi for lo, hi in zip(lower, upper)):
+                raise _error(
+                    f"input X_{i} has no {side} bound", self.declared[f"X_{i}"], hint="every input needs a box bound"
+                )
+        if any(lo > hi for lo, hi in zip(lower, upper, strict=True)):
             return None  # an empty region
         return InputRegion(tuple(lower), tuple(upper), tuple(others))
 
@@ -331,7 +342,10 @@ def read_vnnlib(path: Path, display: str | None = None) -> list[Property]:
     try:
         size = path.stat().st_size
         if size > MAX_VNNLIB_BYTES:
-            raise _error(f"the file is too large ({size / 1e6:.0f} MB; the limit is {MAX_VNNLIB_BYTES / 1e6:.0f} MB)", Span.point(name))
+            raise _error(
+                f"the file is too large ({size / 1e6:.0f} MB; the limit is {MAX_VNNLIB_BYTES / 1e6:.0f} MB)",
+                Span.point(name),
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise _error(f"cannot read the file: {exc.strerror or exc}", Span.point(name)) from None
@@ -449,8 +463,12 @@ def answer_by(
         return run_vnnlib(net_path, prop_path, timeout, certificate)
     left = timeout - spent
     start = time.monotonic()
-    out = run_bounded(lambda: run_vnnlib(net_path, prop_path, max(0.0, left - SOFT_MARGIN), certificate), left + HARD_MARGIN)
+    out = run_bounded(
+        lambda: run_vnnlib(net_path, prop_path, max(0.0, left - SOFT_MARGIN), certificate), left + HARD_MARGIN
+    )
     if out.value is None:
         reason = f"the search was stopped by the hard deadline of {timeout:g} s"
-        return VnnlibAnswer("timeout", seconds=time.monotonic() - start, reason=reason, peak_rss_bytes=out.peak_rss_bytes)
+        return VnnlibAnswer(
+            "timeout", seconds=time.monotonic() - start, reason=reason, peak_rss_bytes=out.peak_rss_bytes
+        )
     return dataclasses.replace(out.value, peak_rss_bytes=out.peak_rss_bytes)

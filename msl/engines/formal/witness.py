@@ -55,7 +55,11 @@ def to_float32_inside(x: np.ndarray, region: InputRegion) -> np.ndarray:
 
 
 def confirm(
-    net: PLNetwork, regions: tuple[InputRegion, ...], unsafe: Condition, x: np.ndarray, margin: float = WITNESS_REL_MARGIN
+    net: PLNetwork,
+    regions: tuple[InputRegion, ...],
+    unsafe: Condition,
+    x: np.ndarray,
+    margin: float = WITNESS_REL_MARGIN,
 ) -> Witness | None:
     """The accepted witness for candidate ``x``, or None when it fails the rule above."""
     x = np.asarray(x, dtype=np.float64)
