@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest
 import pytest
+from scipy.stats import binomtest
 from steer_helpers import SPECS, by_name, check, runner, table, write_spec
 
 from msl.builtins.explore import fit_probes

@@ -339,6 +339,7 @@ points = st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_siz
 
 @settings(max_examples=150, deadline=None)
 @example(curves=[[(0.0, 1.0), (0.0, 2.225073858507203e-309)]], names=["0"] * 4, reference=None)  # a subnormal
+@example(curves=[[(0.0, 0.0), (0.0, 5e-324)]], names=["0"] * 4, reference=None)  # a range that underflows
 @given(st.lists(points, min_size=1, max_size=4), st.lists(st.text(min_size=1, max_size=90), min_size=4, max_size=4),
        st.one_of(st.none(), st.floats(-1e3, 1e3)))
 def test_legend_is_clear_of_the_curves(curves: list[list[tuple[float, float]]], names: list[str],

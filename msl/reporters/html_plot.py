@@ -125,7 +125,8 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 def _span(values: Sequence[float]) -> tuple[float, float]:
     """The axis range for ``values``, padded; a flat range is widened around its value."""
     lo, hi = min(values), max(values)
-    if hi - lo <= max(abs(lo), abs(hi)) * 1e-9:
+    # (1e-300: a range of subnormals, e.g. 0 and 5e-324, is flat too — its fifths underflow to 0)
+    if hi - lo <= max(abs(lo), abs(hi), 1e-300) * 1e-9:
         pad = abs(lo) * 0.1 or 1.0
         return lo - pad, hi + pad
     pad = (hi - lo) * 0.05
