@@ -212,7 +212,7 @@ class Recorder(RunProgress):
 
 
 def check(spec: Path, progress: RunProgress | None = None, **options: Any) -> list[dict[str, Any]]:
-    from msl.check import check_paths
+    from msl.pipeline import check_paths
     from msl.run import Runner, RunOptions
 
     specs, problems = check_paths([spec])
