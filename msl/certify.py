@@ -1075,13 +1075,17 @@ def check_finding(finding: Any, findings_file: Path, bindings: dict[str, str]) -
     if not path.is_file():
         return no(f"its certificate {path} is missing")
     nets = [m for m in finding.models if m.kind == "network"]
-    if len(nets) != 1:
-        return no(f"certificates are about one network, the finding names {len(nets)}")
+    if not nets:
+        return no("the finding names no network")
     try:
         cert = load(path, digest)
     except UsageError as exc:  # tampered or malformed: the proof is not certified
         return no(exc.message)
-    return check(cert, _network_path(nets[0].role, nets[0].ref, bindings))
+    # A claim over several networks (refine: base and refined) proves a property of one of
+    # them: the one whose file the certificate names by its sha256 (check() verifies it).
+    paths = [_network_path(m.role, m.ref, bindings) for m in nets]
+    named = [p for p in paths if "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() == cert.network.sha256]
+    return check(cert, named[0] if named else paths[0])
 
 
 def certify_command(

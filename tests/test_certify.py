@@ -527,3 +527,24 @@ def test_acasxu_1_1_prop_5_lp_leaves_certify(tmp_path: Path) -> None:
     assert any(nd.leaf == "lp" for nd in certify.load(cert).trees[0])
     out = runner.invoke(cli, ["certify", str(cert), "--network", str(net), "--vnnlib", str(prop)])
     assert out.exit_code == 0 and "not certified" not in out.output, out.output
+
+
+def test_a_refine_proof_over_one_of_two_networks_certifies_and_equivalence_says_it_has_none(tmp_path: Path) -> None:
+    """A refine finding names both networks (base and refined) while its proof is about one:
+    msl certify picks the network whose file the certificate names by sha256 (it failed with
+    "certificates are about one network, the finding names 2"); an ε-equivalence proof has no
+    certificate yet, and its message says so."""
+    spec = Path(__file__).resolve().parents[1] / "specs" / "refine_relu.msl"
+    out = tmp_path / "f.json"
+    runner = CliRunner()
+    select = ["--select", "pruned_keeps_class_2", "--select", "pruned_within_0_25"]
+    res = runner.invoke(cli, ["check", str(spec), "-q", "-o", str(out), *select])
+    assert res.exit_code == 0, res.output
+    found = {f["claim"]["name"]: f for f in json.loads(out.read_text())["findings"]}
+    assert len(found["pruned_keeps_class_2"]["models"]) == 2
+    assert found["pruned_within_0_25"]["verdict"] == "proved"
+    assert "no certificate: proofs of ε-equivalence" in found["pruned_within_0_25"]["message"]
+    res = runner.invoke(cli, ["certify", str(out)])
+    assert "pruned_keeps_class_2: certified" in res.output, res.output
+    assert "pruned_within_0_25: not certified: the finding carries no certificate" in res.output
+    assert res.exit_code == 1  # not every proof certifies

@@ -356,6 +356,8 @@ class SymbolicRun(SearchRun):
         result = self.decided("equivalence", pairs, {"region": asdict(region), "eps": eps}, lambda: verify_equivalence(
             first, second, region, eps, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget()
         ))
+        self._certificate = None
+        self._uncertified = "proofs of ε-equivalence between two networks record none yet"
         outcome = self.formal_outcome(result, next(iter(nets.values())))
         if result.status == "sat" and outcome.counterexamples:
             # Both outputs as replayed through the original networks, and the gap they show.
