@@ -195,17 +195,14 @@ class SymbolicRun(SearchRun):
         except MslError as exc:
             raise EvalError(exc.message) from None
         if result.status == "unsat":
-            certified = self.certified(result, cert, handle)
-            if certified is not None:
-                return certified
+            outcome = self.certified(result, cert, handle)
+            if domain.norm == "l2" and outcome.verdict == "proved":
+                outcome.message = "no input of the ball's enclosing box violates the claim, so none of the ball does"
+            return outcome
         if domain.norm == "l2":
             # The regions are the ball's enclosing box: a proof there covers the ball, but a
             # witness may lie outside it, so anything short of a proof searches the ball.
-            if result.status != "unsat":
-                raise _NotLinear
-            outcome = self.formal_outcome(result, handle)
-            outcome.message = "no input of the ball's enclosing box violates the claim, so none of the ball does"
-            return outcome
+            raise _NotLinear
         return self.formal_outcome(result, handle)
 
     def decided(
@@ -233,25 +230,20 @@ class SymbolicRun(SearchRun):
             storable=lambda answer: _formal_result(answer).status in ("sat", "unsat"),
         )
 
-    def certified(self, result: Any, cert: Any, handle: ModelHandle) -> Outcome | None:
-        """Check the proof's certificate with the independent checker (:mod:`msl.certify`)
-        before reporting ``proved`` — also when the answer comes from the result cache, so a
-        cached proof is re-checked without a solver: None when it certifies (the outcome then
-        carries it); an ``error`` outcome when it does not, saying why."""
+    def certified(self, result: Any, cert: Any, handle: ModelHandle) -> Outcome:
+        """The outcome of an ``unsat`` answer, its certificate checked with the independent
+        checker (:mod:`msl.certify`) first — also when the answer comes from the result cache,
+        so a cached proof is re-checked without a solver: ``proved`` carrying the certificate,
+        or saying why it has none; an ``error`` when the certificate does not check."""
         from msl import certify
 
-        self._certificate = None
-        self._uncertified = ""
         if cert is None:  # the ReLU-splitting search (networks of many inputs) records no tree yet
-            self._uncertified = "proofs by ReLU splitting record none yet"
-            return None
+            return self.formal_outcome(result, handle, note="proofs by ReLU splitting record none yet")
         report = certify.check(cert, Path(handle.model.path))
         if report.certified:
-            self._certificate = cert
-            return None
+            return self.formal_outcome(result, handle, cert=cert)
         if report.incomplete:  # every piece of evidence holds; some leaves (z3) carry none yet
-            self._uncertified = report.reason
-            return None
+            return self.formal_outcome(result, handle, note=report.reason)
         message = ("internal inconsistency: the formal engine answered unsat, "
                    f"but its certificate does not check ({report.reason})")
         outcome = self.formal_outcome(result, handle)
@@ -290,7 +282,9 @@ class SymbolicRun(SearchRun):
         except MslError:
             return None
 
-    def formal_outcome(self, result: Any, handle: ModelHandle) -> Outcome:
+    def formal_outcome(self, result: Any, handle: ModelHandle, cert: Any = None, note: str = "") -> Outcome:
+        """The outcome of a formal answer; a proof carries ``cert`` (a checked certificate) or
+        says in its message why it has none (``note``)."""
         stats = result.stats
         encoding = stats.get("encoding", {})
         decided = stats.get("decided_by") or "branch and bound"
@@ -310,12 +304,10 @@ class SymbolicRun(SearchRun):
                 proof=proof,
             )
         if result.status == "unsat":
-            cert = getattr(self, "_certificate", None)
             if cert is not None:
                 from msl.certify import encode
 
                 proof["certificate"] = encode(cert)[0]
-            note = getattr(self, "_uncertified", "")
             return Outcome("proved", "smt", f"no input of the domain violates the claim ({stats.get('decided_by')})"
                            + (f"; no certificate: {note}" if note else ""), proof=proof, certificate=cert)
         if result.status == "sat":
@@ -356,9 +348,9 @@ class SymbolicRun(SearchRun):
         result = self.decided("equivalence", pairs, {"region": asdict(region), "eps": eps}, lambda: verify_equivalence(
             first, second, region, eps, WALL_LIMIT_S, self.ev.ctx.seed, witness_margin=0.0, work=WorkBudget()
         ))
-        self._certificate = None
-        self._uncertified = "proofs of ε-equivalence between two networks record none yet"
-        outcome = self.formal_outcome(result, next(iter(nets.values())))
+        outcome = self.formal_outcome(
+            result, next(iter(nets.values())), note="proofs of ε-equivalence between two networks record none yet"
+        )
         if result.status == "sat" and outcome.counterexamples:
             # Both outputs as replayed through the original networks, and the gap they show.
             a, b = nets
