@@ -55,7 +55,6 @@ A bound counts only when it is ``> 0`` after that.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -67,6 +66,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from msl.errors import UsageError
+from msl.findings import sha256_of
 
 FORMAT = "msl-certificate/1"
 ARITHMETIC = "float64, outward-rounded (2^-36 of each bound's term magnitude; nextafter on boxes)"
@@ -209,7 +209,7 @@ def encode(cert: Certificate) -> tuple[str, bytes]:
     text = json.dumps(
         cert.model_dump(mode="json", exclude_defaults=True), separators=(",", ":"), allow_nan=False
     ).encode()
-    return "sha256:" + hashlib.sha256(text).hexdigest(), gzip.compress(text, mtime=0)
+    return sha256_of(text), gzip.compress(text, mtime=0)
 
 
 def certificates_dir(findings: Path) -> Path:
@@ -244,7 +244,7 @@ def load(path: Path, digest: str | None = None) -> Certificate:
             raise UsageError(f"certificate {path}: not a gzip file ({exc})") from None
         if len(raw) > MAX_BYTES:
             raise UsageError(f"certificate {path}: larger than {MAX_BYTES:,} bytes uncompressed")
-    if digest is not None and "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
+    if digest is not None and sha256_of(raw) != digest:
         raise UsageError(f"certificate {path}: its content does not match the digest {digest}")
     try:
         return Certificate.model_validate_json(raw)
@@ -679,7 +679,7 @@ def _check(cert: Certificate, onnx_path: Path, expected: PropertyText | None) ->
     t0 = time.monotonic()
     leaves = refutations = 0
     try:
-        digest = "sha256:" + hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
+        digest = sha256_of(Path(onnx_path).read_bytes())
         if digest != cert.network.sha256:
             raise NotCertified(
                 f"the network file {onnx_path} (sha256 {digest[7:19]}…) is not the one "
@@ -1084,7 +1084,7 @@ def check_finding(finding: Any, findings_file: Path, bindings: dict[str, str]) -
     # A claim over several networks (refine: base and refined) proves a property of one of
     # them: the one whose file the certificate names by its sha256 (check() verifies it).
     paths = [_network_path(m.role, m.ref, bindings) for m in nets]
-    named = [p for p in paths if "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() == cert.network.sha256]
+    named = [p for p in paths if sha256_of(p.read_bytes()) == cert.network.sha256]
     return check(cert, named[0] if named else paths[0])
 
 
