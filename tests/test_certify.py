@@ -303,14 +303,18 @@ def test_schema_command_prints_the_certificate_schema() -> None:
     assert schema["title"] == "MSL proof certificate" and "Refutation" in schema["$defs"]
 
 
+def _proved_with_certificate(net: Path, prop: Path, cert: Path, *options: str) -> CliRunner:
+    """``msl vnnlib NET PROP --certificate CERT``, which must answer unsat; the runner, for more."""
+    runner = CliRunner()
+    out = runner.invoke(cli, ["vnnlib", str(net), str(prop), *options, "--certificate", str(cert)])
+    assert out.exit_code == 0 and out.output.splitlines()[0] == "unsat"
+    return runner
+
+
 @pytest.mark.skipif(not ACAS.is_dir(), reason="the ACAS Xu benchmark is not here")
 def test_acasxu_unsat_certifies_through_the_cli(tmp_path: Path) -> None:
-    net = ACAS / "ACASXU_run2a_2_1_batch_2000.onnx"
-    prop = ACAS / "prop_3.vnnlib"
-    cert = tmp_path / "proof.json.gz"
-    runner = CliRunner()
-    out = runner.invoke(cli, ["vnnlib", str(net), str(prop), "--certificate", str(cert)])
-    assert out.exit_code == 0 and out.output.splitlines()[0] == "unsat"
+    net, prop, cert = ACAS / "ACASXU_run2a_2_1_batch_2000.onnx", ACAS / "prop_3.vnnlib", tmp_path / "proof.json.gz"
+    runner = _proved_with_certificate(net, prop, cert)
     out = runner.invoke(cli, ["certify", str(cert), "--network", str(net), "--vnnlib", str(prop)])
     assert out.exit_code == 0, out.output
     assert "certified" in out.output and "not certified" not in out.output
@@ -518,12 +522,8 @@ def test_lp_leaf_margins_are_per_piece_and_relax_the_phase_rows(
 @pytest.mark.skipif(not ACAS.is_dir(), reason="the ACAS Xu benchmark is not here")
 def test_acasxu_1_1_prop_5_lp_leaves_certify(tmp_path: Path) -> None:
     """The engine proves 1_1 prop 5 with LP leaves whose pieces need per-piece margins."""
-    net = ACAS / "ACASXU_run2a_1_1_batch_2000.onnx"
-    prop = ACAS / "prop_5.vnnlib"
-    cert = tmp_path / "proof.json.gz"
-    runner = CliRunner()
-    out = runner.invoke(cli, ["vnnlib", str(net), str(prop), "--timeout", "116", "--certificate", str(cert)])
-    assert out.exit_code == 0 and out.output.splitlines()[0] == "unsat"
+    net, prop, cert = ACAS / "ACASXU_run2a_1_1_batch_2000.onnx", ACAS / "prop_5.vnnlib", tmp_path / "proof.json.gz"
+    runner = _proved_with_certificate(net, prop, cert, "--timeout", "116")
     assert any(nd.leaf == "lp" for nd in certify.load(cert).trees[0])
     out = runner.invoke(cli, ["certify", str(cert), "--network", str(net), "--vnnlib", str(prop)])
     assert out.exit_code == 0 and "not certified" not in out.output, out.output
